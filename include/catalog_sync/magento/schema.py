@@ -1,0 +1,309 @@
+"""Magento 2 catalog tables, as SQLAlchemy Core metadata.
+
+Only the tables and columns that Catalog Sync reads (and that the demo
+generator writes) are declared; names and types follow Magento 2.4's
+declarative schema so the same queries run on a real shop database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Index,
+)
+
+metadata = MetaData()
+
+# MariaDB/MySQL: store text as utf8mb4 so 4-byte characters survive.
+_MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_general_ci", "mysql_engine": "InnoDB"}
+
+PRODUCT_ENTITY_TYPE_CODE = "catalog_product"
+CATEGORY_ENTITY_TYPE_CODE = "catalog_category"
+ADMIN_STORE_ID = 0
+
+store_website = Table(
+    "store_website", metadata,
+    Column("website_id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("code", String(32), unique=True),
+    Column("name", String(64)),
+    Column("sort_order", SmallInteger, nullable=False, default=0),
+    Column("default_group_id", SmallInteger, nullable=False, default=0),
+    Column("is_default", SmallInteger, default=0),
+    **_MYSQL,
+)
+
+store_group = Table(
+    "store_group", metadata,
+    Column("group_id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("website_id", SmallInteger, nullable=False, default=0),
+    Column("name", String(255), nullable=False),
+    Column("root_category_id", Integer, nullable=False, default=0),
+    Column("default_store_id", SmallInteger, nullable=False, default=0),
+    Column("code", String(32), unique=True),
+    **_MYSQL,
+)
+
+store = Table(
+    "store", metadata,
+    Column("store_id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("code", String(32), unique=True),
+    Column("website_id", SmallInteger, nullable=False, default=0),
+    Column("group_id", SmallInteger, nullable=False, default=0),
+    Column("name", String(255), nullable=False),
+    Column("sort_order", SmallInteger, nullable=False, default=0),
+    Column("is_active", SmallInteger, nullable=False, default=0),
+    **_MYSQL,
+)
+
+core_config_data = Table(
+    "core_config_data", metadata,
+    Column("config_id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(8), nullable=False, default="default"),
+    Column("scope_id", Integer, nullable=False, default=0),
+    Column("path", String(255), nullable=False, default="general"),
+    Column("value", Text),
+    UniqueConstraint("scope", "scope_id", "path", name="CORE_CONFIG_DATA_SCOPE_SCOPE_ID_PATH"),
+    **_MYSQL,
+)
+
+eav_entity_type = Table(
+    "eav_entity_type", metadata,
+    Column("entity_type_id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("entity_type_code", String(50), nullable=False),
+    Column("entity_model", String(255), nullable=False),
+    Column("entity_table", String(255)),
+    Column("default_attribute_set_id", SmallInteger, nullable=False, default=0),
+    **_MYSQL,
+)
+
+eav_attribute_set = Table(
+    "eav_attribute_set", metadata,
+    Column("attribute_set_id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("entity_type_id", SmallInteger, nullable=False, default=0),
+    Column("attribute_set_name", String(255)),
+    Column("sort_order", SmallInteger, nullable=False, default=0),
+    **_MYSQL,
+)
+
+eav_attribute = Table(
+    "eav_attribute", metadata,
+    Column("attribute_id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("entity_type_id", SmallInteger, nullable=False, default=0),
+    Column("attribute_code", String(255), nullable=False),
+    Column("backend_type", String(8), nullable=False, default="static"),
+    Column("frontend_input", String(50)),
+    Column("frontend_label", String(255)),
+    Column("source_model", String(255)),
+    Column("is_required", SmallInteger, nullable=False, default=0),
+    Column("is_user_defined", SmallInteger, nullable=False, default=0),
+    UniqueConstraint("entity_type_id", "attribute_code", name="EAV_ATTRIBUTE_ENTITY_TYPE_ID_ATTRIBUTE_CODE"),
+    **_MYSQL,
+)
+
+catalog_eav_attribute = Table(
+    "catalog_eav_attribute", metadata,
+    Column("attribute_id", SmallInteger, primary_key=True, autoincrement=False),
+    # 0 = store view, 1 = global, 2 = website (Magento's ScopedAttributeInterface)
+    Column("is_global", SmallInteger, nullable=False, default=1),
+    Column("is_visible", SmallInteger, nullable=False, default=1),
+    Column("is_searchable", SmallInteger, nullable=False, default=0),
+    Column("is_filterable", SmallInteger, nullable=False, default=0),
+    Column("used_in_product_listing", SmallInteger, nullable=False, default=0),
+    **_MYSQL,
+)
+
+eav_attribute_option = Table(
+    "eav_attribute_option", metadata,
+    Column("option_id", Integer, primary_key=True, autoincrement=False),
+    Column("attribute_id", SmallInteger, nullable=False, default=0),
+    Column("sort_order", SmallInteger, nullable=False, default=0),
+    **_MYSQL,
+)
+
+eav_attribute_option_value = Table(
+    "eav_attribute_option_value", metadata,
+    Column("value_id", Integer, primary_key=True, autoincrement=True),
+    Column("option_id", Integer, nullable=False, default=0),
+    Column("store_id", SmallInteger, nullable=False, default=0),
+    Column("value", String(255)),
+    UniqueConstraint("store_id", "option_id", name="EAV_ATTRIBUTE_OPTION_VALUE_STORE_ID_OPTION_ID"),
+    **_MYSQL,
+)
+
+catalog_product_entity = Table(
+    "catalog_product_entity", metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("attribute_set_id", SmallInteger, nullable=False, default=0),
+    Column("type_id", String(32), nullable=False, default="simple"),
+    Column("sku", String(64), nullable=False),
+    Column("has_options", SmallInteger, nullable=False, default=0),
+    Column("required_options", SmallInteger, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("CATALOG_PRODUCT_ENTITY_SKU", "sku"),
+    Index("CATALOG_PRODUCT_ENTITY_UPDATED_AT", "updated_at"),
+    **_MYSQL,
+)
+
+# EAV backend type -> value column type, as in Magento's declarative schema.
+BACKEND_VALUE_TYPES = {
+    "varchar": String(255),
+    "int": Integer,
+    "decimal": Numeric(20, 6),
+    "text": Text,
+    "datetime": DateTime,
+}
+
+
+def _value_table(prefix: str, backend: str) -> Table:
+    name = f"{prefix}_{backend}"
+    return Table(
+        name, metadata,
+        Column("value_id", Integer, primary_key=True, autoincrement=True),
+        Column("attribute_id", SmallInteger, nullable=False, default=0),
+        Column("store_id", SmallInteger, nullable=False, default=0),
+        Column("entity_id", Integer, nullable=False, default=0),
+        Column("value", BACKEND_VALUE_TYPES[backend]),
+        UniqueConstraint("entity_id", "attribute_id", "store_id", name=f"{name.upper()}_ENTITY_ID_ATTRIBUTE_ID_STORE_ID"),
+        **_MYSQL,
+    )
+
+
+PRODUCT_VALUE_TABLES: dict[str, Table] = {
+    backend: _value_table("catalog_product_entity", backend) for backend in BACKEND_VALUE_TYPES
+}
+
+catalog_product_website = Table(
+    "catalog_product_website", metadata,
+    Column("product_id", Integer, primary_key=True, autoincrement=False),
+    Column("website_id", SmallInteger, primary_key=True, autoincrement=False),
+    **_MYSQL,
+)
+
+cataloginventory_stock_item = Table(
+    "cataloginventory_stock_item", metadata,
+    Column("item_id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", Integer, nullable=False, default=0),
+    Column("stock_id", SmallInteger, nullable=False, default=0),
+    Column("qty", Numeric(12, 4)),
+    Column("is_in_stock", SmallInteger, nullable=False, default=0),
+    Column("website_id", SmallInteger, nullable=False, default=0),
+    UniqueConstraint("product_id", "stock_id", name="CATALOGINVENTORY_STOCK_ITEM_PRODUCT_ID_STOCK_ID"),
+    **_MYSQL,
+)
+
+catalog_category_entity = Table(
+    "catalog_category_entity", metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("attribute_set_id", SmallInteger, nullable=False, default=0),
+    Column("parent_id", Integer, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("path", String(255), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("level", Integer, nullable=False, default=0),
+    Column("children_count", Integer, nullable=False),
+    **_MYSQL,
+)
+
+catalog_category_entity_varchar = _value_table("catalog_category_entity", "varchar")
+
+catalog_category_product = Table(
+    "catalog_category_product", metadata,
+    Column("entity_id", Integer, primary_key=True, autoincrement=True),
+    Column("category_id", Integer, nullable=False, default=0),
+    Column("product_id", Integer, nullable=False, default=0),
+    Column("position", Integer, nullable=False, default=0),
+    UniqueConstraint("category_id", "product_id", name="CATALOG_CATEGORY_PRODUCT_CATEGORY_ID_PRODUCT_ID"),
+    Index("CATALOG_CATEGORY_PRODUCT_PRODUCT_ID", "product_id"),
+    **_MYSQL,
+)
+
+catalog_product_super_link = Table(
+    "catalog_product_super_link", metadata,
+    Column("link_id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", Integer, nullable=False, default=0),
+    Column("parent_id", Integer, nullable=False, default=0),
+    UniqueConstraint("product_id", "parent_id", name="CATALOG_PRODUCT_SUPER_LINK_PRODUCT_ID_PARENT_ID"),
+    Index("CATALOG_PRODUCT_SUPER_LINK_PARENT_ID", "parent_id"),
+    **_MYSQL,
+)
+
+catalog_product_relation = Table(
+    "catalog_product_relation", metadata,
+    Column("parent_id", Integer, primary_key=True, autoincrement=False),
+    Column("child_id", Integer, primary_key=True, autoincrement=False),
+    **_MYSQL,
+)
+
+catalog_product_entity_media_gallery = Table(
+    "catalog_product_entity_media_gallery", metadata,
+    Column("value_id", Integer, primary_key=True, autoincrement=True),
+    Column("attribute_id", SmallInteger, nullable=False, default=0),
+    Column("value", String(255)),
+    Column("media_type", String(32), nullable=False, default="image"),
+    Column("disabled", SmallInteger, nullable=False, default=0),
+    **_MYSQL,
+)
+
+catalog_product_entity_media_gallery_value = Table(
+    "catalog_product_entity_media_gallery_value", metadata,
+    Column("record_id", Integer, primary_key=True, autoincrement=True),
+    Column("value_id", Integer, nullable=False, default=0),
+    Column("store_id", SmallInteger, nullable=False, default=0),
+    Column("entity_id", Integer, nullable=False, default=0),
+    Column("label", String(255)),
+    Column("position", Integer),
+    Column("disabled", SmallInteger, nullable=False, default=0),
+    **_MYSQL,
+)
+
+catalog_product_entity_media_gallery_value_to_entity = Table(
+    "catalog_product_entity_media_gallery_value_to_entity", metadata,
+    Column("value_id", Integer, primary_key=True, autoincrement=False),
+    Column("entity_id", Integer, primary_key=True, autoincrement=False),
+    **_MYSQL,
+)
+
+# Magento's mview changelogs that matter for the product feed. Each has
+# version_id (auto increment) and entity_id; triggers fill them.
+CHANGELOG_TABLE_NAMES = (
+    "catalogsearch_fulltext_cl",
+    "catalog_product_price_cl",
+    "cataloginventory_stock_cl",
+    "catalog_product_category_cl",
+    "catalog_product_attribute_cl",
+)
+
+
+def _changelog_table(name: str) -> Table:
+    return Table(
+        name, metadata,
+        Column("version_id", Integer, primary_key=True, autoincrement=True),
+        Column("entity_id", Integer, nullable=False, default=0),
+        **_MYSQL,
+    )
+
+
+CHANGELOG_TABLES: dict[str, Table] = {name: _changelog_table(name) for name in CHANGELOG_TABLE_NAMES}
+
+# Declared so the demo catalog looks like a shop; Catalog Sync never writes it.
+mview_state = Table(
+    "mview_state", metadata,
+    Column("state_id", Integer, primary_key=True, autoincrement=True),
+    Column("view_id", String(255)),
+    Column("mode", String(16), default="disabled"),
+    Column("status", String(16), default="idle"),
+    Column("updated", DateTime),
+    Column("version_id", Integer),
+    **_MYSQL,
+)

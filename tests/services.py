@@ -1,0 +1,78 @@
+"""Access to the real services on this machine, for tests.
+
+A test that needs a service asks for it here. When the service is missing the
+test is skipped with the reason locally, and fails under CI (CI=true), so CI
+can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+MARIADB_HOST = os.environ.get("CATALOG_SYNC_TEST_MARIADB_HOST", "127.0.0.1")
+MARIADB_PORT = int(os.environ.get("CATALOG_SYNC_TEST_MARIADB_PORT", "3306"))
+POSTGRES_HOST = os.environ.get("CATALOG_SYNC_TEST_POSTGRES_HOST", "127.0.0.1")
+POSTGRES_PORT = int(os.environ.get("CATALOG_SYNC_TEST_POSTGRES_PORT", "5432"))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail in CI."""
+    if in_ci():
+        pytest.fail(f"required service unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def fresh_mariadb_database(prefix: str = "cs_test") -> str:
+    """Create an empty utf8mb4 database; return its SQLAlchemy URL."""
+    if not port_open(MARIADB_HOST, MARIADB_PORT):
+        unavailable(f"MariaDB is not listening on {MARIADB_HOST}:{MARIADB_PORT}")
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/?charset=utf8mb4")
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    admin.dispose()
+    return f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}?charset=utf8mb4"
+
+
+def drop_mariadb_database(url: str) -> None:
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(url).database
+    admin = sa.create_engine(f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/?charset=utf8mb4")
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.dispose()
+
+
+def fresh_postgres_database(prefix: str = "cs_test") -> str:
+    """Create an empty PostgreSQL database; return its SQLAlchemy URL."""
+    if not port_open(POSTGRES_HOST, POSTGRES_PORT):
+        unavailable(f"PostgreSQL is not listening on {POSTGRES_HOST}:{POSTGRES_PORT}")
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(
+        f"postgresql+psycopg2://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return f"postgresql+psycopg2://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
