@@ -1,0 +1,164 @@
+"""Command line: `python -m catalog_sync COMMAND`.
+
+Runs the same engine functions as the Airflow DAGs. Settings come from flags,
+or from CATALOG_SYNC_* environment variables (the place for secrets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from catalog_sync.settings import ConfigurationError, SyncSettings
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m catalog_sync", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sync = commands.add_parser("sync", help="run one whole sync; prints a JSON summary as the last line")
+    sync.add_argument("--source-url", help="SQLAlchemy URL of the Magento database (env CATALOG_SYNC_SOURCE_URL)")
+    sync.add_argument("--target-url", help="file://FOLDER for JSONL deltas (env CATALOG_SYNC_TARGET_URL)")
+    sync.add_argument("--state-url", help="folder or URL for the snapshot and staging (env CATALOG_SYNC_STATE_URL)")
+    sync.add_argument("--status-url", help="SQLAlchemy URL of the status store (default: SQLite in the state folder)")
+    sync.add_argument("--full", action="store_true", help="reconcile the whole catalog instead of the changes")
+    sync.add_argument("--cleanup", action="store_true", help="re-send every item, as if the snapshot were empty")
+    sync.add_argument("--dry-run", action="store_true", help="compute and report the delta, send nothing")
+    sync.add_argument("--skus", help="comma-separated SKUs: resync only these")
+    sync.add_argument("--chunk-size", type=int, help="products read per chunk (default 5000)")
+    sync.add_argument("--batch-size", type=int, help="items per request to the target (default 100)")
+    sync.set_defaults(handler=_cmd_sync)
+
+    status = commands.add_parser("status", help="show the last runs and their failed items")
+    _state_args(status)
+    status.add_argument("--limit", type=int, default=10)
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(handler=_cmd_status)
+
+    show = commands.add_parser("show", help="print the payload last exported for a SKU")
+    show.add_argument("sku")
+    show.add_argument("--store-view", help="store view code (default: every store view)")
+    _state_args(show)
+    show.set_defaults(handler=_cmd_show)
+
+    demo = commands.add_parser("demo-catalog", help="write a deterministic demo catalog with Magento's schema")
+    demo.add_argument("--db", required=True, help="SQLAlchemy URL, e.g. sqlite:///demo.db or mysql+pymysql://...")
+    demo.add_argument("--products", type=int, required=True)
+    demo.add_argument("--store-views", type=int, default=2)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _state_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-url", help="snapshot folder or URL (env CATALOG_SYNC_STATE_URL)")
+    parser.add_argument("--status-url", help="status store URL (default: SQLite in the state folder)")
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from catalog_sync.pipeline import SyncRequest, run_sync
+    from catalog_sync.status_store import SyncLockedError
+
+    settings = SyncSettings.from_env(
+        source_url=args.source_url, target_url=args.target_url, state_url=args.state_url,
+        status_url=args.status_url, chunk_size=args.chunk_size, batch_size=args.batch_size,
+    )
+    skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())
+    request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run)
+    try:
+        summary = run_sync(settings, request)
+    except SyncLockedError as exc:
+        print(f"not started: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    print(json.dumps(summary, sort_keys=False))
+    return EXIT_FAILED if "error" in summary else 0
+
+
+def _readonly_settings(args: argparse.Namespace) -> tuple[str, str]:
+    import os
+
+    from catalog_sync.settings import default_status_url
+
+    state = args.state_url or os.environ.get("CATALOG_SYNC_STATE_URL", "")
+    status = args.status_url or os.environ.get("CATALOG_SYNC_STATUS_URL", "")
+    if not state and not status:
+        raise ConfigurationError("set --state-url (or --status-url), or CATALOG_SYNC_STATE_URL")
+    return state, status or default_status_url(state)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from catalog_sync.status_store import StatusStore
+
+    _, status_url = _readonly_settings(args)
+    store = StatusStore(status_url)
+    runs = store.recent_runs(args.limit)
+    for run in runs:
+        run["failures"] = store.failures(run["run_id"])[:50]
+    holder = store.lock_holder()
+    if args.json:
+        print(json.dumps({"lock": holder and holder.owner, "runs": runs}, default=str, indent=2))
+        return 0
+    if holder:
+        print(f"sync in progress: {holder.owner} (lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+    if not runs:
+        print("no runs recorded yet")
+    cols = ("started_at", "state", "mode", "extracted", "inserted", "updated", "deleted", "unchanged", "failed", "duration_s")
+    print("  ".join(f"{c:>10}" if c != "started_at" else f"{c:<25}" for c in cols) + "  run_id")
+    for run in runs:
+        print("  ".join(_cell(c, run.get(c)) for c in cols) + f"  {run['run_id']}")
+        if run.get("error"):
+            print(f"{'':<27}error: {run['error']}")
+        for failure in run["failures"]:
+            print(f"{'':<27}{failure['status']}: {failure['sku']} [{failure['store_view_code']}] {failure['op']}: {failure['reason']}")
+    return 0
+
+
+def _cell(column: str, value: Any) -> str:
+    if column == "started_at":
+        return f"{str(value or ''):<25}"
+    return f"{'' if value is None else value:>10}"
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from catalog_sync.snapshot_reader import find_exported
+
+    state, _ = _readonly_settings(args)
+    if not state:
+        raise ConfigurationError("show needs --state-url (or CATALOG_SYNC_STATE_URL)")
+    found = find_exported(state, args.sku, args.store_view)
+    if not found:
+        where = f" in store view {args.store_view!r}" if args.store_view else ""
+        print(f"sku {args.sku!r} has not been exported{where}", file=sys.stderr)
+        return EXIT_FAILED
+    for item in found:
+        print(json.dumps(item, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from catalog_sync.demo.generator import generate_demo_catalog
+
+    summary = generate_demo_catalog(args.db, args.products, args.store_views, args.seed)
+    print(json.dumps(summary.__dict__))
+    return 0

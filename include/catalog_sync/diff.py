@@ -1,0 +1,123 @@
+"""Classify extracted items against the snapshot, in DuckDB, streaming from Parquet.
+
+Each item keyed by (sku, store_view_code) becomes one of:
+
+    insert       new in the extract
+    update       in both, content hash differs (or a forced re-send)
+    delete       in the snapshot's scope, gone from the extract
+    unchanged    same content hash: not written to the delta
+    quarantined  bad input found at extract; reported, never sent
+    held         rejected by the target before with this exact content; re-sent only once it changes
+
+Only the product ids in scope are compared: every product in full mode, the
+changed ids in incremental mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+SENDABLE_OPS = ("insert", "update", "delete")
+
+
+@dataclass(frozen=True)
+class DiffInputs:
+    extract_glob: str
+    delta_path: str
+    snapshot_path: str | None = None
+    pending_path: str | None = None
+    scope_path: str | None = None  # Parquet with product_id; None = full scope
+    force_resend: bool = False
+
+
+@dataclass(frozen=True)
+class DiffCounts:
+    extracted: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    held: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _literal(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = None) -> DiffCounts:
+    con = con or duckdb.connect()
+    con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet({_literal(inputs.extract_glob)})")
+    if inputs.snapshot_path:
+        scope_filter = ""
+        if inputs.scope_path:
+            scope_filter = (
+                f" WHERE product_id IN (SELECT product_id FROM read_parquet({_literal(inputs.scope_path)}))"
+                " OR sku IN (SELECT sku FROM e)"
+            )
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW s AS SELECT product_id, sku, store_view_code, content_hash "
+            f"FROM read_parquet({_literal(inputs.snapshot_path)}){scope_filter}"
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW s AS SELECT NULL::BIGINT AS product_id, NULL::VARCHAR AS sku, "
+            "NULL::VARCHAR AS store_view_code, NULL::VARCHAR AS content_hash WHERE false"
+        )
+    if inputs.pending_path:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW r AS SELECT sku, store_view_code, content_hash, reason "
+            f"FROM read_parquet({_literal(inputs.pending_path)}) WHERE status = 'rejected'"
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW r AS SELECT NULL::VARCHAR AS sku, NULL::VARCHAR AS store_view_code, "
+            "NULL::VARCHAR AS content_hash, NULL::VARCHAR AS reason WHERE false"
+        )
+    force = "true" if inputs.force_resend else "false"
+    con.execute(
+        f"""
+        COPY (
+            SELECT
+                CASE
+                    WHEN e.sku IS NULL THEN 'delete'
+                    WHEN e.quarantine_reason IS NOT NULL THEN 'quarantined'
+                    WHEN r.content_hash IS NOT NULL THEN 'held'
+                    WHEN s.sku IS NULL THEN 'insert'
+                    WHEN e.content_hash <> s.content_hash OR {force} THEN 'update'
+                    ELSE 'unchanged'
+                END AS op,
+                coalesce(e.product_id, s.product_id) AS product_id,
+                coalesce(e.sku, s.sku) AS sku,
+                coalesce(e.store_view_code, s.store_view_code) AS store_view_code,
+                e.content_hash, e.payload, e.name, e.type, e.price, e.visibility, e.source_updated_at,
+                coalesce(e.quarantine_reason, r.reason) AS reason
+            FROM e
+            FULL OUTER JOIN s ON e.sku = s.sku AND e.store_view_code = s.store_view_code
+            LEFT JOIN r ON r.sku = e.sku AND r.store_view_code = e.store_view_code AND r.content_hash = e.content_hash
+            WHERE op <> 'unchanged'
+        ) TO {_literal(inputs.delta_path)} (FORMAT parquet, COMPRESSION zstd)
+        """
+    )
+    by_op = dict(
+        con.execute(f"SELECT op, count(*) FROM read_parquet({_literal(inputs.delta_path)}) GROUP BY op").fetchall()
+    )
+    extracted = con.execute("SELECT count(*) FROM e").fetchone()[0]
+    changed = sum(by_op.get(op, 0) for op in ("insert", "update", "quarantined", "held"))
+    return DiffCounts(
+        extracted=extracted,
+        inserted=by_op.get("insert", 0),
+        updated=by_op.get("update", 0),
+        deleted=by_op.get("delete", 0),
+        unchanged=extracted - changed,
+        quarantined=by_op.get("quarantined", 0),
+        held=by_op.get("held", 0),
+    )

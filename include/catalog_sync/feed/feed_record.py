@@ -1,0 +1,241 @@
+"""Build feed records from raw Magento rows, resolving values the way Magento does.
+
+One record per (sku, store view). A store-scoped value overrides the default
+(store 0); a product is in a store view only when the view's website is
+assigned to it. Arrays whose order carries no meaning are sorted so the
+content hash is stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from catalog_sync.feed.content_hash import canonical_json, content_hash
+from catalog_sync.magento.catalog_reader import CatalogContext, ProductChunk, StoreView
+from catalog_sync.magento.schema import ADMIN_STORE_ID
+
+IMAGE_ROLES = ("image", "small_image", "thumbnail", "swatch_image")
+# Attributes mapped to named fields of the record; the rest go to `attributes`.
+CORE_ATTRIBUTES = frozenset(
+    {
+        "name", "status", "visibility", "url_key", "description", "short_description", "meta_title",
+        "meta_description", "meta_keyword", "price", "special_price", "special_from_date", "special_to_date",
+        *IMAGE_ROLES,
+    }
+)
+SKU_MAX_LENGTH = 64
+
+# The Parquet layout of an extract. `payload` is the canonical JSON of the whole record.
+EXTRACT_SCHEMA = pa.schema(
+    [
+        ("product_id", pa.int64()),
+        ("sku", pa.string()),
+        ("store_view_code", pa.string()),
+        ("content_hash", pa.string()),
+        ("payload", pa.string()),
+        ("name", pa.string()),
+        ("type", pa.string()),
+        ("price", pa.float64()),
+        ("visibility", pa.int32()),
+        ("source_updated_at", pa.string()),
+        ("quarantine_reason", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    product_id: int
+    sku: str
+    store_view_code: str
+    payload: dict[str, Any]
+    quarantine_reason: str | None = None
+
+
+def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext) -> Iterator[FeedRow]:
+    attr_ids = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
+    custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
+    views_by_website: dict[int, list[StoreView]] = {}
+    for view in ctx.store_views:
+        views_by_website.setdefault(view.website_id, []).append(view)
+
+    for entity in chunk.entities:
+        eid = int(entity["entity_id"])
+        values = chunk.values.get(eid, {})
+        for website_id in sorted(chunk.websites.get(eid, ())):
+            for view in views_by_website.get(website_id, ()):
+                def value(code: str, _values=values, _store=view.store_id) -> Any:
+                    by_store = _values.get(attr_ids.get(code, -1))
+                    if not by_store:
+                        return None
+                    return by_store[_store] if _store in by_store else by_store.get(ADMIN_STORE_ID)
+
+                yield _build_row(entity, view, value, chunk, ctx, custom, values)
+
+
+def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: CatalogContext, custom, values) -> FeedRow:
+    eid = int(entity["entity_id"])
+    sku = entity["sku"] or ""
+    qty, in_stock = chunk.stock.get(eid, (None, 0))
+    gallery_files = {role: value(role) for role in IMAGE_ROLES}
+    payload: dict[str, Any] = {
+        "product_id": eid,
+        "sku": sku,
+        "store_view_code": view.code,
+        "store_code": view.group_code,
+        "website_code": view.website_code,
+        "locale": view.locale,
+        "type": entity["type_id"],
+        "attribute_set_id": int(entity["attribute_set_id"]),
+        "name": _text(value("name")),
+        "status": _int(value("status")),
+        "visibility": _int(value("visibility")),
+        "url_key": _text(value("url_key")),
+        "description": _text(value("description")),
+        "short_description": _text(value("short_description")),
+        "meta_title": _text(value("meta_title")),
+        "meta_description": _text(value("meta_description")),
+        "meta_keywords": _text(value("meta_keyword")),
+        "price": _number(value("price")),
+        "special_price": _number(value("special_price")),
+        "special_price_from": _date(value("special_from_date")),
+        "special_price_to": _date(value("special_to_date")),
+        "currency": view.currency,
+        "qty": _number(qty),
+        "in_stock": bool(in_stock),
+        "category_ids": sorted(chunk.category_ids.get(eid, [])),
+        "category_paths": sorted(_category_paths(chunk.category_ids.get(eid, []), view.store_id, ctx)),
+        "images": _images(chunk.gallery.get(eid, []), gallery_files, view.store_id),
+        "parent_skus": sorted(chunk.linked_skus[p] for p in chunk.parent_ids.get(eid, []) if p in chunk.linked_skus),
+        "variant_skus": sorted(chunk.linked_skus[c] for c in chunk.child_ids.get(eid, []) if c in chunk.linked_skus),
+        "attributes": _custom_attributes(custom, values, view.store_id, ctx),
+        "created_at": _timestamp(entity["created_at"]),
+        "updated_at": _timestamp(entity["updated_at"]),
+    }
+    return FeedRow(eid, sku, view.code, payload, _quarantine_reason(payload))
+
+
+def _quarantine_reason(payload: dict[str, Any]) -> str | None:
+    sku = payload["sku"]
+    if not sku.strip():
+        return "empty sku"
+    if len(sku) > SKU_MAX_LENGTH:
+        return f"sku longer than {SKU_MAX_LENGTH} characters"
+    if not payload["name"]:
+        return "no name in this store view (nor at default scope)"
+    return None
+
+
+def _category_paths(category_ids: list[int], store_id: int, ctx: CatalogContext) -> list[str]:
+    paths = []
+    for cid in category_ids:
+        category = ctx.categories.get(cid)
+        if category is None:
+            continue
+        # Skip the tree root (level 0) and the store's root category (level 1).
+        names = [ctx.category_name(pid, store_id) or str(pid) for pid in category.path_ids[2:]]
+        if names:
+            paths.append("/".join(names))
+    return paths
+
+
+def _images(gallery: list[dict[str, Any]], role_files: dict[str, Any], store_id: int) -> list[dict[str, Any]]:
+    images = []
+    for image in gallery:
+        disabled = image["disabled_by_store"].get(store_id, image["disabled_by_store"].get(ADMIN_STORE_ID, image["disabled"]))
+        if disabled:
+            continue
+        label = image["labels"].get(store_id) or image["labels"].get(ADMIN_STORE_ID)
+        position = image["positions"].get(store_id, image["positions"].get(ADMIN_STORE_ID))
+        images.append(
+            {
+                "url": image["file"],
+                "label": label,
+                "roles": sorted(role for role, file in role_files.items() if file and file == image["file"]),
+                "position": position if position is not None else 0,
+            }
+        )
+    images.sort(key=lambda i: (i["position"], i["url"] or ""))
+    return images
+
+
+def _custom_attributes(custom, values, store_id: int, ctx: CatalogContext) -> list[dict[str, Any]]:
+    result = []
+    for attribute in sorted(custom, key=lambda a: a.code):
+        by_store = values.get(attribute.attribute_id)
+        if not by_store:
+            continue
+        raw = by_store[store_id] if store_id in by_store else by_store.get(ADMIN_STORE_ID)
+        if raw is None or raw == "":
+            continue
+        if attribute.frontend_input in ("select", "multiselect"):
+            option_ids = [int(o) for o in str(raw).split(",") if o.strip().isdigit()]
+            labels = [ctx.option_label(o, store_id) or str(o) for o in option_ids]
+            vals = sorted(labels) if attribute.frontend_input == "multiselect" else labels
+        else:
+            vals = [_scalar(raw)]
+        result.append({"code": attribute.code, "label": attribute.label, "values": vals})
+    return result
+
+
+def _text(raw: Any) -> str | None:
+    return None if raw is None else str(raw)
+
+
+def _int(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
+
+
+def _number(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    return float(round(Decimal(str(raw)), 6))
+
+
+def _scalar(raw: Any) -> Any:
+    if isinstance(raw, Decimal):
+        return _number(raw)
+    if isinstance(raw, (datetime, date)):
+        return raw.isoformat()
+    return str(raw) if not isinstance(raw, (int, float)) else raw
+
+
+def _date(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw)
+    if text.startswith("0000-00-00"):
+        return None
+    return text[:10]
+
+
+def _timestamp(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):
+        return raw.strftime("%Y-%m-%dT%H:%M:%S")
+    return str(raw).replace(" ", "T")[:19]
+
+
+def rows_to_arrow(rows: list[FeedRow]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in EXTRACT_SCHEMA.names}
+    for row in rows:
+        p = row.payload
+        columns["product_id"].append(row.product_id)
+        columns["sku"].append(row.sku)
+        columns["store_view_code"].append(row.store_view_code)
+        columns["content_hash"].append(content_hash(p))
+        columns["payload"].append(canonical_json(p).decode())
+        columns["name"].append(p["name"])
+        columns["type"].append(p["type"])
+        columns["price"].append(p["price"])
+        columns["visibility"].append(p["visibility"])
+        columns["source_updated_at"].append(p["updated_at"])
+        columns["quarantine_reason"].append(row.quarantine_reason)
+    return pa.table(columns, schema=EXTRACT_SCHEMA)

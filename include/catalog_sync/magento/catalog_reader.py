@@ -1,0 +1,323 @@
+"""Read-only access to a Magento 2 catalog database over SQLAlchemy Core.
+
+Everything here is a SELECT. Catalog Sync never writes to the shop database
+(not even `mview_state`); tests checksum the tables to prove it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from catalog_sync.magento import schema as m
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreView:
+    store_id: int
+    code: str
+    name: str
+    website_id: int
+    website_code: str
+    group_code: str
+    locale: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class Attribute:
+    attribute_id: int
+    code: str
+    backend_type: str
+    frontend_input: str | None
+    label: str | None
+    is_user_defined: bool
+
+
+@dataclass(frozen=True)
+class Category:
+    category_id: int
+    path_ids: tuple[int, ...]
+    level: int
+
+
+@dataclass
+class CatalogContext:
+    """Catalog-wide facts, read once per run and shared by every chunk."""
+
+    store_views: list[StoreView]
+    attributes_by_id: dict[int, Attribute]
+    option_labels: dict[tuple[int, int], str]  # (option_id, store_id) -> label
+    categories: dict[int, Category]
+    category_names: dict[tuple[int, int], str]  # (category_id, store_id) -> name
+    price_scope: int  # 0 global, 1 website (catalog/price/scope)
+
+    @property
+    def attributes_by_code(self) -> dict[str, Attribute]:
+        return {a.code: a for a in self.attributes_by_id.values()}
+
+    def option_label(self, option_id: int, store_id: int) -> str | None:
+        return self.option_labels.get((option_id, store_id)) or self.option_labels.get((option_id, m.ADMIN_STORE_ID))
+
+    def category_name(self, category_id: int, store_id: int) -> str | None:
+        return self.category_names.get((category_id, store_id)) or self.category_names.get(
+            (category_id, m.ADMIN_STORE_ID)
+        )
+
+
+@dataclass
+class ProductChunk:
+    """Raw rows for a set of product ids, grouped by product."""
+
+    entities: list[dict[str, Any]]
+    # entity_id -> attribute_id -> store_id -> raw value
+    values: dict[int, dict[int, dict[int, Any]]] = field(default_factory=dict)
+    websites: dict[int, set[int]] = field(default_factory=dict)
+    stock: dict[int, tuple[Any, int]] = field(default_factory=dict)  # qty, is_in_stock
+    category_ids: dict[int, list[int]] = field(default_factory=dict)
+    parent_ids: dict[int, list[int]] = field(default_factory=dict)
+    child_ids: dict[int, list[int]] = field(default_factory=dict)
+    linked_skus: dict[int, str] = field(default_factory=dict)
+    # entity_id -> list of (file, label per store {store_id: label}, position, disabled per store)
+    gallery: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class MagentoCatalogReader:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # ---- catalog-wide context -------------------------------------------------
+
+    def load_context(self) -> CatalogContext:
+        with self.engine.connect() as conn:
+            config = self._config(conn)
+            views = self._store_views(conn, config)
+            attributes = self._product_attributes(conn)
+            options = {
+                (r.option_id, r.store_id): r.value
+                for r in conn.execute(
+                    sa.select(
+                        m.eav_attribute_option_value.c.option_id,
+                        m.eav_attribute_option_value.c.store_id,
+                        m.eav_attribute_option_value.c.value,
+                    )
+                )
+            }
+            categories, names = self._categories(conn)
+        price_scope = int(config.get(("default", 0, "catalog/price/scope")) or 0)
+        return CatalogContext(views, attributes, options, categories, names, price_scope)
+
+    @staticmethod
+    def _config(conn: sa.Connection) -> dict[tuple[str, int, str], str | None]:
+        c = m.core_config_data.c
+        wanted = ("general/locale/code", "currency/options/base", "currency/options/default", "catalog/price/scope")
+        rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(wanted)))
+        return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}
+
+    @staticmethod
+    def _store_views(conn: sa.Connection, config: dict) -> list[StoreView]:
+        s, w, g = m.store.c, m.store_website.c, m.store_group.c
+        rows = conn.execute(
+            sa.select(s.store_id, s.code, s.name, s.website_id, w.code.label("website_code"), g.code.label("group_code"))
+            .join_from(m.store, m.store_website, s.website_id == w.website_id)
+            .join(m.store_group, s.group_id == g.group_id)
+            .where(s.store_id != m.ADMIN_STORE_ID, s.is_active == 1)
+            .order_by(s.store_id)
+        )
+
+        def scoped(path: str, store_id: int, website_id: int) -> str | None:
+            # Magento's fallback: store view, then website, then default scope.
+            for key in (("stores", store_id, path), ("websites", website_id, path), ("default", 0, path)):
+                if config.get(key):
+                    return config[key]
+            return None
+
+        views = []
+        for r in rows:
+            currency = scoped("currency/options/default", r.store_id, r.website_id) or scoped(
+                "currency/options/base", r.store_id, r.website_id
+            )
+            views.append(
+                StoreView(
+                    store_id=int(r.store_id),
+                    code=r.code,
+                    name=r.name,
+                    website_id=int(r.website_id),
+                    website_code=r.website_code,
+                    group_code=r.group_code or "",
+                    locale=scoped("general/locale/code", r.store_id, r.website_id) or "en_US",
+                    currency=currency or "USD",
+                )
+            )
+        return views
+
+    @staticmethod
+    def _product_attributes(conn: sa.Connection) -> dict[int, Attribute]:
+        a, t = m.eav_attribute.c, m.eav_entity_type.c
+        rows = conn.execute(
+            sa.select(a.attribute_id, a.attribute_code, a.backend_type, a.frontend_input, a.frontend_label, a.is_user_defined)
+            .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+            .where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE)
+        )
+        return {
+            int(r.attribute_id): Attribute(
+                int(r.attribute_id), r.attribute_code, r.backend_type, r.frontend_input, r.frontend_label, bool(r.is_user_defined)
+            )
+            for r in rows
+        }
+
+    @staticmethod
+    def _categories(conn: sa.Connection) -> tuple[dict[int, Category], dict[tuple[int, int], str]]:
+        c = m.catalog_category_entity.c
+        categories = {
+            int(r.entity_id): Category(int(r.entity_id), tuple(int(p) for p in r.path.split("/") if p), int(r.level))
+            for r in conn.execute(sa.select(c.entity_id, c.path, c.level))
+        }
+        a, t = m.eav_attribute.c, m.eav_entity_type.c
+        name_attr = conn.execute(
+            sa.select(a.attribute_id)
+            .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+            .where(t.entity_type_code == m.CATEGORY_ENTITY_TYPE_CODE, a.attribute_code == "name")
+        ).scalar()
+        v = m.catalog_category_entity_varchar.c
+        names = {
+            (int(r.entity_id), int(r.store_id)): r.value
+            for r in conn.execute(sa.select(v.entity_id, v.store_id, v.value).where(v.attribute_id == name_attr))
+        }
+        return categories, names
+
+    # ---- product ids -----------------------------------------------------------
+
+    def iter_all_id_chunks(self, chunk_size: int) -> Iterator[list[int]]:
+        """Every product id, in ascending chunks (keyset pagination, no OFFSET)."""
+        e = m.catalog_product_entity.c
+        last = -1
+        with self.engine.connect() as conn:
+            while True:
+                ids = list(
+                    conn.execute(
+                        sa.select(e.entity_id).where(e.entity_id > last).order_by(e.entity_id).limit(chunk_size)
+                    ).scalars()
+                )
+                if not ids:
+                    return
+                yield [int(i) for i in ids]
+                last = ids[-1]
+
+    def existing_ids(self, ids: Sequence[int]) -> set[int]:
+        e = m.catalog_product_entity.c
+        found: set[int] = set()
+        with self.engine.connect() as conn:
+            for part in _slices(list(ids), 5000):
+                found.update(int(i) for i in conn.execute(sa.select(e.entity_id).where(e.entity_id.in_(part))).scalars())
+        return found
+
+    def ids_for_skus(self, skus: Sequence[str]) -> list[int]:
+        e = m.catalog_product_entity.c
+        with self.engine.connect() as conn:
+            return sorted(int(i) for i in conn.execute(sa.select(e.entity_id).where(e.sku.in_(list(skus)))).scalars())
+
+    # ---- one chunk of products ---------------------------------------------------
+
+    def load_chunk(self, ids: Sequence[int]) -> ProductChunk:
+        ids = sorted(set(ids))
+        if not ids:
+            return ProductChunk(entities=[])
+        # A contiguous id range lets the database use a range scan instead of a long IN list.
+        contiguous = ids[-1] - ids[0] + 1 == len(ids)
+
+        def id_filter(col: sa.ColumnElement) -> sa.ColumnElement[bool]:
+            return col.between(ids[0], ids[-1]) if contiguous else col.in_(ids)
+
+        e = m.catalog_product_entity.c
+        with self.engine.connect() as conn:
+            entities = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(e.entity_id, e.sku, e.type_id, e.attribute_set_id, e.created_at, e.updated_at)
+                    .where(id_filter(e.entity_id))
+                    .order_by(e.entity_id)
+                )
+            ]
+            chunk = ProductChunk(entities=entities)
+            values: dict[int, dict[int, dict[int, Any]]] = defaultdict(lambda: defaultdict(dict))
+            for table in m.PRODUCT_VALUE_TABLES.values():
+                t = table.c
+                for r in conn.execute(sa.select(t.entity_id, t.attribute_id, t.store_id, t.value).where(id_filter(t.entity_id))):
+                    values[r.entity_id][r.attribute_id][r.store_id] = r.value
+            chunk.values = values
+
+            w = m.catalog_product_website.c
+            websites: dict[int, set[int]] = defaultdict(set)
+            for r in conn.execute(sa.select(w.product_id, w.website_id).where(id_filter(w.product_id))):
+                websites[r.product_id].add(int(r.website_id))
+            chunk.websites = websites
+
+            s = m.cataloginventory_stock_item.c
+            for r in conn.execute(
+                sa.select(s.product_id, s.qty, s.is_in_stock).where(id_filter(s.product_id), s.stock_id == 1)
+            ):
+                chunk.stock[r.product_id] = (r.qty, int(r.is_in_stock))
+
+            cp = m.catalog_category_product.c
+            cats: dict[int, list[int]] = defaultdict(list)
+            for r in conn.execute(sa.select(cp.product_id, cp.category_id).where(id_filter(cp.product_id))):
+                cats[r.product_id].append(int(r.category_id))
+            chunk.category_ids = cats
+
+            sl = m.catalog_product_super_link.c
+            parents: dict[int, list[int]] = defaultdict(list)
+            children: dict[int, list[int]] = defaultdict(list)
+            for r in conn.execute(
+                sa.select(sl.product_id, sl.parent_id).where(sa.or_(id_filter(sl.product_id), id_filter(sl.parent_id)))
+            ):
+                parents[r.product_id].append(int(r.parent_id))
+                children[r.parent_id].append(int(r.product_id))
+            chunk.parent_ids, chunk.child_ids = parents, children
+            linked = {i for lst in parents.values() for i in lst} | {i for lst in children.values() for i in lst}
+            for part in _slices(sorted(linked), 5000):
+                for r in conn.execute(sa.select(e.entity_id, e.sku).where(e.entity_id.in_(part))):
+                    chunk.linked_skus[int(r.entity_id)] = r.sku
+
+            chunk.gallery = self._gallery(conn, id_filter)
+        return chunk
+
+    @staticmethod
+    def _gallery(conn: sa.Connection, id_filter) -> dict[int, list[dict[str, Any]]]:
+        g = m.catalog_product_entity_media_gallery.c
+        gv = m.catalog_product_entity_media_gallery_value.c
+        ge = m.catalog_product_entity_media_gallery_value_to_entity.c
+        images: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+        rows = conn.execute(
+            sa.select(ge.entity_id, g.value_id, g.value, g.media_type, g.disabled)
+            .join_from(m.catalog_product_entity_media_gallery_value_to_entity, m.catalog_product_entity_media_gallery,
+                       ge.value_id == g.value_id)
+            .where(id_filter(ge.entity_id))
+        )
+        for r in rows:
+            images[r.entity_id][r.value_id] = {
+                "file": r.value, "media_type": r.media_type, "disabled": bool(r.disabled), "labels": {}, "positions": {},
+                "disabled_by_store": {},
+            }
+        for r in conn.execute(
+            sa.select(gv.entity_id, gv.value_id, gv.store_id, gv.label, gv.position, gv.disabled).where(id_filter(gv.entity_id))
+        ):
+            image = images.get(r.entity_id, {}).get(r.value_id)
+            if image is not None:
+                image["labels"][r.store_id] = r.label
+                image["positions"][r.store_id] = r.position
+                image["disabled_by_store"][r.store_id] = bool(r.disabled)
+        return {entity: list(by_value.values()) for entity, by_value in images.items()}
+
+
+def _slices(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,130 @@
+"""Which products changed since our last sync.
+
+Primary method: Magento's own mview changelog tables (`*_cl`), filled by
+database triggers on every catalog write. We keep one watermark (the last
+`version_id` we consumed) per changelog in our snapshot manifest, and never
+touch Magento's `mview_state`.
+
+Fallback ("Update on Save" shops without changelogs): an `updated_at`
+watermark with a safety overlap, plus a key-only scan so deletes are seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from catalog_sync.magento import schema as m
+
+log = logging.getLogger(__name__)
+
+CHANGELOG = "changelog"
+UPDATED_AT = "updated_at"
+UPDATED_AT_OVERLAP = timedelta(minutes=10)
+_TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class ChangeMarks:
+    """A position in the shop's change history: watermarks per changelog, or an updated_at instant."""
+
+    method: str
+    changelog_versions: dict[str, int] = field(default_factory=dict)
+    updated_at: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "changelog_versions": dict(self.changelog_versions), "updated_at": self.updated_at}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "ChangeMarks | None":
+        if not data:
+            return None
+        return cls(data["method"], {k: int(v) for k, v in data.get("changelog_versions", {}).items()}, data.get("updated_at"))
+
+
+class ChangeDetector:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def available_changelogs(self) -> list[str]:
+        inspector = sa.inspect(self.engine)
+        return [name for name in m.CHANGELOG_TABLE_NAMES if inspector.has_table(name)]
+
+    def current_marks(self) -> ChangeMarks:
+        """Where the shop's history stands now; the next sync reads up to here."""
+        changelogs = self.available_changelogs()
+        with self.engine.connect() as conn:
+            if changelogs:
+                versions = {}
+                for name in changelogs:
+                    t = m.CHANGELOG_TABLES[name]
+                    versions[name] = int(conn.execute(sa.select(sa.func.max(t.c.version_id))).scalar() or 0)
+                return ChangeMarks(CHANGELOG, versions)
+            e = m.catalog_product_entity.c
+            latest = conn.execute(sa.select(sa.func.max(e.updated_at))).scalar()
+        return ChangeMarks(UPDATED_AT, updated_at=_format_ts(latest))
+
+    def gap_reason(self, since: ChangeMarks) -> str | None:
+        """Why the changes since `since` cannot be read completely, or None when they can."""
+        now_available = self.available_changelogs()
+        if since.method != (CHANGELOG if now_available else UPDATED_AT):
+            return f"change tracking switched from {since.method} to {'changelog' if now_available else 'updated_at'}"
+        if since.method == UPDATED_AT:
+            return None
+        with self.engine.connect() as conn:
+            for name in now_available:
+                if name not in since.changelog_versions:
+                    return f"changelog {name} appeared since the last sync; its history before now is unknown"
+                t = m.CHANGELOG_TABLES[name]
+                oldest, newest = conn.execute(sa.select(sa.func.min(t.c.version_id), sa.func.max(t.c.version_id))).one()
+                mark = since.changelog_versions[name]
+                if oldest is not None and int(oldest) > mark + 1:
+                    return (
+                        f"changelog {name} was trimmed past our watermark: we consumed up to version {mark}, "
+                        f"the oldest kept version is {oldest}"
+                    )
+                if newest is not None and int(newest) < mark:
+                    return f"changelog {name} went backwards (max version {newest} < our watermark {mark}); was it truncated?"
+        return None
+
+    def changed_ids(self, since: ChangeMarks, until: ChangeMarks) -> set[int]:
+        """Entity ids that changed in (since, until]."""
+        with self.engine.connect() as conn:
+            if since.method == CHANGELOG:
+                ids: set[int] = set()
+                for name, upper in until.changelog_versions.items():
+                    lower = since.changelog_versions.get(name, 0)
+                    if upper <= lower:
+                        continue
+                    t = m.CHANGELOG_TABLES[name].c
+                    ids.update(
+                        int(i)
+                        for i in conn.execute(
+                            sa.select(t.entity_id).distinct().where(t.version_id > lower, t.version_id <= upper)
+                        ).scalars()
+                    )
+                return ids
+            e = m.catalog_product_entity.c
+            start = datetime.strptime(since.updated_at, _TS_FORMAT) - UPDATED_AT_OVERLAP if since.updated_at else None
+            query = sa.select(e.entity_id)
+            if start is not None:
+                query = query.where(e.updated_at >= start)
+            return {int(i) for i in conn.execute(query).scalars()}
+
+    def all_ids(self) -> set[int]:
+        """Key-only scan of the products, so deletes are seen without changelogs."""
+        e = m.catalog_product_entity.c
+        with self.engine.connect() as conn:
+            return {int(i) for i in conn.execute(sa.select(e.entity_id)).scalars()}
+
+
+def _format_ts(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.strftime(_TS_FORMAT)
+    return str(value)[:19]

@@ -1,0 +1,520 @@
+"""The sync pipeline: plan -> extract -> diff -> export -> commit -> report.
+
+Each step is a plain function of (settings, plan). The Airflow tasks and the
+CLI call these same functions; `run_sync` chains them for the CLI. Steps pass
+data as files in a per-run staging folder; only the small `RunPlan` travels
+between them (through XCom in Airflow). Every step can be re-run: it rewrites
+its own outputs and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from catalog_sync.diff import DiffCounts, DiffInputs, compute_delta
+from catalog_sync.feed.feed_record import EXTRACT_SCHEMA, build_feed_rows, rows_to_arrow
+from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
+from catalog_sync.settings import SyncSettings, redact_url
+from catalog_sync.sinks import open_sink
+from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
+from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA, SnapshotStore
+from catalog_sync.status_store import FAILED, SUCCESS, StatusStore
+from catalog_sync.storage import StateLocation
+
+log = logging.getLogger("catalog_sync.pipeline")
+
+INCREMENTAL, FULL, SKUS = "incremental", "full", "skus"
+RESULTS_SCHEMA = pa.schema([("sku", pa.string()), ("store_view_code", pa.string()), ("status", pa.string()), ("reason", pa.string())])
+MAX_FAILURES_RECORDED = 10_000
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """What the caller asks for. The plan step decides the actual mode."""
+
+    run_id: str
+    full: bool = False
+    cleanup: bool = False
+    skus: tuple[str, ...] = ()
+    dry_run: bool = False
+    dag_id: str | None = None
+    airflow_run_id: str | None = None
+
+    @staticmethod
+    def new_run_id(prefix: str = "cli") -> str:
+        return f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    run_key: str
+    mode: str
+    mode_reason: str
+    dry_run: bool
+    force_resend: bool
+    skus: list[str]
+    staging: str
+    base_version: int
+    base_snapshot: str | None
+    base_pending: str | None
+    since_marks: dict | None
+    until_marks: dict
+    started_at: str
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunPlan":
+        return cls(**data)
+
+
+class Workspace:
+    """The services one step needs, built from settings."""
+
+    def __init__(self, settings: SyncSettings):
+        self.settings = settings
+        self.state = StateLocation(settings.state_url)
+        self.snapshots = SnapshotStore(self.state, settings.keep_snapshot_versions)
+        self._status: StatusStore | None = None
+        self._source: sa.Engine | None = None
+
+    @property
+    def status(self) -> StatusStore:
+        if self._status is None:
+            self._status = StatusStore(self.settings.status_url, self.settings.target_name)
+        return self._status
+
+    @property
+    def source(self) -> sa.Engine:
+        if self._source is None:
+            self._source = sa.create_engine(self.settings.source_url, pool_pre_ping=True)
+        return self._source
+
+    def staging(self, plan: RunPlan) -> StateLocation:
+        return self.state.child(plan.staging)
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.dispose()
+        if self._source is not None:
+            self._source.dispose()
+
+
+def _run_key(run_id: str, started: datetime) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:80]
+    return f"{started:%Y%m%dT%H%M%S}Z-{slug}"
+
+
+# ---- plan -----------------------------------------------------------------------------
+
+
+def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
+    """Take the sync lock, read the manifest, and choose the mode."""
+    ws = Workspace(settings)
+    try:
+        ws.status.acquire_lock(request.run_id, settings.lock_ttl_s)
+        manifest = ws.snapshots.read_manifest()
+        detector = ChangeDetector(ws.source)
+        until = detector.current_marks()
+        since = manifest.marks
+
+        if request.skus:
+            mode, reason = SKUS, f"resync of {len(request.skus)} requested sku(s)"
+        elif request.cleanup:
+            mode, reason = FULL, "full resync with cleanup requested: every item is re-sent"
+        elif request.full:
+            mode, reason = FULL, "full resync requested"
+        elif manifest.version == 0:
+            mode, reason = FULL, "no snapshot yet: first sync"
+        elif since is None:
+            mode, reason = FULL, "the snapshot has no change watermark yet"
+        else:
+            gap = detector.gap_reason(since)
+            mode, reason = (FULL, f"escalated to a full reconcile: {gap}") if gap else (INCREMENTAL, f"changes since {_describe(since)}")
+
+        started = datetime.now(timezone.utc)
+        run_key = _run_key(request.run_id, started)
+        result = RunPlan(
+            run_id=request.run_id,
+            run_key=run_key,
+            mode=mode,
+            mode_reason=reason,
+            dry_run=request.dry_run,
+            force_resend=request.cleanup or mode == SKUS,
+            skus=list(request.skus),
+            staging=f"staging/{run_key}",
+            base_version=manifest.version,
+            base_snapshot=manifest.snapshot_file,
+            base_pending=manifest.pending_file,
+            since_marks=since.to_dict() if since else None,
+            until_marks=until.to_dict(),
+            started_at=started.isoformat(timespec="seconds"),
+        )
+        ws.staging(result).makedirs()
+        ws.staging(result).write_json_atomic(result.to_dict(), "plan.json")
+        ws.status.start_run(request.run_id, mode, dry_run=request.dry_run, mode_reason=reason,
+                            dag_id=request.dag_id, airflow_run_id=request.airflow_run_id)
+        log.info(
+            "plan: run %s, mode %s (%s)%s; source %s, target %s, snapshot v%d with %d items",
+            request.run_id, mode, reason, " [dry run]" if request.dry_run else "", redact_url(settings.source_url),
+            redact_url(settings.target_url), manifest.version, manifest.item_count,
+        )
+        return result
+    except Exception:
+        # A plan that fails after taking the lock must not leave it held
+        # (release only deletes the lock if this run owns it).
+        ws.status.release_lock(request.run_id)
+        raise
+    finally:
+        ws.close()
+
+
+def _describe(marks: ChangeMarks) -> str:
+    if marks.method == UPDATED_AT:
+        return f"updated_at {marks.updated_at}"
+    return ", ".join(f"{name}@{version}" for name, version in sorted(marks.changelog_versions.items()))
+
+
+# ---- extract --------------------------------------------------------------------------
+
+
+def extract(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
+    """Read the products in scope from Magento, chunk by chunk, straight into Parquet."""
+    ws = Workspace(settings)
+    staging = ws.staging(run)
+    started = time.perf_counter()
+    try:
+        reader = MagentoCatalogReader(ws.source)
+        ctx = reader.load_context()
+        _check_store_views(ctx.store_views)
+        id_chunks, scope_ids = _id_chunks(ws, run, reader, settings.chunk_size)
+        if scope_ids is not None:
+            pq.write_table(pa.table({"product_id": pa.array(sorted(scope_ids), pa.int64())}), staging.local_path("scope.parquet"))
+        records = products = 0
+        with pq.ParquetWriter(staging.local_path("extract.parquet"), EXTRACT_SCHEMA, compression="zstd") as writer:
+            for ids in id_chunks:
+                chunk = reader.load_chunk(ids)
+                table = rows_to_arrow(list(build_feed_rows(chunk, ctx)))
+                writer.write_table(table)
+                records += table.num_rows
+                products += len(chunk.entities)
+        counts = {"products": products, "records": records, "scope": -1 if scope_ids is None else len(scope_ids)}
+        staging.write_json_atomic(counts, "extract.json")
+        log.info(
+            "extract: %d products -> %d feed records across %d store view(s) in %.2fs",
+            products, records, len(ctx.store_views), time.perf_counter() - started,
+        )
+        return counts
+    finally:
+        ws.close()
+
+
+def _check_store_views(views) -> None:
+    if not views:
+        raise RuntimeError("the Magento database has no active store view (table `store`, store_id > 0, is_active = 1)")
+
+
+def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: int):
+    """The product ids to extract: all of them (full), or the changed ones plus the retries."""
+    if run.mode == FULL:
+        return reader.iter_all_id_chunks(size), None
+    scope: set[int] = set()
+    if run.mode == SKUS:
+        scope.update(reader.ids_for_skus(run.skus))
+        if run.base_snapshot:
+            scope.update(_snapshot_ids(ws, run.base_snapshot, "sku IN (SELECT unnest(?))", [run.skus]))
+    else:
+        detector = ChangeDetector(ws.source)
+        since, until = ChangeMarks.from_dict(run.since_marks), ChangeMarks.from_dict(run.until_marks)
+        changed = detector.changed_ids(since, until)
+        scope.update(changed)
+        if until.method == UPDATED_AT and run.base_snapshot:
+            # No changelog: a key-only scan finds the deletes.
+            gone = _snapshot_ids(ws, run.base_snapshot) - detector.all_ids()
+            scope.update(gone)
+        retries = _snapshot_ids(ws, run.base_pending, "status <> 'rejected'") if run.base_pending else set()
+        scope.update(retries)
+        log.info("extract: %d changed product id(s) since the last sync, %d retried", len(changed), len(retries))
+    ordered = sorted(scope)
+    return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope
+
+
+def _snapshot_ids(ws: Workspace, relative: str, where: str = "true", params: list | None = None) -> set[int]:
+    path = ws.snapshots.file_url(relative)
+    rows = duckdb.execute(f"SELECT DISTINCT product_id FROM read_parquet(?) WHERE {where}", [path, *(params or [])]).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+# ---- diff -----------------------------------------------------------------------------
+
+
+def diff(settings: SyncSettings, run: RunPlan) -> DiffCounts:
+    ws = Workspace(settings)
+    staging = ws.staging(run)
+    started = time.perf_counter()
+    counts = compute_delta(
+        DiffInputs(
+            extract_glob=staging.local_path("extract.parquet"),
+            delta_path=staging.local_path("delta.parquet"),
+            snapshot_path=ws.snapshots.file_url(run.base_snapshot),
+            pending_path=ws.snapshots.file_url(run.base_pending),
+            scope_path=staging.local_path("scope.parquet") if run.mode != FULL else None,
+            force_resend=run.force_resend,
+        )
+    )
+    staging.write_json_atomic(counts.to_dict(), "diff.json")
+    log.info(
+        "diff: %d extracted -> %d insert, %d update, %d delete, %d unchanged, %d quarantined, %d held (rejected before) in %.2fs",
+        counts.extracted, counts.inserted, counts.updated, counts.deleted, counts.unchanged, counts.quarantined,
+        counts.held, time.perf_counter() - started,
+    )
+    ws.close()
+    return counts
+
+
+# ---- export ---------------------------------------------------------------------------
+
+
+def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
+    """Send the delta and write one result per item: ok, retryable or rejected."""
+    ws = Workspace(settings)
+    staging = ws.staging(run)
+    if run.dry_run:
+        log.info("export: dry run, nothing sent")
+        counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}
+        staging.write_json_atomic(counts, "export.json")
+        return counts
+    started = time.perf_counter()
+    sink = open_sink(settings.target_url)
+    counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}
+    not_sent: list[ItemResult] = []
+
+    def items():
+        for batch in pq.ParquetFile(staging.local_path("delta.parquet")).iter_batches(batch_size=10_000):
+            for row in batch.to_pylist():
+                if row["op"] in ("insert", "update"):
+                    yield DeltaItem(UPSERT, row["product_id"], row["sku"], row["store_view_code"], orjson.loads(row["payload"]), row["content_hash"])
+                elif row["op"] == "delete":
+                    yield DeltaItem(DELETE, row["product_id"], row["sku"], row["store_view_code"], None, None)
+                else:  # quarantined or held: never sent, reported as rejected with the reason
+                    not_sent.append(ItemResult(row["sku"], row["store_view_code"], REJECTED, row["reason"]))
+
+    with pq.ParquetWriter(staging.local_path("results.parquet"), RESULTS_SCHEMA) as writer:
+        buffer: list[ItemResult] = []
+        for result in sink.send(items(), run.run_key):
+            counts["sent"] += 1
+            counts[result.status] += 1
+            buffer.append(result)
+            if len(buffer) >= 10_000:
+                writer.write_table(_results_table(buffer))
+                buffer = []
+        buffer.extend(not_sent)
+        counts[REJECTED] += len(not_sent)
+        writer.write_table(_results_table(buffer))
+    sink.close()
+    staging.write_json_atomic(counts, "export.json")
+    elapsed = time.perf_counter() - started
+    log.info(
+        "export: sent %d item(s) to %s in %.2fs (%.0f items/s): %d ok, %d retryable, %d rejected",
+        counts["sent"], sink.description, elapsed, counts["sent"] / elapsed if elapsed else 0,
+        counts[OK], counts["retryable"], counts[REJECTED],
+    )
+    return counts
+
+
+def _results_table(results: list[ItemResult]) -> pa.Table:
+    return pa.table(
+        {
+            "sku": [r.sku for r in results],
+            "store_view_code": [r.store_view_code for r in results],
+            "status": [r.status for r in results],
+            "reason": [r.reason for r in results],
+        },
+        schema=RESULTS_SCHEMA,
+    )
+
+
+# ---- commit ---------------------------------------------------------------------------
+
+
+def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
+    """Apply the accepted items to a new snapshot version and swap the manifest atomically."""
+    ws = Workspace(settings)
+    staging = ws.staging(run)
+    if run.dry_run:
+        log.info("commit: dry run, snapshot left at v%d", run.base_version)
+        counts = {"inserted": 0, "updated": 0, "deleted": 0, "failed": 0, "items": -1}
+        staging.write_json_atomic(counts, "commit.json")
+        return counts
+    manifest = ws.snapshots.read_manifest()
+    if manifest.run_id == run.run_id and staging.exists("commit.json"):
+        log.info("commit: run %s is already committed as v%d; nothing to do", run.run_id, manifest.version)
+        return staging.read_json("commit.json")
+
+    if manifest.version != run.base_version:
+        raise RuntimeError(
+            f"the snapshot is at v{manifest.version} but this run planned against v{run.base_version} "
+            f"(last committed by {manifest.run_id}); start a new run"
+        )
+    snapshot_rel, pending_rel = ws.snapshots.new_version_files(manifest)
+    ws.state.makedirs("snapshot")
+    con = duckdb.connect()
+    q = _literal
+    con.execute(f"CREATE TEMP VIEW d AS SELECT * FROM read_parquet({q(staging.local_path('delta.parquet'))})")
+    con.execute(f"CREATE TEMP VIEW res AS SELECT * FROM read_parquet({q(staging.local_path('results.parquet'))})")
+    con.execute(_empty_or_file_view("base", ws.snapshots.file_url(run.base_snapshot), SNAPSHOT_SCHEMA))
+    con.execute(_empty_or_file_view("old_pending", ws.snapshots.file_url(run.base_pending), PENDING_SCHEMA))
+    if run.mode == FULL:
+        con.execute("CREATE TEMP VIEW scope AS SELECT NULL::BIGINT AS product_id WHERE false")
+        keep_old_pending = "false"
+    else:
+        con.execute(f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet({q(staging.local_path('scope.parquet'))})")
+        keep_old_pending = "product_id NOT IN (SELECT product_id FROM scope)"
+    con.execute(
+        "CREATE TEMP TABLE accepted AS SELECT d.* FROM d JOIN res USING (sku, store_view_code) "
+        "WHERE res.status = 'ok' AND d.op IN ('insert', 'update', 'delete')"
+    )
+    exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    con.execute(
+        f"""COPY (
+            SELECT * FROM base WHERE (sku, store_view_code) NOT IN (SELECT (sku, store_view_code) FROM accepted)
+            UNION ALL BY NAME
+            SELECT product_id, sku, store_view_code, content_hash, payload, name, type, price, visibility,
+                   source_updated_at, {q(exported_at)} AS exported_at, {q(run.run_id)} AS run_id
+            FROM accepted WHERE op <> 'delete'
+        ) TO {q(ws.snapshots.file_url(snapshot_rel))} (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    con.execute(
+        f"""COPY (
+            SELECT * FROM old_pending
+            WHERE {keep_old_pending} AND (sku, store_view_code) NOT IN (SELECT (sku, store_view_code) FROM d)
+            UNION ALL BY NAME
+            SELECT d.product_id, d.sku, d.store_view_code,
+                   CASE WHEN d.op = 'delete' THEN 'delete' ELSE 'upsert' END AS op,
+                   res.status, res.reason, d.content_hash, {q(run.run_id)} AS run_id
+            FROM d JOIN res USING (sku, store_view_code) WHERE res.status <> 'ok'
+        ) TO {q(ws.snapshots.file_url(pending_rel))} (FORMAT parquet)"""
+    )
+    by_op = dict(con.execute("SELECT op, count(*) FROM accepted GROUP BY op").fetchall())
+    items = con.execute(f"SELECT count(*) FROM read_parquet({q(ws.snapshots.file_url(snapshot_rel))})").fetchone()[0]
+    failed = con.execute(f"SELECT count(*) FROM read_parquet({q(ws.snapshots.file_url(pending_rel))})").fetchone()[0]
+    con.close()
+
+    # The swap is the commit point: before it, the old version is in force.
+    new_manifest = ws.snapshots.swap_manifest(
+        manifest,
+        snapshot_rel, pending_rel,
+        None if run.mode == SKUS else ChangeMarks.from_dict(run.until_marks),
+        items, run.run_id,
+    )
+    counts = {"inserted": by_op.get("insert", 0), "updated": by_op.get("update", 0),
+              "deleted": by_op.get("delete", 0), "failed": failed, "items": items}
+    staging.write_json_atomic(counts, "commit.json")
+    log.info(
+        "commit: snapshot v%d -> v%d: %d item(s) in sync, %d accepted upsert(s), %d accepted delete(s), %d pending",
+        run.base_version, new_manifest.version, items, counts["inserted"] + counts["updated"], counts["deleted"], failed,
+    )
+    ws.close()
+    return counts
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _empty_or_file_view(name: str, path: str | None, schema: pa.Schema) -> str:
+    if path:
+        return f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({_literal(path)})"
+    duck_types = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.string(): "VARCHAR", pa.float64(): "DOUBLE"}
+    cols = ", ".join(f"NULL::{duck_types[f.type]} AS {f.name}" for f in schema)
+    return f"CREATE TEMP VIEW {name} AS SELECT {cols} WHERE false"
+
+
+# ---- report ---------------------------------------------------------------------------
+
+
+def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> dict[str, Any]:
+    """Record the outcome in the status store and the log, release the lock, and return the summary."""
+    ws = Workspace(settings)
+    staging = ws.staging(run)
+    try:
+        diff_counts = staging.read_json("diff.json") if staging.exists("diff.json") else {}
+        commit_counts = staging.read_json("commit.json") if staging.exists("commit.json") else None
+        if error is None and commit_counts is None:
+            error = "the run ended before its commit step completed"
+        accepted = commit_counts if (commit_counts and not run.dry_run) else diff_counts
+        failures = _failures(staging)
+        summary_counts = {
+            "extracted": diff_counts.get("extracted", 0),
+            "inserted": accepted.get("inserted", 0),
+            "updated": accepted.get("updated", 0),
+            "deleted": accepted.get("deleted", 0),
+            "unchanged": diff_counts.get("unchanged", 0),
+            "failed": len(failures) if not run.dry_run else 0,
+        }
+        ws.status.record_failures(run.run_id, failures[:MAX_FAILURES_RECORDED])
+        row = ws.status.finish_run(run.run_id, FAILED if error else SUCCESS, summary_counts, error)
+        summary = {"mode": run.mode, **summary_counts, "duration_s": row["duration_s"]}
+        if run.dry_run:
+            summary["dry_run"] = True
+        if error:
+            summary["error"] = error
+        duration = row["duration_s"] or 0
+        log.info(
+            "report: run %s %s in %.2fs (%.0f records/s): %s",
+            run.run_id, "FAILED" if error else "succeeded", duration,
+            summary_counts["extracted"] / duration if duration else 0, orjson.dumps(summary).decode(),
+        )
+        for failure in failures[:20]:
+            log.warning("report: %s %s/%s not in sync: %s", failure["status"], failure["sku"], failure["store_view_code"], failure["reason"])
+        if not error:
+            staging.remove(recursive=True)
+        return summary
+    finally:
+        ws.status.release_lock(run.run_id)
+        ws.close()
+
+
+def _failures(staging: StateLocation) -> list[dict[str, Any]]:
+    if not (staging.exists("results.parquet") and staging.exists("delta.parquet")):
+        return []
+    rows = duckdb.execute(
+        "SELECT d.product_id, d.sku, d.store_view_code, d.op, r.status, r.reason "
+        "FROM read_parquet(?) r JOIN read_parquet(?) d USING (sku, store_view_code) WHERE r.status <> 'ok' "
+        "ORDER BY d.sku, d.store_view_code",
+        [staging.local_path("results.parquet"), staging.local_path("delta.parquet")],
+    ).fetchall()
+    return [dict(zip(("product_id", "sku", "store_view_code", "op", "status", "reason"), r)) for r in rows]
+
+
+# ---- the whole run (CLI) ----------------------------------------------------------------
+
+
+def run_sync(settings: SyncSettings, request: SyncRequest) -> dict[str, Any]:
+    run = plan(settings, request)
+    error: str | None = None
+    try:
+        extract(settings, run)
+        diff(settings, run)
+        export(settings, run)
+        commit(settings, run)
+    except Exception as exc:  # reported, then re-raised by the caller's exit code
+        log.exception("sync failed")
+        error = f"{type(exc).__name__}: {exc}"
+    return report(settings, run, error)

@@ -1,0 +1,88 @@
+"""Settings of one Catalog Sync deployment.
+
+`SyncSettings` is filled either from CLI flags and environment variables
+(`from_env`) or from Airflow Connections and Variables
+(`catalog_sync.airflow_settings.load_settings`). The engine only ever sees this
+dataclass, never Airflow. URLs may hold secrets: never log them raw, use
+`redact_url`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_CHUNK_SIZE = 5000
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_LOCK_TTL_S = 6 * 3600
+DEFAULT_KEEP_SNAPSHOT_VERSIONS = 3
+
+
+class ConfigurationError(ValueError):
+    """Settings are wrong; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    source_url: str
+    target_url: str
+    state_url: str
+    status_url: str = ""
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lock_ttl_s: int = DEFAULT_LOCK_TTL_S
+    keep_snapshot_versions: int = DEFAULT_KEEP_SNAPSHOT_VERSIONS
+    target_name: str = "default"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.source_url:
+            raise ConfigurationError("source URL is missing: set --source-url or the catalog_sync_source Connection")
+        if not self.target_url:
+            raise ConfigurationError("target URL is missing: set --target-url or the catalog_sync_target Connection")
+        if not self.state_url:
+            raise ConfigurationError("state URL is missing: set --state-url or the catalog_sync_state_url Variable")
+        if self.chunk_size <= 0 or self.batch_size <= 0:
+            raise ConfigurationError("chunk_size and batch_size must be positive integers")
+        if not self.status_url:
+            object.__setattr__(self, "status_url", default_status_url(self.state_url))
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "SyncSettings":
+        """CLI flags win; CATALOG_SYNC_* environment variables fill the rest."""
+        env = os.environ
+        values: dict[str, object] = {
+            "source_url": env.get("CATALOG_SYNC_SOURCE_URL", ""),
+            "target_url": env.get("CATALOG_SYNC_TARGET_URL", ""),
+            "state_url": env.get("CATALOG_SYNC_STATE_URL", ""),
+            "status_url": env.get("CATALOG_SYNC_STATUS_URL", ""),
+            "chunk_size": int(env.get("CATALOG_SYNC_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)),
+            "batch_size": int(env.get("CATALOG_SYNC_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
+        }
+        values.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def default_status_url(state_url: str) -> str:
+    """The embedded default: a SQLite status store beside a local snapshot."""
+    if "://" in state_url and not state_url.startswith("file://"):
+        raise ConfigurationError(
+            "the state lives on object storage, so the status store cannot default to a local SQLite file: "
+            "set --status-url or the catalog_sync_status Connection"
+        )
+    local = Path(state_url.removeprefix("file://")).resolve()
+    return f"sqlite:///{local / 'status.db'}"
+
+
+def redact_url(url: str) -> str:
+    """A URL that is safe to log: the password is masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL (file://, http://)
+        if "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url

@@ -1,0 +1,43 @@
+"""What every sink (target) of Catalog Sync looks like."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+UPSERT = "upsert"
+DELETE = "delete"
+
+OK = "ok"
+RETRYABLE = "retryable"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class DeltaItem:
+    op: str  # UPSERT or DELETE
+    product_id: int
+    sku: str
+    store_view_code: str
+    payload: dict[str, Any] | None  # the feed record; None for deletes
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    sku: str
+    store_view_code: str
+    status: str  # OK, RETRYABLE or REJECTED
+    reason: str | None = None
+
+
+class Sink(Protocol):
+    """Sends a run's delta. Upserts are create-or-replace and deletes are idempotent,
+    so sending the same item twice is harmless (a crash before commit re-sends)."""
+
+    description: str
+
+    def send(self, items: Iterable[DeltaItem], run_key: str) -> Iterator[ItemResult]: ...
+
+    def close(self) -> None: ...

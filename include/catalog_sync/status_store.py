@@ -1,0 +1,217 @@
+"""The run-status store (SQLAlchemy; SQLite by default, PostgreSQL in production).
+
+One row per run in `catalog_sync_runs`, the items that did not sync in
+`catalog_sync_item_failures`, and the per-target sync lock in
+`catalog_sync_lock` that keeps the hourly sync and the full resync apart.
+No secret is ever written here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "catalog_sync_runs", metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("target", sa.String(100), nullable=False),
+    sa.Column("dag_id", sa.String(250)),
+    sa.Column("airflow_run_id", sa.String(250)),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("extracted", sa.Integer),
+    sa.Column("inserted", sa.Integer),
+    sa.Column("updated", sa.Integer),
+    sa.Column("deleted", sa.Integer),
+    sa.Column("unchanged", sa.Integer),
+    sa.Column("failed", sa.Integer),
+    sa.Column("mode_reason", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_catalog_sync_runs_started_at", "started_at"),
+)
+
+item_failures = sa.Table(
+    "catalog_sync_item_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False, index=True),
+    sa.Column("product_id", sa.BigInteger),
+    sa.Column("sku", sa.String(255), nullable=False),
+    sa.Column("store_view_code", sa.String(64), nullable=False),
+    sa.Column("op", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text),
+)
+
+sync_lock = sa.Table(
+    "catalog_sync_lock", metadata,
+    sa.Column("target", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(250), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+RUNNING, SUCCESS, FAILED = "running", "success", "failed"
+COUNT_FIELDS = ("extracted", "inserted", "updated", "deleted", "unchanged", "failed")
+
+
+class SyncLockedError(RuntimeError):
+    """Another sync holds the lock for this target."""
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    owner: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class StatusStore:
+    def __init__(self, url: str, target: str = "default"):
+        self.url = url
+        self.target = target
+        _ensure_sqlite_folder(url)
+        self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ---- runs --------------------------------------------------------------------
+
+    def start_run(self, run_id: str, mode: str, *, dry_run: bool, mode_reason: str | None = None,
+                  dag_id: str | None = None, airflow_run_id: str | None = None) -> None:
+        """Record a run as running; re-starting the same run (a task retry) resets it."""
+        with self.engine.begin() as conn:
+            conn.execute(runs.delete().where(runs.c.run_id == run_id))
+            conn.execute(item_failures.delete().where(item_failures.c.run_id == run_id))
+            conn.execute(
+                runs.insert().values(
+                    run_id=run_id, target=self.target, dag_id=dag_id, airflow_run_id=airflow_run_id, mode=mode,
+                    dry_run=dry_run, state=RUNNING, started_at=utcnow(), mode_reason=mode_reason,
+                )
+            )
+
+    def finish_run(self, run_id: str, state: str, counts: dict[str, int], error: str | None = None) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).one_or_none()
+            if row is None:
+                raise KeyError(f"run {run_id} was never started in the status store")
+            ended = utcnow()
+            duration = (ended - _aware(row.started_at)).total_seconds()
+            conn.execute(
+                runs.update().where(runs.c.run_id == run_id).values(
+                    state=state, ended_at=ended, duration_s=round(duration, 3), error=error,
+                    **{k: int(counts.get(k, 0)) for k in COUNT_FIELDS},
+                )
+            )
+        return self.get_run(run_id)
+
+    def record_failures(self, run_id: str, failures: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(item_failures.delete().where(item_failures.c.run_id == run_id))
+            if failures:
+                conn.execute(item_failures.insert(), [{**f, "run_id": run_id} for f in failures])
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()
+        return _row(row)
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs).where(runs.c.target == self.target).order_by(runs.c.started_at.desc()).limit(limit)
+            ).all()
+        return [_row(r) for r in rows]
+
+    def failures(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(item_failures).where(item_failures.c.run_id == run_id).order_by(item_failures.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    # ---- the sync lock -------------------------------------------------------------
+
+    def acquire_lock(self, owner: str, ttl_s: int) -> None:
+        """Take the lock for this target, or raise SyncLockedError naming the holder.
+
+        The same owner may take it again (task retries are idempotent); an expired
+        lease may be taken over (a crashed run must not block syncs forever).
+        """
+        now = utcnow()
+        expires = now + timedelta(seconds=ttl_s)
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sync_lock.update()
+                .where(sync_lock.c.target == self.target)
+                .where(sa.or_(sync_lock.c.owner == owner, sync_lock.c.expires_at < now))
+                .values(owner=owner, acquired_at=now, expires_at=expires)
+            ).rowcount
+            if updated:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(sync_lock.insert().values(target=self.target, owner=owner, acquired_at=now, expires_at=expires))
+                return
+            except sa.exc.IntegrityError:
+                pass
+        holder = self.lock_holder()
+        if holder is None:  # released in between: try once more
+            return self.acquire_lock(owner, ttl_s)
+        raise SyncLockedError(
+            f"target {self.target!r} is being synced by {holder.owner} (since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+
+    def release_lock(self, owner: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(sync_lock.delete().where(sync_lock.c.target == self.target, sync_lock.c.owner == owner)).rowcount
+            )
+
+    def lock_holder(self) -> LockHolder | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(sync_lock).where(sync_lock.c.target == self.target)).one_or_none()
+        if row is None:
+            return None
+        return LockHolder(row.owner, _aware(row.acquired_at), _aware(row.expires_at))
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _row(row: sa.Row) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("started_at", "ended_at"):
+        if data.get(key) is not None:
+            data[key] = _aware(data[key]).isoformat(timespec="seconds")
+    return data

@@ -1,0 +1,75 @@
+"""Where the snapshot and the staging files live: a local folder or an fsspec URL.
+
+All state I/O goes through `StateLocation` so the same code works on a local
+disk (embedded setup) and on object storage (distributed workers).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+
+@dataclass(frozen=True)
+class StateLocation:
+    """A root URL (or local path) under which Catalog Sync keeps its files."""
+
+    url: str
+    storage_options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        fs, _ = url_to_fs(self.url, **dict(self.storage_options))
+        return fs
+
+    @property
+    def root(self) -> str:
+        _, path = url_to_fs(self.url, **dict(self.storage_options))
+        return path.rstrip("/")
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *[p.strip("/") for p in parts]])
+
+    def child(self, *parts: str) -> "StateLocation":
+        return StateLocation(self._join_url(*parts), self.storage_options)
+
+    def _join_url(self, *parts: str) -> str:
+        return "/".join([self.url.rstrip("/"), *[p.strip("/") for p in parts]])
+
+    def is_local(self) -> bool:
+        return "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def makedirs(self, *parts: str) -> None:
+        self.fs.makedirs(self.path(*parts), exist_ok=True)
+
+    def read_json(self, *parts: str) -> Any:
+        with self.fs.open(self.path(*parts), "rb") as fh:
+            return json.loads(fh.read())
+
+    def write_json_atomic(self, data: Any, *parts: str) -> None:
+        """Write JSON so readers see the old or the new file, never half of one."""
+        final = self.path(*parts)
+        parent = final.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{final}.tmp-{uuid.uuid4().hex}"
+        with self.fs.open(tmp, "wb") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True).encode())
+        # Local: rename(2) is atomic. Object stores: the final PUT is atomic.
+        self.fs.mv(tmp, final)
+
+    def remove(self, *parts: str, recursive: bool = False) -> None:
+        target = self.path(*parts)
+        if self.fs.exists(target):
+            self.fs.rm(target, recursive=recursive)
+
+    def local_path(self, *parts: str) -> str:
+        """A path DuckDB/pyarrow can open directly (local files only)."""
+        return self.path(*parts)
