@@ -9,6 +9,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "include"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import airflow_env  # noqa: E402
+
+airflow_env.configure()
+
 from services import drop_mariadb_database, fresh_mariadb_database  # noqa: E402
 
 

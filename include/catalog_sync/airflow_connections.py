@@ -1,0 +1,92 @@
+"""Settings from Airflow Connections and Variables (the DAGs' only config source).
+
+Connections:
+    catalog_sync_source   the Magento database (mysql, postgres or sqlite; or extra {"sqlalchemy_url": ...})
+    catalog_sync_target   where the delta goes: extra {"url": "file:///..."} (http(s) later: the ingestion API)
+    catalog_sync_status   optional: the status store database (default SQLite beside a local state folder)
+Variables:
+    catalog_sync_state_url     folder or URL of the snapshot and staging (default $AIRFLOW_HOME/catalog_sync_state)
+    catalog_sync_chunk_size    products per extract chunk (default 5000)
+    catalog_sync_batch_size    items per request to the target (default 100)
+
+Secrets stay in the Connection: the URLs built here are used in-process and
+never logged unredacted, put in XCom or written to the snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote_plus
+
+from catalog_sync.settings import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, ConfigurationError, SyncSettings
+
+SOURCE_CONN_ID = "catalog_sync_source"
+TARGET_CONN_ID = "catalog_sync_target"
+STATUS_CONN_ID = "catalog_sync_status"
+STATE_URL_VARIABLE = "catalog_sync_state_url"
+
+_DRIVERS = {
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+}
+
+
+def sqlalchemy_url(conn) -> str:
+    """An SQLAlchemy URL for an Airflow Connection object."""
+    extra = conn.extra_dejson or {}
+    if extra.get("sqlalchemy_url"):
+        return extra["sqlalchemy_url"]
+    conn_type = (conn.conn_type or "").lower()
+    if conn_type == "sqlite":
+        if not conn.host:
+            raise ConfigurationError(f"Connection {conn.conn_id}: a sqlite connection needs the database file path as host")
+        return f"sqlite:///{conn.host}"
+    driver = _DRIVERS.get(conn_type)
+    if driver is None:
+        raise ConfigurationError(
+            f"Connection {conn.conn_id}: unsupported conn_type {conn.conn_type!r}; use mysql, postgres or sqlite, "
+            "or put a full SQLAlchemy URL in the extra field as sqlalchemy_url"
+        )
+    auth = ""
+    if conn.login:
+        auth = quote_plus(conn.login) + (f":{quote_plus(conn.password)}" if conn.password else "") + "@"
+    port = f":{conn.port}" if conn.port else ""
+    query = "?charset=utf8mb4" if driver.startswith("mysql") else ""
+    return f"{driver}://{auth}{conn.host}{port}/{conn.schema or ''}{query}"
+
+
+def target_url(conn) -> str:
+    extra = conn.extra_dejson or {}
+    if extra.get("url"):
+        return extra["url"]
+    if conn.host and "://" in conn.host:
+        return conn.host
+    raise ConfigurationError(
+        f"Connection {conn.conn_id}: set the target in the extra field, e.g. {{\"url\": \"file:///data/catalog-deltas\"}}"
+    )
+
+
+def load_settings() -> SyncSettings:
+    from airflow.sdk import BaseHook, Variable
+    from airflow.sdk.exceptions import AirflowRuntimeError
+
+    def connection(conn_id: str, required: bool = True):
+        try:
+            return BaseHook.get_connection(conn_id)
+        except (AirflowRuntimeError, Exception) as exc:  # the SDK raises its own "not found" error
+            if not required:
+                return None
+            raise ConfigurationError(f"Airflow Connection {conn_id!r} is missing or unreadable: create it (see README, Configuration)") from exc
+
+    status = connection(STATUS_CONN_ID, required=False)
+    default_state = os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "catalog_sync_state")
+    return SyncSettings(
+        source_url=sqlalchemy_url(connection(SOURCE_CONN_ID)),
+        target_url=target_url(connection(TARGET_CONN_ID)),
+        state_url=Variable.get(STATE_URL_VARIABLE, default=default_state),
+        status_url=sqlalchemy_url(status) if status else "",
+        chunk_size=int(Variable.get("catalog_sync_chunk_size", default=DEFAULT_CHUNK_SIZE)),
+        batch_size=int(Variable.get("catalog_sync_batch_size", default=DEFAULT_BATCH_SIZE)),
+    )

@@ -1,0 +1,114 @@
+"""The sync as Airflow tasks: thin wrappers over `catalog_sync.pipeline`.
+
+Both DAGs (hourly sync, manual full resync) build the same chain with
+`add_sync_tasks`; only how the request is made differs. Tasks pass the small
+RunPlan through XCom, never data. Settings are read from Connections inside
+each task, so no secret reaches XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Asset, PokeReturnValue, TriggerRule, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from catalog_sync import pipeline
+from catalog_sync.airflow_connections import load_settings
+from catalog_sync.pipeline import RunPlan, SyncRequest
+from catalog_sync.status_store import SyncLockedError
+
+log = logging.getLogger("catalog_sync.airflow")
+
+# Downstream DAGs can schedule on this; each event's extra carries the run's counts.
+CATALOG_FEED_ASSET = Asset(name="catalog_sync_target_feed", uri="catalog-sync://target/feed")
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "catalog-sync",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=30),
+}
+LOCK_WAIT = timedelta(hours=2)
+ERROR_FILE = "error.json"
+
+
+def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> None:
+    """Create plan -> extract -> diff -> export -> commit -> report in the current DAG."""
+
+    @task.sensor(task_id="plan", poke_interval=30, timeout=LOCK_WAIT.total_seconds(), mode="reschedule",
+                 execution_timeout=None)
+    def plan() -> PokeReturnValue:
+        """Take the sync lock (waiting while another sync holds it) and choose the mode."""
+        request = make_request(get_current_context())
+        try:
+            run = pipeline.plan(load_settings(), request)
+        except SyncLockedError as exc:
+            log.info("waiting for the sync lock: %s", exc)
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=run.to_dict())
+
+    @task
+    def extract(plan: dict) -> dict:
+        return _step("extract", pipeline.extract, plan)
+
+    @task
+    def diff(plan: dict) -> dict:
+        return _step("diff", lambda s, r: pipeline.diff(s, r).to_dict(), plan)
+
+    @task(execution_timeout=timedelta(hours=1))
+    def export(plan: dict) -> dict:
+        return _step("export", pipeline.export, plan)
+
+    @task
+    def commit(plan: dict) -> dict:
+        return _step("commit", pipeline.commit, plan)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, outlets=[CATALOG_FEED_ASSET])
+    def report(plan: dict | None) -> dict:
+        """Record the outcome, release the lock; fail the run if the sync failed."""
+        if not plan:
+            raise AirflowFailException("the sync never started: the plan task failed (see its log)")
+        run = RunPlan.from_dict(plan)
+        settings = load_settings()
+        staging = pipeline.Workspace(settings).staging(run)
+        error = None
+        if staging.exists(ERROR_FILE):
+            failure = staging.read_json(ERROR_FILE)
+            error = f"{failure['step']} failed: {failure['error']}"
+        summary = pipeline.report(settings, run, error)
+        get_current_context()["outlet_events"][CATALOG_FEED_ASSET].extra = {"run_id": run.run_id, **summary}
+        if "error" in summary:
+            raise AirflowFailException(f"catalog sync failed: {summary['error']}")
+        return summary
+
+    planned = plan()
+    committed = commit(planned)
+    extract(planned) >> diff(planned) >> export(planned) >> committed
+    committed >> report(planned)
+
+
+def _step(name: str, fn: Callable, plan: dict) -> dict:
+    """Run one engine step; leave a note for `report` if it fails, clear it when a retry succeeds."""
+    run = RunPlan.from_dict(plan)
+    settings = load_settings()
+    staging = pipeline.Workspace(settings).staging(run)
+    try:
+        result = fn(settings, run)
+    except Exception as exc:
+        staging.write_json_atomic({"step": name, "error": f"{type(exc).__name__}: {exc}"}, ERROR_FILE)
+        raise
+    staging.remove(ERROR_FILE)
+    return result
+
+
+def airflow_run_ids(context: dict[str, Any]) -> tuple[str, str, str]:
+    """(our run id, dag id, Airflow run id) for the running task."""
+    dag_id = context["dag"].dag_id
+    airflow_run_id = context["run_id"]
+    return f"{dag_id}__{airflow_run_id}", dag_id, airflow_run_id
