@@ -22,3 +22,26 @@ def mariadb_url():
     url = fresh_mariadb_database()
     yield url
     drop_mariadb_database(url)
+
+
+@pytest.fixture(scope="session")
+def demo_catalog_template(tmp_path_factory):
+    """A 300-product x 2 store-view demo catalog, generated once and copied per test."""
+    from catalog_sync.demo.generator import generate_demo_catalog
+
+    path = tmp_path_factory.mktemp("demo") / "magento-demo.db"
+    summary = generate_demo_catalog(f"sqlite:///{path}", products=300, store_views=2, seed=7)
+    return path, summary
+
+
+@pytest.fixture
+def sync_env(tmp_path, demo_catalog_template):
+    """A private copy of the demo catalog, an empty file target and an empty state folder."""
+    import shutil
+
+    from sync_helpers import SyncEnv
+
+    template, _ = demo_catalog_template
+    db = tmp_path / "magento.db"
+    shutil.copy(template, db)
+    return SyncEnv(source_url=f"sqlite:///{db}", target_dir=tmp_path / "target", state_dir=tmp_path / "state")

@@ -10,10 +10,11 @@ its own outputs and nothing else.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,7 +32,7 @@ from catalog_sync.settings import SyncSettings, redact_url
 from catalog_sync.sinks import open_sink
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
 from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA, SnapshotStore
-from catalog_sync.status_store import FAILED, SUCCESS, StatusStore
+from catalog_sync.status_store import FAILED, SUCCESS, StatusStore, this_process
 from catalog_sync.storage import StateLocation
 
 log = logging.getLogger("catalog_sync.pipeline")
@@ -52,6 +53,7 @@ class SyncRequest:
     dry_run: bool = False
     dag_id: str | None = None
     airflow_run_id: str | None = None
+    holder_process: str = ""  # host:pid when one process runs the whole sync (CLI)
 
     @staticmethod
     def new_run_id(prefix: str = "cli") -> str:
@@ -118,7 +120,8 @@ class Workspace:
 
 def _run_key(run_id: str, started: datetime) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:80]
-    return f"{started:%Y%m%dT%H%M%S}Z-{slug}"
+    # Microseconds keep keys (and the file sink's delta files) in run order.
+    return f"{started:%Y%m%dT%H%M%S%f}Z-{slug}"
 
 
 # ---- plan -----------------------------------------------------------------------------
@@ -127,8 +130,12 @@ def _run_key(run_id: str, started: datetime) -> str:
 def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
     """Take the sync lock, read the manifest, and choose the mode."""
     ws = Workspace(settings)
+    open_sink(settings.target_url).close()  # an unusable target URL fails here, before any work
+    MagentoCatalogReader(ws.source).verify_schema()
     try:
-        ws.status.acquire_lock(request.run_id, settings.lock_ttl_s)
+        stale = ws.status.acquire_lock(request.run_id, settings.lock_ttl_s, process=request.holder_process)
+        if stale:
+            ws.status.abandon_run(stale, f"abandoned: the run died without reporting; its lock was taken over by {request.run_id}")
         manifest = ws.snapshots.read_manifest()
         detector = ChangeDetector(ws.source)
         until = detector.current_marks()
@@ -244,15 +251,33 @@ def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: 
         since, until = ChangeMarks.from_dict(run.since_marks), ChangeMarks.from_dict(run.until_marks)
         changed = detector.changed_ids(since, until)
         scope.update(changed)
+        # Magento logs only the child when a configurable link changes; re-read both sides,
+        # as linked now (source) and as linked when last exported (snapshot).
+        linked = reader.linked_ids(changed)
+        if run.base_snapshot and changed:
+            linked |= _snapshot_linked_ids(ws, run.base_snapshot, changed)
+        scope.update(linked)
         if until.method == UPDATED_AT and run.base_snapshot:
             # No changelog: a key-only scan finds the deletes.
             gone = _snapshot_ids(ws, run.base_snapshot) - detector.all_ids()
             scope.update(gone)
         retries = _snapshot_ids(ws, run.base_pending, "status <> 'rejected'") if run.base_pending else set()
         scope.update(retries)
-        log.info("extract: %d changed product id(s) since the last sync, %d retried", len(changed), len(retries))
+        log.info(
+            "extract: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried",
+            len(changed), len(linked - changed), len(retries),
+        )
     ordered = sorted(scope)
     return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope
+
+
+def _snapshot_linked_ids(ws: Workspace, relative: str, ids: set[int]) -> set[int]:
+    path = ws.snapshots.file_url(relative)
+    rows = duckdb.execute(
+        "SELECT DISTINCT unnest(linked_product_ids) FROM read_parquet(?) WHERE product_id IN (SELECT unnest(?))",
+        [path, sorted(ids)],
+    ).fetchall()
+    return {int(r[0]) for r in rows if r[0] is not None}
 
 
 def _snapshot_ids(ws: Workspace, relative: str, where: str = "true", params: list | None = None) -> set[int]:
@@ -396,7 +421,7 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
             SELECT * FROM base WHERE (sku, store_view_code) NOT IN (SELECT (sku, store_view_code) FROM accepted)
             UNION ALL BY NAME
             SELECT product_id, sku, store_view_code, content_hash, payload, name, type, price, visibility,
-                   source_updated_at, {q(exported_at)} AS exported_at, {q(run.run_id)} AS run_id
+                   source_updated_at, linked_product_ids, {q(exported_at)} AS exported_at, {q(run.run_id)} AS run_id
             FROM accepted WHERE op <> 'delete'
         ) TO {q(ws.snapshots.file_url(snapshot_rel))} (FORMAT parquet, COMPRESSION zstd)"""
     )
@@ -441,7 +466,8 @@ def _literal(value: str) -> str:
 def _empty_or_file_view(name: str, path: str | None, schema: pa.Schema) -> str:
     if path:
         return f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({_literal(path)})"
-    duck_types = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.string(): "VARCHAR", pa.float64(): "DOUBLE"}
+    duck_types = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.string(): "VARCHAR", pa.float64(): "DOUBLE",
+                  pa.list_(pa.int64()): "BIGINT[]"}
     cols = ", ".join(f"NULL::{duck_types[f.type]} AS {f.name}" for f in schema)
     return f"CREATE TEMP VIEW {name} AS SELECT {cols} WHERE false"
 
@@ -506,13 +532,23 @@ def _failures(staging: StateLocation) -> list[dict[str, Any]]:
 # ---- the whole run (CLI) ----------------------------------------------------------------
 
 
+CRASH_BEFORE_COMMIT_ENV = "CATALOG_SYNC_TEST_CRASH_BEFORE_COMMIT"
+
+
 def run_sync(settings: SyncSettings, request: SyncRequest) -> dict[str, Any]:
+    """The whole sync in this process (the CLI). The lock records this process so a crash frees it."""
+    if not request.holder_process:
+        request = replace(request, holder_process=this_process())
     run = plan(settings, request)
     error: str | None = None
     try:
         extract(settings, run)
         diff(settings, run)
         export(settings, run)
+        if os.environ.get(CRASH_BEFORE_COMMIT_ENV) == "1":
+            # Fault-injection hook for the tests: die like a killed worker, between export and commit.
+            log.error("%s=1: crashing between export and commit", CRASH_BEFORE_COMMIT_ENV)
+            os._exit(70)
         commit(settings, run)
     except Exception as exc:  # reported, then re-raised by the caller's exit code
         log.exception("sync failed")

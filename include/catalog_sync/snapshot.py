@@ -39,6 +39,7 @@ SNAPSHOT_SCHEMA = pa.schema(
         ("price", pa.float64()),
         ("visibility", pa.int32()),
         ("source_updated_at", pa.string()),
+        ("linked_product_ids", pa.list_(pa.int64())),
         ("exported_at", pa.string()),
         ("run_id", pa.string()),
     ]

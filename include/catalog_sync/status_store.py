@@ -9,6 +9,8 @@ No secret is ever written here.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
@@ -60,6 +62,7 @@ sync_lock = sa.Table(
     "catalog_sync_lock", metadata,
     sa.Column("target", sa.String(100), primary_key=True),
     sa.Column("owner", sa.String(250), nullable=False),
+    sa.Column("process", sa.String(250), nullable=False, default=""),  # host:pid of the holder
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -75,8 +78,27 @@ class SyncLockedError(RuntimeError):
 @dataclass(frozen=True)
 class LockHolder:
     owner: str
+    process: str
     acquired_at: datetime
     expires_at: datetime
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_is_dead(process: str) -> bool:
+    """True only when the holder ran on this host and its pid is gone (a crashed CLI run)."""
+    host, _, pid = process.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def utcnow() -> datetime:
@@ -131,6 +153,14 @@ class StatusStore:
             )
         return self.get_run(run_id)
 
+    def abandon_run(self, run_id: str, reason: str) -> None:
+        """Mark a run that died without reporting as failed."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                runs.update().where(runs.c.run_id == run_id, runs.c.state == RUNNING)
+                .values(state=FAILED, ended_at=utcnow(), error=reason)
+            )
+
     def record_failures(self, run_id: str, failures: list[dict[str, Any]]) -> None:
         with self.engine.begin() as conn:
             conn.execute(item_failures.delete().where(item_failures.c.run_id == run_id))
@@ -158,32 +188,42 @@ class StatusStore:
 
     # ---- the sync lock -------------------------------------------------------------
 
-    def acquire_lock(self, owner: str, ttl_s: int) -> None:
+    def acquire_lock(self, owner: str, ttl_s: int, *, process: str = "", _retry: bool = True) -> str | None:
         """Take the lock for this target, or raise SyncLockedError naming the holder.
 
-        The same owner may take it again (task retries are idempotent); an expired
-        lease may be taken over (a crashed run must not block syncs forever).
+        The same owner may take it again (task retries are idempotent). An expired
+        lease, or one held by a dead process on this host, is taken over: a crashed
+        run must not block syncs forever. Only single-process holders (the CLI) pass
+        `process`; Airflow runs span many task processes and rely on the lease.
+        Returns the owner whose stale lock was taken over, if any.
         """
         now = utcnow()
-        expires = now + timedelta(seconds=ttl_s)
+        values = dict(owner=owner, process=process, acquired_at=now, expires_at=now + timedelta(seconds=ttl_s))
+        holder = self.lock_holder()
+        stale_owner = holder.owner if holder and holder.process and _process_is_dead(holder.process) else None
         with self.engine.begin() as conn:
             updated = conn.execute(
                 sync_lock.update()
                 .where(sync_lock.c.target == self.target)
-                .where(sa.or_(sync_lock.c.owner == owner, sync_lock.c.expires_at < now))
-                .values(owner=owner, acquired_at=now, expires_at=expires)
+                .where(sa.or_(sync_lock.c.owner == owner, sync_lock.c.expires_at < now, sync_lock.c.owner == stale_owner))
+                .values(**values)
             ).rowcount
             if updated:
-                return
+                if holder and holder.owner != owner:
+                    log.warning("took over the sync lock from %s (lease expired or its process is gone)", holder.owner)
+                    return holder.owner
+                return None
             try:
                 with conn.begin_nested():
-                    conn.execute(sync_lock.insert().values(target=self.target, owner=owner, acquired_at=now, expires_at=expires))
-                return
+                    conn.execute(sync_lock.insert().values(target=self.target, **values))
+                return None
             except sa.exc.IntegrityError:
                 pass
         holder = self.lock_holder()
         if holder is None:  # released in between: try once more
-            return self.acquire_lock(owner, ttl_s)
+            if _retry:
+                return self.acquire_lock(owner, ttl_s, process=process, _retry=False)
+            raise SyncLockedError(f"target {self.target!r}: the sync lock is contended; try again")
         raise SyncLockedError(
             f"target {self.target!r} is being synced by {holder.owner} (since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
             f"lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
@@ -200,7 +240,7 @@ class StatusStore:
             row = conn.execute(sa.select(sync_lock).where(sync_lock.c.target == self.target)).one_or_none()
         if row is None:
             return None
-        return LockHolder(row.owner, _aware(row.acquired_at), _aware(row.expires_at))
+        return LockHolder(row.owner, row.process, _aware(row.acquired_at), _aware(row.expires_at))
 
 
 def _ensure_sqlite_folder(url: str) -> None:

@@ -44,6 +44,8 @@ EXTRACT_SCHEMA = pa.schema(
         ("price", pa.float64()),
         ("visibility", pa.int32()),
         ("source_updated_at", pa.string()),
+        # Configurable parents and variants: a change to one re-reads the others.
+        ("linked_product_ids", pa.list_(pa.int64())),
         ("quarantine_reason", pa.string()),
     ]
 )
@@ -55,6 +57,7 @@ class FeedRow:
     sku: str
     store_view_code: str
     payload: dict[str, Any]
+    linked_product_ids: tuple[int, ...] = ()
     quarantine_reason: str | None = None
 
 
@@ -118,7 +121,8 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "created_at": _timestamp(entity["created_at"]),
         "updated_at": _timestamp(entity["updated_at"]),
     }
-    return FeedRow(eid, sku, view.code, payload, _quarantine_reason(payload))
+    linked = tuple(sorted({*chunk.parent_ids.get(eid, ()), *chunk.child_ids.get(eid, ())}))
+    return FeedRow(eid, sku, view.code, payload, linked, _quarantine_reason(payload))
 
 
 def _quarantine_reason(payload: dict[str, Any]) -> str | None:
@@ -237,5 +241,6 @@ def rows_to_arrow(rows: list[FeedRow]) -> pa.Table:
         columns["price"].append(p["price"])
         columns["visibility"].append(p["visibility"])
         columns["source_updated_at"].append(p["updated_at"])
+        columns["linked_product_ids"].append(list(row.linked_product_ids))
         columns["quarantine_reason"].append(row.quarantine_reason)
     return pa.table(columns, schema=EXTRACT_SCHEMA)

@@ -90,9 +90,38 @@ class ProductChunk:
     gallery: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
+REQUIRED_TABLES = frozenset(
+    t.name for t in (
+        m.store, m.store_website, m.store_group, m.core_config_data, m.eav_entity_type, m.eav_attribute,
+        m.catalog_product_entity, *m.PRODUCT_VALUE_TABLES.values(), m.catalog_product_website,
+        m.cataloginventory_stock_item, m.catalog_category_entity, m.catalog_category_entity_varchar,
+        m.catalog_category_product, m.catalog_product_super_link,
+    )
+)
+
+
 class MagentoCatalogReader:
     def __init__(self, engine: Engine):
         self.engine = engine
+
+    def verify_schema(self) -> None:
+        """Fail fast, with what to fix, when the source is not a Magento 2 catalog."""
+        from catalog_sync.settings import ConfigurationError, redact_url
+
+        try:
+            present = set(sa.inspect(self.engine).get_table_names())
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConfigurationError(
+                f"cannot read the Magento database at {redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
+                f"{getattr(exc, 'orig', exc)}"
+            ) from exc
+        missing = sorted(REQUIRED_TABLES - present)
+        if missing:
+            raise ConfigurationError(
+                f"the source database {redact_url(str(self.engine.url))} is not a Magento 2 catalog: "
+                f"missing table(s) {', '.join(missing)}; check the catalog_sync_source Connection / --source-url "
+                "(and the table prefix: prefixed Magento installs are not supported yet)"
+            )
 
     # ---- catalog-wide context -------------------------------------------------
 
@@ -218,6 +247,18 @@ class MagentoCatalogReader:
         with self.engine.connect() as conn:
             for part in _slices(list(ids), 5000):
                 found.update(int(i) for i in conn.execute(sa.select(e.entity_id).where(e.entity_id.in_(part))).scalars())
+        return found
+
+    def linked_ids(self, ids: set[int]) -> set[int]:
+        """Configurable parents and variants linked to any of `ids`, both directions."""
+        sl = m.catalog_product_super_link.c
+        found: set[int] = set()
+        with self.engine.connect() as conn:
+            for part in _slices(sorted(ids), 5000):
+                for r in conn.execute(
+                    sa.select(sl.product_id, sl.parent_id).where(sa.or_(sl.product_id.in_(part), sl.parent_id.in_(part)))
+                ):
+                    found.update((int(r.product_id), int(r.parent_id)))
         return found
 
     def ids_for_skus(self, skus: Sequence[str]) -> list[int]:

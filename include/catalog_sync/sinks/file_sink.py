@@ -41,8 +41,13 @@ class FileSink:
                     line["product_id"] = item.product_id
                 fh.write(orjson.dumps(line) + b"\n")
                 results.append(ItemResult(item.sku, item.store_view_code, OK))
-        # The file appears whole or not at all; a re-run replaces it.
-        self.fs.mv(tmp, final)
+        # The file appears whole or not at all; a re-run replaces it. No items, no file.
+        if results:
+            self.fs.mv(tmp, final)
+        else:
+            self.fs.rm(tmp)
+            if self.fs.exists(final):
+                self.fs.rm(final)
         yield from results
 
     def close(self) -> None:

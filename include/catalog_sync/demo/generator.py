@@ -1,0 +1,825 @@
+"""Deterministic demo catalog: a Magento 2.4 catalog database, generated.
+
+``generate_demo_catalog`` fills the tables of ``catalog_sync.magento.schema``
+with a shop that looks like a real one (Magento's own attribute ids, EAV value
+tables, store views on two websites, configurables with children, media
+gallery, stock, categories) and then adds Magento's changelog triggers. The
+same seed always gives the same rows: one ``random.Random(seed)`` drawn in
+product-id order, and fixed timestamps, never the clock.
+
+Products are generated and inserted chunk by chunk, so memory stays flat
+from a hundred products to a few hundred thousand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from slugify import slugify
+
+from catalog_sync.demo import triggers
+from catalog_sync.magento import schema
+
+BASE_TIME = datetime(2026, 1, 1)
+PRODUCTS_PER_CHUNK = 2500  # about 75k rows: large statements, bounded memory
+CHILDREN_PER_CONFIGURABLE = 3
+CONFIGURABLE_EVERY = 10
+
+PRODUCT_TYPE_ID = 4  # eav_entity_type: catalog_product
+CATEGORY_TYPE_ID = 3  # eav_entity_type: catalog_category
+PRODUCT_SET_ID = 4  # eav_attribute_set "Default" of catalog_product
+CATEGORY_SET_ID = 3
+ROOT_CATEGORY_ID = 2  # "Default Category", root of every store group
+
+# catalog_eav_attribute.is_global (Magento's ScopedAttributeInterface)
+SCOPE_STORE, SCOPE_GLOBAL, SCOPE_WEBSITE = 0, 1, 2
+
+VISIBILITY_NOT_VISIBLE, VISIBILITY_CATALOG, VISIBILITY_SEARCH, VISIBILITY_BOTH = 1, 2, 3, 4
+STATUS_ENABLED, STATUS_DISABLED = 1, 2
+
+
+@dataclass(frozen=True)
+class DemoCatalogSummary:
+    products: int  # rows in catalog_product_entity
+    configurables: int
+    store_views: int
+    websites: int
+    feed_records: int  # (product, store view) pairs where the product's website holds the store view
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+@dataclass(frozen=True)
+class AttributeDef:
+    id: int
+    code: str
+    backend: str
+    input: str
+    label: str
+    scope: int
+    user_defined: bool = False
+    required: bool = False
+    searchable: bool = False
+    filterable: bool = False
+    in_listing: bool = False
+    source_model: str | None = None
+    entity_type_id: int = PRODUCT_TYPE_ID
+
+
+def _a(*args, **kwargs) -> AttributeDef:
+    return AttributeDef(*args, **kwargs)
+
+
+# Ids, backends, inputs and scopes as in a stock Magento 2.4.8 (see the shared fixture);
+# material and activity are user-defined attributes as a merchant would add them.
+ATTRIBUTES: tuple[AttributeDef, ...] = (
+    _a(45, "name", "varchar", "text", "Name", SCOPE_STORE, required=True, entity_type_id=CATEGORY_TYPE_ID),
+    _a(73, "name", "varchar", "text", "Product Name", SCOPE_STORE, required=True, searchable=True, in_listing=True),
+    _a(74, "sku", "static", "text", "SKU", SCOPE_GLOBAL, required=True, searchable=True),
+    _a(75, "description", "text", "textarea", "Description", SCOPE_STORE, searchable=True),
+    _a(76, "short_description", "text", "textarea", "Short Description", SCOPE_STORE, searchable=True, in_listing=True),
+    _a(77, "price", "decimal", "price", "Price", SCOPE_GLOBAL, required=True, searchable=True, filterable=True, in_listing=True),
+    _a(78, "special_price", "decimal", "price", "Special Price", SCOPE_GLOBAL, in_listing=True),
+    _a(79, "special_from_date", "datetime", "date", "Special Price From Date", SCOPE_WEBSITE, in_listing=True),
+    _a(80, "special_to_date", "datetime", "date", "Special Price To Date", SCOPE_WEBSITE, in_listing=True),
+    _a(82, "weight", "decimal", "weight", "Weight", SCOPE_GLOBAL),
+    _a(83, "manufacturer", "int", "select", "Manufacturer", SCOPE_GLOBAL, user_defined=True, searchable=True, filterable=True),
+    _a(84, "meta_title", "varchar", "text", "Meta Title", SCOPE_STORE),
+    _a(85, "meta_keyword", "text", "textarea", "Meta Keywords", SCOPE_STORE),
+    _a(86, "meta_description", "varchar", "textarea", "Meta Description", SCOPE_STORE),
+    _a(87, "image", "varchar", "media_image", "Base", SCOPE_STORE, in_listing=True),
+    _a(88, "small_image", "varchar", "media_image", "Small", SCOPE_STORE, in_listing=True),
+    _a(89, "thumbnail", "varchar", "media_image", "Thumbnail", SCOPE_STORE, in_listing=True),
+    _a(90, "media_gallery", "static", "gallery", "Media Gallery", SCOPE_GLOBAL),
+    _a(93, "color", "int", "select", "Color", SCOPE_GLOBAL, user_defined=True, searchable=True, filterable=True),
+    _a(97, "status", "int", "select", "Enable Product", SCOPE_WEBSITE, searchable=True, in_listing=True,
+       source_model="Magento\\Catalog\\Model\\Product\\Attribute\\Source\\Status"),
+    _a(99, "visibility", "int", "select", "Visibility", SCOPE_STORE,
+       source_model="Magento\\Catalog\\Model\\Product\\Visibility"),
+    _a(121, "url_key", "varchar", "text", "URL Key", SCOPE_STORE, searchable=True, in_listing=True),
+    _a(135, "swatch_image", "varchar", "media_image", "Swatch", SCOPE_STORE, in_listing=True),
+    _a(137, "material", "varchar", "text", "Material", SCOPE_STORE, user_defined=True, searchable=True),
+    _a(138, "activity", "varchar", "multiselect", "Activity", SCOPE_GLOBAL, user_defined=True, searchable=True,
+       filterable=True, source_model="Magento\\Eav\\Model\\Entity\\Attribute\\Source\\Table"),
+)
+ATTR = {a.code: a.id for a in ATTRIBUTES if a.entity_type_id == PRODUCT_TYPE_ID}
+_BACKEND = {a.code: a.backend for a in ATTRIBUTES if a.entity_type_id == PRODUCT_TYPE_ID}
+CATEGORY_NAME_ATTR = 45
+
+# --------------------------------------------------------------------------- vocabulary
+
+LANGUAGES = ("en", "fr", "de", "es", "it", "pt")
+
+# Each entry: the word in LANGUAGES order.
+NOUNS = (
+    ("T-Shirt", "T-shirt", "T-Shirt", "Camiseta", "Maglietta", "Camiseta"),
+    ("Hoodie", "Sweat à capuche", "Kapuzenpullover", "Sudadera", "Felpa", "Moletom"),
+    ("Jacket", "Veste", "Jacke", "Chaqueta", "Giacca", "Jaqueta"),
+    ("Backpack", "Sac à dos", "Rucksack", "Mochila", "Zaino", "Mochila"),
+    ("Water Bottle", "Gourde", "Trinkflasche", "Botella", "Borraccia", "Garrafa"),
+    ("Running Shoe", "Chaussure de course", "Laufschuh", "Zapatilla", "Scarpa da corsa", "Tênis de Corrida"),
+    ("Yoga Mat", "Tapis de yoga", "Yogamatte", "Esterilla de yoga", "Tappetino yoga", "Tapete de Yoga"),
+    ("Shorts", "Short", "Shorts", "Pantalón corto", "Pantaloncini", "Bermuda"),
+    ("Leggings", "Legging", "Leggings", "Mallas", "Leggings", "Legging"),
+    ("Cap", "Casquette", "Kappe", "Gorra", "Cappellino", "Boné"),
+)
+ADJECTIVES = (
+    ("Basic", "Basique", "Einfache", "Básica", "Basic", "Básica"),
+    ("Light", "Légère", "Leichte", "Ligera", "Leggera", "Leve"),
+    ("Classic", "Classique", "Klassische", "Clásica", "Classica", "Clássica"),
+    ("Thermal", "Thermique", "Thermo", "Térmica", "Termica", "Térmica"),
+    ("Waterproof", "Imperméable", "Wasserdichte", "Impermeable", "Impermeabile", "Impermeável"),
+    ("Everyday", "Quotidienne", "Alltags", "Diaria", "Quotidiana", "Diária"),
+)
+MATERIALS = (
+    ("Cotton", "Coton", "Baumwolle", "Algodón", "Cotone", "Algodão"),
+    ("Wool", "Laine", "Wolle", "Lana", "Lana", "Lã"),
+    ("Linen", "Lin", "Leinen", "Lino", "Lino", "Linho"),
+    ("Bamboo", "Bambou", "Bambus", "Bambú", "Bambù", "Bambu"),
+    ("Polyester", "Polyester", "Polyester", "Poliéster", "Poliestere", "Poliéster"),
+    ("Recycled Nylon", "Nylon recyclé", "Recyceltes Nylon", "Nailon reciclado", "Nylon riciclato", "Náilon Reciclado"),
+)
+# Collection names are proper nouns: never translated, often accented.
+COLLECTIONS = ("Aurora", "Montréal", "Zürich", "São Paulo", "Kraków", "Málaga", "Reykjavík", "Tromsø", "Lyon", "Porto")
+# How a name is put together in each language.
+NAME_TEMPLATES = {
+    "en": "{collection} {adj} {material} {noun}",
+    "fr": "{noun} {adj} en {material} {collection}",
+    "de": "{adj} {noun} aus {material} {collection}",
+    "es": "{noun} {adj} de {material} {collection}",
+    "it": "{noun} {adj} in {material} {collection}",
+    "pt": "{noun} {adj} {material}",  # e.g. "Camiseta Básica Algodão"
+}
+SENTENCES = (
+    "Designed for long days outdoors and easy care at home.",
+    "A relaxed fit that moves with you.",
+    "Made in small batches by a family-run workshop.",
+    "Breathable, durable and ready for every season.",
+    "Pairs with everything in the collection.",
+    "Tested on trails, streets and studios.",
+)
+
+COLORS = (
+    ("Black", "Noir", "Schwarz", "Negro", "Nero", "Preto"),
+    ("White", "Blanc", "Weiß", "Blanco", "Bianco", "Branco"),
+    ("Red", "Rouge", "Rot", "Rojo", "Rosso", "Vermelho"),
+    ("Blue", "Bleu", "Blau", "Azul", "Blu", "Azul"),
+    ("Green", "Vert", "Grün", "Verde", "Verde", "Verde"),
+    ("Gray", "Gris", "Grau", "Gris", "Grigio", "Cinza"),
+    ("Yellow", "Jaune", "Gelb", "Amarillo", "Giallo", "Amarelo"),
+    ("Orange", "Orange", "Orange", "Naranja", "Arancione", "Laranja"),
+    ("Purple", "Violet", "Lila", "Morado", "Viola", "Roxo"),
+    ("Brown", "Marron", "Braun", "Marrón", "Marrone", "Marrom"),
+)
+ACTIVITIES = (
+    ("Running", "Course", "Laufen", "Correr", "Corsa", "Corrida"),
+    ("Yoga", "Yoga", "Yoga", "Yoga", "Yoga", "Ioga"),
+    ("Hiking", "Randonnée", "Wandern", "Senderismo", "Escursionismo", "Trilha"),
+    ("Cycling", "Cyclisme", "Radfahren", "Ciclismo", "Ciclismo", "Ciclismo"),
+    ("Gym", "Musculation", "Fitnessstudio", "Gimnasio", "Palestra", "Academia"),
+    ("Swimming", "Natation", "Schwimmen", "Natación", "Nuoto", "Natação"),
+)
+# Brand names are not translated.
+MANUFACTURERS = ("Acme Outdoor", "Nordlys", "Müller & Söhne", "Café Sport", "Łódź Textiles", "Åsa Design", "Pêra Verde")
+
+# Locales of store views 2, 3, ... (store view 1 uses the default en_US). All distinct,
+# because two store views on one locale is a configuration error for the target.
+STORE_LOCALES = ("fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "en_GB", "fr_CA", "de_AT", "es_MX", "pt_PT", "it_CH", "de_CH")
+DEFAULT_LOCALE = "en_US"
+MAX_STORE_VIEWS = len(STORE_LOCALES) + 1
+
+
+def _word(entry: Sequence[str], lang: str) -> str:
+    return entry[LANGUAGES.index(lang)]
+
+
+# --------------------------------------------------------------------------- stores
+
+
+@dataclass(frozen=True)
+class StoreView:
+    store_id: int
+    code: str
+    website_id: int
+    locale: str
+
+    @property
+    def language(self) -> str:
+        return self.locale[:2]
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    websites: tuple[int, ...]
+    views: tuple[StoreView, ...]
+
+    def views_of(self, website_ids: Sequence[int]) -> list[StoreView]:
+        return [v for v in self.views if v.website_id in website_ids]
+
+
+WEBSITES = {1: ("base", "Main Website"), 2: ("second", "Second Website")}
+
+
+def plan_stores(store_views: int) -> StoreLayout:
+    """Store view 1 is 'default' on website 'base'; with two or more views a second website
+    takes the even-numbered views, so each website has at least one."""
+    if not 1 <= store_views <= MAX_STORE_VIEWS:
+        raise ValueError(f"store_views must be between 1 and {MAX_STORE_VIEWS}, got {store_views}")
+    websites = (1,) if store_views == 1 else (1, 2)
+    views = tuple(
+        StoreView(
+            store_id=i,
+            code="default" if i == 1 else f"store_view_{i}",
+            website_id=1 if i % 2 else 2,
+            locale=DEFAULT_LOCALE if i == 1 else STORE_LOCALES[i - 2],
+        )
+        for i in range(1, store_views + 1)
+    )
+    return StoreLayout(websites, views)
+
+
+# --------------------------------------------------------------------------- products
+
+
+@dataclass(frozen=True, slots=True)
+class NameParts:
+    noun: int
+    adj: int
+    material: int
+    collection: int
+    color: int | None = None  # variants carry their color in the name
+
+    def render(self, lang: str) -> str:
+        return _render_name(self, lang)
+
+
+@lru_cache(maxsize=None)
+def _render_name(parts: NameParts, lang: str) -> str:
+    name = NAME_TEMPLATES[lang].format(
+        noun=_word(NOUNS[parts.noun], lang),
+        adj=_word(ADJECTIVES[parts.adj], lang),
+        material=_word(MATERIALS[parts.material], lang),
+        collection=COLLECTIONS[parts.collection],
+    )
+    if parts.color is not None:
+        name += " - " + _word(COLORS[parts.color], lang)
+    return name
+
+
+@lru_cache(maxsize=None)
+def _slug(name: str) -> str:
+    # Transliterates like Magento's url_key ("Algodão" -> "algodao"). Naming the backend
+    # skips slugify's failing import of the optional `unidecode` on every call.
+    return slugify(name, backend="text-unidecode")
+
+
+@dataclass(slots=True)
+class ProductSpec:
+    """Everything random about one product, drawn in one place so the order of draws is fixed."""
+
+    entity_id: int
+    type_id: str
+    parent_id: int | None
+    websites: tuple[int, ...]
+    name: NameParts
+    default_language: str
+    name_store: StoreView | None  # the store view with a store-scoped name, if any
+    status: int
+    visibility: int
+    price: Decimal
+    special: tuple[Decimal, datetime, datetime] | None
+    weight: Decimal
+    manufacturer: int | None
+    activities: tuple[int, ...]
+    categories: tuple[int, ...]
+    images: int
+    qty: Decimal
+    sentences: tuple[int, int]
+    updated_after: timedelta
+
+    @property
+    def sku(self) -> str:
+        return f"MS-{self.entity_id:07d}"
+
+    @property
+    def is_configurable(self) -> bool:
+        return self.type_id == "configurable"
+
+
+class ProductPlanner:
+    """Draws ProductSpecs in entity-id order; children copy their parent's shared choices."""
+
+    def __init__(self, rng: random.Random, layout: StoreLayout, categories: Sequence[int]):
+        self.rng = rng
+        self.layout = layout
+        self.categories = list(categories)
+
+    def plan(self, count: int) -> Iterator[ProductSpec]:
+        entity_id = 1
+        while entity_id <= count:
+            family = entity_id % CONFIGURABLE_EVERY == 1 and entity_id + CHILDREN_PER_CONFIGURABLE <= count
+            if family:
+                parent = self._standalone(entity_id, "configurable")
+                yield parent
+                colors = self.rng.sample(range(len(COLORS)), CHILDREN_PER_CONFIGURABLE)
+                for offset, color in enumerate(colors, start=1):
+                    yield self._child(parent, entity_id + offset, color)
+                entity_id += 1 + CHILDREN_PER_CONFIGURABLE
+            else:
+                yield self._standalone(entity_id, "simple")
+                entity_id += 1
+
+    def _websites(self) -> tuple[int, ...]:
+        if len(self.layout.websites) == 1:
+            return self.layout.websites
+        r = self.rng.random()
+        return self.layout.websites if r < 0.85 else (1,) if r < 0.95 else (2,)
+
+    def _name_store(self, websites: tuple[int, ...]) -> StoreView | None:
+        """~30% of products get a name in one non-default store view, preferably one they are sold in."""
+        others = [v for v in self.layout.views if v.store_id != 1]
+        if not others or self.rng.random() >= 0.30:
+            return None
+        sold_in = [v for v in others if v.website_id in websites]
+        return self.rng.choice(sold_in or others)
+
+    def _standalone(self, entity_id: int, type_id: str) -> ProductSpec:
+        rng = self.rng
+        websites = self._websites()
+        if type_id == "configurable":
+            visibility = VISIBILITY_BOTH
+        else:
+            visibility = rng.choices((VISIBILITY_BOTH, VISIBILITY_CATALOG, VISIBILITY_SEARCH), (90, 5, 5))[0]
+        price = Decimal(rng.randrange(499, 29999)).scaleb(-2)
+        return ProductSpec(
+            entity_id=entity_id,
+            type_id=type_id,
+            parent_id=None,
+            websites=websites,
+            name=NameParts(
+                rng.randrange(len(NOUNS)), rng.randrange(len(ADJECTIVES)),
+                rng.randrange(len(MATERIALS)), rng.randrange(len(COLLECTIONS)),
+                # simple products have their own color ~70% of the time; configurables vary by it
+                rng.randrange(len(COLORS)) if type_id == "simple" and rng.random() < 0.7 else None,
+            ),
+            default_language="pt" if rng.random() < 0.15 else "en",
+            name_store=self._name_store(websites),
+            status=STATUS_DISABLED if rng.random() < 0.03 else STATUS_ENABLED,
+            visibility=visibility,
+            price=price,
+            special=self._special(price),
+            weight=Decimal(rng.randrange(1, 500)).scaleb(-2),
+            manufacturer=rng.randrange(len(MANUFACTURERS)) if rng.random() < 0.8 else None,
+            activities=tuple(sorted(rng.sample(range(len(ACTIVITIES)), rng.randint(1, 3)))) if rng.random() < 0.6 else (),
+            categories=tuple(sorted(rng.sample(self.categories, rng.randint(1, 3)))),
+            images=rng.randint(1, 2),
+            qty=Decimal(0) if rng.random() < 0.1 else Decimal(rng.randrange(1, 500)),
+            sentences=(rng.randrange(len(SENTENCES)), rng.randrange(len(SENTENCES))),
+            updated_after=timedelta(seconds=rng.randrange(30 * 86400)),
+        )
+
+    def _special(self, price: Decimal) -> tuple[Decimal, datetime, datetime] | None:
+        if self.rng.random() >= 0.10:
+            return None
+        start = BASE_TIME + timedelta(days=self.rng.randrange(60))
+        return (price * Decimal("0.8")).quantize(Decimal("0.01")), start, start + timedelta(days=30)
+
+    def _child(self, parent: ProductSpec, entity_id: int, color: int) -> ProductSpec:
+        rng = self.rng
+        price = parent.price + Decimal(rng.randrange(0, 500, 100)).scaleb(-2)
+        return ProductSpec(
+            entity_id=entity_id,
+            type_id="simple",
+            parent_id=parent.entity_id,
+            websites=parent.websites,
+            name=NameParts(parent.name.noun, parent.name.adj, parent.name.material, parent.name.collection, color),
+            default_language=parent.default_language,
+            name_store=parent.name_store,
+            status=STATUS_DISABLED if rng.random() < 0.03 else STATUS_ENABLED,
+            visibility=VISIBILITY_NOT_VISIBLE,
+            price=price,
+            special=self._special(price),
+            weight=parent.weight,
+            manufacturer=parent.manufacturer,
+            activities=parent.activities,
+            categories=parent.categories,
+            images=rng.randint(1, 2),
+            qty=Decimal(0) if rng.random() < 0.1 else Decimal(rng.randrange(1, 500)),
+            sentences=parent.sentences,
+            updated_after=timedelta(seconds=rng.randrange(30 * 86400)),
+        )
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class OptionIds:
+    """eav_attribute_option ids, assigned in a fixed order."""
+
+    color: tuple[int, ...]
+    manufacturer: tuple[int, ...]
+    activity: tuple[int, ...]
+
+
+def _option_ids() -> OptionIds:
+    ids = itertools.count(1)
+    return OptionIds(
+        color=tuple(next(ids) for _ in COLORS),
+        manufacturer=tuple(next(ids) for _ in MANUFACTURERS),
+        activity=tuple(next(ids) for _ in ACTIVITIES),
+    )
+
+
+Rows = dict[sa.Table, list[dict]]
+
+
+class RowWriter:
+    """Turns ProductSpecs into table rows. Holds the running media-gallery id."""
+
+    def __init__(self, options: OptionIds):
+        self.options = options
+        self.next_gallery_id = 1
+
+    def rows(self, specs: Sequence[ProductSpec]) -> Rows:
+        out: Rows = defaultdict(list)
+        for spec in specs:
+            self._product(out, spec)
+        return out
+
+    def _product(self, out: Rows, p: ProductSpec) -> None:
+        created = BASE_TIME + timedelta(minutes=p.entity_id)
+        out[schema.catalog_product_entity].append({
+            "entity_id": p.entity_id, "attribute_set_id": PRODUCT_SET_ID, "type_id": p.type_id, "sku": p.sku,
+            "has_options": int(p.is_configurable), "required_options": int(p.is_configurable),
+            "created_at": created, "updated_at": created + p.updated_after,
+        })
+        self._texts(out, p)
+        self._numbers(out, p)
+        self._relations(out, p)
+        self._media(out, p)
+
+    def _value(self, out: Rows, code: str, p: ProductSpec, value: object, store_id: int = 0) -> None:
+        out[schema.PRODUCT_VALUE_TABLES[_BACKEND[code]]].append(
+            {"attribute_id": ATTR[code], "store_id": store_id, "entity_id": p.entity_id, "value": value}
+        )
+
+    def _texts(self, out: Rows, p: ProductSpec) -> None:
+        name = p.name.render(p.default_language)
+        noun = _word(NOUNS[p.name.noun], "en")
+        material = _word(MATERIALS[p.name.material], "en")
+        self._value(out, "name", p, name)
+        self._value(out, "url_key", p, f"{_slug(name)}-{p.entity_id}")
+        self._value(out, "meta_title", p, name)
+        self._value(out, "meta_description", p, f"Buy {name} online.")
+        self._value(out, "material", p, material)
+        if p.activities:
+            self._value(out, "activity", p, ",".join(str(self.options.activity[i]) for i in p.activities))
+        if p.name_store is not None:
+            local = p.name.render(p.name_store.language)
+            self._value(out, "name", p, local, p.name_store.store_id)
+            self._value(out, "url_key", p, f"{_slug(local)}-{p.entity_id}", p.name_store.store_id)
+        first, second = (SENTENCES[i] for i in p.sentences)
+        self._value(out, "description", p, f"<p>{name}. {first} {second}</p>")
+        self._value(out, "short_description", p, f"{name}: {material.lower()} {noun.lower()}.")
+        self._value(out, "meta_keyword", p, f"{noun}, {material}, {COLLECTIONS[p.name.collection]}")
+
+    def _numbers(self, out: Rows, p: ProductSpec) -> None:
+        self._value(out, "status", p, p.status)
+        self._value(out, "visibility", p, p.visibility)
+        if p.name.color is not None:
+            self._value(out, "color", p, self.options.color[p.name.color])
+        if p.manufacturer is not None:
+            self._value(out, "manufacturer", p, self.options.manufacturer[p.manufacturer])
+        if p.is_configurable:
+            return  # like Magento: a configurable's price and weight come from its children
+        self._value(out, "price", p, p.price)
+        self._value(out, "weight", p, p.weight)
+        if p.special is not None:
+            special_price, start, end = p.special
+            self._value(out, "special_price", p, special_price)
+            self._value(out, "special_from_date", p, start)
+            self._value(out, "special_to_date", p, end)
+
+    def _relations(self, out: Rows, p: ProductSpec) -> None:
+        for website_id in p.websites:
+            out[schema.catalog_product_website].append({"product_id": p.entity_id, "website_id": website_id})
+        in_stock = p.is_configurable or p.qty > 0
+        out[schema.cataloginventory_stock_item].append({
+            "product_id": p.entity_id, "stock_id": 1, "qty": Decimal(0) if p.is_configurable else p.qty,
+            "is_in_stock": int(in_stock), "website_id": 0,
+        })
+        for position, category_id in enumerate(p.categories):
+            out[schema.catalog_category_product].append(
+                {"category_id": category_id, "product_id": p.entity_id, "position": position}
+            )
+        if p.parent_id is not None:
+            out[schema.catalog_product_super_link].append({"product_id": p.entity_id, "parent_id": p.parent_id})
+            out[schema.catalog_product_relation].append({"parent_id": p.parent_id, "child_id": p.entity_id})
+
+    def _media(self, out: Rows, p: ProductSpec) -> None:
+        sku = p.sku.lower()
+        files = [f"/{sku[0]}/{sku[1]}/{sku}_{n}.jpg" for n in range(1, p.images + 1)]
+        label = p.name.render(p.default_language)
+        for position, path in enumerate(files, start=1):
+            value_id = self.next_gallery_id
+            self.next_gallery_id += 1
+            out[schema.catalog_product_entity_media_gallery].append(
+                {"value_id": value_id, "attribute_id": ATTR["media_gallery"], "value": path, "media_type": "image", "disabled": 0}
+            )
+            out[schema.catalog_product_entity_media_gallery_value].append(
+                {"value_id": value_id, "store_id": 0, "entity_id": p.entity_id, "label": label, "position": position, "disabled": 0}
+            )
+            out[schema.catalog_product_entity_media_gallery_value_to_entity].append(
+                {"value_id": value_id, "entity_id": p.entity_id}
+            )
+        for role in ("image", "small_image", "thumbnail"):
+            self._value(out, role, p, files[0])
+        if p.parent_id is not None:
+            self._value(out, "swatch_image", p, files[0])
+
+
+
+# --------------------------------------------------------------------------- shop setup rows
+
+# (entity_id, parent_id, name in LANGUAGES order); ids 1 and 2 are Magento's root categories.
+CATEGORIES = (
+    (1, 0, ("Root Catalog",) * 6),
+    (2, 1, ("Default Category",) * 6),
+    (3, 2, ("Men", "Homme", "Herren", "Hombre", "Uomo", "Masculino")),
+    (4, 2, ("Women", "Femme", "Damen", "Mujer", "Donna", "Feminino")),
+    (5, 2, ("Gear", "Équipement", "Ausrüstung", "Equipo", "Attrezzatura", "Equipamentos")),
+    (6, 2, ("Sale", "Soldes", "Sale", "Rebajas", "Saldi", "Promoções")),
+    (7, 3, ("Tops", "Hauts", "Oberteile", "Camisetas", "Top", "Blusas")),
+    (8, 3, ("Bottoms", "Bas", "Hosen", "Pantalones", "Pantaloni", "Calças")),
+    (9, 4, ("Tops", "Hauts", "Oberteile", "Camisetas", "Top", "Blusas")),
+    (10, 4, ("Bottoms", "Bas", "Hosen", "Pantalones", "Pantaloni", "Calças")),
+    (11, 5, ("Bags", "Sacs", "Taschen", "Bolsas", "Borse", "Bolsas")),
+    (12, 5, ("Fitness Equipment", "Matériel de fitness", "Fitnessgeräte", "Equipamiento fitness", "Attrezzi fitness",
+             "Equipamentos de Ginástica")),
+    (13, 5, ("Bottles", "Gourdes", "Flaschen", "Botellas", "Borracce", "Garrafas")),
+    (14, 6, ("Outlet", "Déstockage", "Outlet", "Outlet", "Outlet", "Outlet")),
+)
+PRODUCT_CATEGORIES = tuple(c[0] for c in CATEGORIES if c[0] > ROOT_CATEGORY_ID)
+
+
+def store_rows(layout: StoreLayout) -> Rows:
+    rows: Rows = defaultdict(list)
+    rows[schema.store_website].append(
+        {"website_id": 0, "code": "admin", "name": "Admin", "sort_order": 0, "default_group_id": 0, "is_default": 0}
+    )
+    rows[schema.store_group].append(
+        {"group_id": 0, "website_id": 0, "name": "Default", "root_category_id": 0, "default_store_id": 0, "code": "default"}
+    )
+    rows[schema.store].append(
+        {"store_id": 0, "code": "admin", "website_id": 0, "group_id": 0, "name": "Admin", "sort_order": 0, "is_active": 1}
+    )
+    for website_id in layout.websites:
+        code, name = WEBSITES[website_id]
+        default_view = layout.views_of([website_id])[0]
+        rows[schema.store_website].append({
+            "website_id": website_id, "code": code, "name": name, "sort_order": website_id - 1,
+            "default_group_id": website_id, "is_default": int(website_id == 1),
+        })
+        # one store group per website, same id as the website
+        rows[schema.store_group].append({
+            "group_id": website_id, "website_id": website_id, "name": f"{name} Store",
+            "root_category_id": ROOT_CATEGORY_ID, "default_store_id": default_view.store_id,
+            "code": "main_website_store" if website_id == 1 else f"{code}_website_store",
+        })
+    for view in layout.views:
+        rows[schema.store].append({
+            "store_id": view.store_id, "code": view.code, "website_id": view.website_id, "group_id": view.website_id,
+            "name": "Default Store View" if view.store_id == 1 else f"Store View {view.store_id} ({view.locale})",
+            "sort_order": view.store_id - 1, "is_active": 1,
+        })
+    return rows
+
+
+def config_rows(layout: StoreLayout) -> list[dict]:
+    def row(path: str, value: str, scope: str = "default", scope_id: int = 0) -> dict:
+        return {"scope": scope, "scope_id": scope_id, "path": path, "value": value}
+
+    rows = [
+        row("general/locale/code", DEFAULT_LOCALE),
+        row("general/locale/timezone", "UTC"),
+        row("general/locale/weight_unit", "kgs"),
+        row("web/unsecure/base_url", "http://demo-shop.example/"),
+        row("web/secure/base_url", "https://demo-shop.example/"),
+        row("currency/options/base", "USD"),
+        row("currency/options/default", "USD"),
+        row("currency/options/allow", "USD"),
+        row("catalog/price/scope", "0"),  # global price scope
+    ]
+    if 2 in layout.websites:
+        rows += [
+            row("currency/options/base", "EUR", "websites", 2),
+            row("currency/options/default", "EUR", "websites", 2),
+            row("currency/options/allow", "EUR", "websites", 2),
+        ]
+    rows += [row("general/locale/code", v.locale, "stores", v.store_id) for v in layout.views if v.locale != DEFAULT_LOCALE]
+    return rows
+
+
+def eav_rows() -> Rows:
+    rows: Rows = defaultdict(list)
+    rows[schema.eav_entity_type] += [
+        {"entity_type_id": CATEGORY_TYPE_ID, "entity_type_code": schema.CATEGORY_ENTITY_TYPE_CODE,
+         "entity_model": "Magento\\Catalog\\Model\\ResourceModel\\Category", "entity_table": "catalog_category_entity",
+         "default_attribute_set_id": CATEGORY_SET_ID},
+        {"entity_type_id": PRODUCT_TYPE_ID, "entity_type_code": schema.PRODUCT_ENTITY_TYPE_CODE,
+         "entity_model": "Magento\\Catalog\\Model\\ResourceModel\\Product", "entity_table": "catalog_product_entity",
+         "default_attribute_set_id": PRODUCT_SET_ID},
+    ]
+    rows[schema.eav_attribute_set] += [
+        {"attribute_set_id": CATEGORY_SET_ID, "entity_type_id": CATEGORY_TYPE_ID, "attribute_set_name": "Default", "sort_order": 1},
+        {"attribute_set_id": PRODUCT_SET_ID, "entity_type_id": PRODUCT_TYPE_ID, "attribute_set_name": "Default", "sort_order": 1},
+    ]
+    for a in ATTRIBUTES:
+        rows[schema.eav_attribute].append({
+            "attribute_id": a.id, "entity_type_id": a.entity_type_id, "attribute_code": a.code,
+            "backend_type": a.backend, "frontend_input": a.input, "frontend_label": a.label,
+            "source_model": a.source_model, "is_required": int(a.required), "is_user_defined": int(a.user_defined),
+        })
+        rows[schema.catalog_eav_attribute].append({
+            "attribute_id": a.id, "is_global": a.scope, "is_visible": 1, "is_searchable": int(a.searchable),
+            "is_filterable": int(a.filterable), "used_in_product_listing": int(a.in_listing),
+        })
+    return rows
+
+
+def option_rows(layout: StoreLayout, options: OptionIds) -> Rows:
+    """Admin labels at store 0; colors and activities also translated for store views in other languages."""
+    rows: Rows = defaultdict(list)
+    translated_views = [v for v in layout.views if v.language != "en"]
+    groups = (
+        ("color", options.color, COLORS, True),
+        ("manufacturer", options.manufacturer, [(m,) for m in MANUFACTURERS], False),
+        ("activity", options.activity, ACTIVITIES, True),
+    )
+    for code, ids, labels, translate in groups:
+        for sort_order, (option_id, words) in enumerate(zip(ids, labels)):
+            rows[schema.eav_attribute_option].append(
+                {"option_id": option_id, "attribute_id": ATTR[code], "sort_order": sort_order}
+            )
+            rows[schema.eav_attribute_option_value].append({"option_id": option_id, "store_id": 0, "value": words[0]})
+            for view in translated_views if translate else ():
+                rows[schema.eav_attribute_option_value].append(
+                    {"option_id": option_id, "store_id": view.store_id, "value": _word(words, view.language)}
+                )
+    return rows
+
+
+def category_rows(layout: StoreLayout) -> Rows:
+    rows: Rows = defaultdict(list)
+    parents = {cid: parent for cid, parent, _ in CATEGORIES}
+
+    def path(cid: int) -> list[int]:
+        return path(parents[cid]) + [cid] if cid else []
+
+    translated_views = [v for v in layout.views if v.language != "en"]
+    for cid, parent, names in CATEGORIES:
+        ancestry = path(cid)
+        position = [c for c, p in parents.items() if p == parent].index(cid) + 1 if parent else 0
+        descendants = sum(1 for other in parents if cid in path(other)[:-1])
+        stamp = BASE_TIME - timedelta(days=30) + timedelta(hours=cid)
+        rows[schema.catalog_category_entity].append({
+            "entity_id": cid, "attribute_set_id": CATEGORY_SET_ID, "parent_id": parent, "created_at": stamp,
+            "updated_at": stamp, "path": "/".join(map(str, ancestry)), "position": position,
+            "level": len(ancestry) - 1, "children_count": descendants,
+        })
+        rows[schema.catalog_category_entity_varchar].append(
+            {"attribute_id": CATEGORY_NAME_ATTR, "store_id": 0, "entity_id": cid, "value": names[0]}
+        )
+        if cid <= ROOT_CATEGORY_ID:
+            continue
+        for view in translated_views:
+            rows[schema.catalog_category_entity_varchar].append(
+                {"attribute_id": CATEGORY_NAME_ATTR, "store_id": view.store_id, "entity_id": cid,
+                 "value": _word(names, view.language)}
+            )
+    return rows
+
+
+def mview_rows() -> list[dict]:
+    # What Magento shows for indexers on "Update by Schedule" that have not consumed anything yet.
+    return [
+        {"view_id": view_id, "mode": "enabled", "status": "idle", "updated": BASE_TIME, "version_id": 0}
+        for view_id in triggers.MVIEW_VIEW_IDS
+    ]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _engine(db_url: str) -> sa.Engine:
+    url = sa.make_url(db_url)
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+
+    @sa.event.listens_for(engine, "connect")
+    def _fast_load(dbapi_conn, _record) -> None:
+        # A demo database is rebuilt, not recovered: skip fsyncs. WAL stays on afterwards,
+        # so the demo shop can be read while it is being changed.
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.close()
+
+    return engine
+
+
+def _insert(conn: sa.Connection, rows: Rows) -> None:
+    for table in schema.metadata.sorted_tables:
+        if rows.get(table):
+            conn.execute(table.insert(), rows[table])
+
+
+def _insert_chunk(engine: sa.Engine, rows: Rows) -> None:
+    with engine.begin() as conn:  # a transaction per chunk keeps the WAL / undo log small
+        _insert(conn, rows)
+
+
+def _prepare_tables(engine: sa.Engine, drop_existing: bool) -> None:
+    if drop_existing:
+        schema.metadata.drop_all(engine)
+        schema.metadata.create_all(engine)
+        return
+    schema.metadata.create_all(engine)  # creates only what is missing
+    with engine.connect() as conn:
+        if conn.scalar(sa.select(sa.func.count()).select_from(schema.catalog_product_entity)):
+            raise ValueError(
+                f"{engine.url.render_as_string(hide_password=True)} already holds a catalog; "
+                "pass drop_existing=True to replace it"
+            )
+
+
+def _chunks(items: Iterator[ProductSpec], size: int) -> Iterator[list[ProductSpec]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def generate_demo_catalog(
+    db_url: str, products: int, store_views: int = 2, seed: int = 42, *, drop_existing: bool = True
+) -> DemoCatalogSummary:
+    """Create the Magento catalog tables at db_url and fill them with a deterministic demo shop.
+
+    Changelog triggers are created after the bulk load, so the changelogs start empty.
+    """
+    if products < 1:
+        raise ValueError(f"products must be at least 1, got {products}")
+    layout = plan_stores(store_views)
+    options = _option_ids()
+    views_per_website = {w: len(layout.views_of([w])) for w in layout.websites}
+    engine = _engine(db_url)
+    try:
+        _prepare_tables(engine, drop_existing)
+        with engine.begin() as conn:
+            _insert(conn, store_rows(layout))
+            _insert(conn, {schema.core_config_data: config_rows(layout)})
+            _insert(conn, eav_rows())
+            _insert(conn, option_rows(layout, options))
+            _insert(conn, category_rows(layout))
+            _insert(conn, {schema.mview_state: mview_rows()})
+
+        planner = ProductPlanner(random.Random(seed), layout, PRODUCT_CATEGORIES)
+        writer = RowWriter(options)
+        configurables = feed_records = 0
+        with ThreadPoolExecutor(max_workers=1) as loader:
+            # Generate chunk n+1 while the database stores chunk n: the driver releases the
+            # GIL while it waits for the server. One writer thread keeps inserts in order.
+            pending: Future | None = None
+            for chunk in _chunks(planner.plan(products), PRODUCTS_PER_CHUNK):
+                rows = writer.rows(chunk)
+                configurables += sum(p.is_configurable for p in chunk)
+                feed_records += sum(views_per_website[w] for p in chunk for w in p.websites)
+                if pending is not None:
+                    pending.result()
+                pending = loader.submit(_insert_chunk, engine, rows)
+            if pending is not None:
+                pending.result()
+
+        triggers.create_changelog_triggers(engine)
+    finally:
+        engine.dispose()
+    return DemoCatalogSummary(
+        products=products,
+        configurables=configurables,
+        store_views=store_views,
+        websites=len(layout.websites),
+        feed_records=feed_records,
+    )

@@ -1,0 +1,117 @@
+"""Magento's mview changelog triggers, recreated for the demo catalog.
+
+When a Magento indexer runs "Update by Schedule", Magento subscribes the
+indexer's view to source tables with AFTER INSERT/UPDATE/DELETE triggers that
+append the changed product id to the view's changelog (``*_cl``). The
+subscriptions below are copied from a real Magento 2.4.8 shop
+(``trg_*`` in ../shared/fixtures/magento-2.4.8-catalog.sql), without the
+catalogrule_* changelogs, which Catalog Sync does not read.
+
+Like Magento, an UPDATE trigger fires only when some column other than the
+ignored ones changed: touching ``catalog_product_entity.updated_at`` alone
+writes no changelog row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, Table
+
+from catalog_sync.magento import schema
+
+FULLTEXT = "catalogsearch_fulltext_cl"
+PRICE = "catalog_product_price_cl"
+STOCK = "cataloginventory_stock_cl"
+CATEGORY = "catalog_product_category_cl"
+ATTRIBUTE = "catalog_product_attribute_cl"
+
+EVENTS = ("insert", "update", "delete")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One source table and the changelogs its row changes are written to."""
+
+    table: Table
+    id_column: str  # the column holding the product id
+    changelogs: tuple[str, ...]  # in Magento's trigger order
+    ignored_update_columns: frozenset[str] = frozenset()
+
+    def watched_columns(self) -> list[str]:
+        return [c.name for c in self.table.columns if c.name not in self.ignored_update_columns]
+
+
+_values = schema.PRODUCT_VALUE_TABLES
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription(schema.catalog_product_entity, "entity_id", (FULLTEXT, PRICE), frozenset({"updated_at"})),
+    Subscription(_values["datetime"], "entity_id", (FULLTEXT, PRICE)),
+    Subscription(_values["decimal"], "entity_id", (FULLTEXT, ATTRIBUTE, PRICE)),
+    Subscription(_values["int"], "entity_id", (FULLTEXT, CATEGORY, ATTRIBUTE, STOCK, PRICE)),
+    Subscription(_values["text"], "entity_id", (FULLTEXT,)),
+    Subscription(_values["varchar"], "entity_id", (FULLTEXT, ATTRIBUTE)),
+    Subscription(schema.catalog_product_website, "product_id", (FULLTEXT, CATEGORY, PRICE)),
+    Subscription(schema.cataloginventory_stock_item, "product_id", (STOCK,)),
+    Subscription(schema.catalog_category_product, "product_id", (FULLTEXT, CATEGORY)),
+    Subscription(schema.catalog_product_super_link, "product_id", (FULLTEXT,)),
+)
+
+# mview_state rows Magento keeps for the views above (view_id = changelog name without "_cl").
+MVIEW_VIEW_IDS: tuple[str, ...] = tuple(name.removesuffix("_cl") for name in schema.CHANGELOG_TABLE_NAMES)
+
+
+def trigger_name(table: str, event: str) -> str:
+    return f"trg_{table}_after_{event}"
+
+
+def mysql_trigger_sql(sub: Subscription, event: str) -> str:
+    """The trigger exactly as Magento writes it for MySQL/MariaDB."""
+    row = "OLD" if event == "delete" else "NEW"
+    inserts = [f"INSERT IGNORE INTO `{cl}` (`entity_id`) VALUES ({row}.`{sub.id_column}`);" for cl in sub.changelogs]
+    if event == "update":
+        changed = " OR ".join(f"NOT(NEW.`{c}` <=> OLD.`{c}`)" for c in sub.watched_columns())
+        inserts = [f"IF ({changed}) THEN {stmt} END IF;" for stmt in inserts]
+    body = "\n".join(inserts)
+    return (
+        f"CREATE TRIGGER {trigger_name(sub.table.name, event)} AFTER {event.upper()} ON `{sub.table.name}` "
+        f"FOR EACH ROW\nBEGIN\n{body}\nEND"
+    )
+
+
+def sqlite_trigger_sql(sub: Subscription, event: str) -> str:
+    """SQLite equivalent: no INSERT IGNORE (the changelog has no unique key to ignore) and
+    the changed-columns test moves to a WHEN clause, with IS NOT as the null-safe <=>."""
+    row = "OLD" if event == "delete" else "NEW"
+    when = ""
+    if event == "update":
+        when = "WHEN " + " OR ".join(f'NEW."{c}" IS NOT OLD."{c}"' for c in sub.watched_columns()) + "\n"
+    body = "\n".join(f'INSERT INTO "{cl}" (entity_id) VALUES ({row}."{sub.id_column}");' for cl in sub.changelogs)
+    return (
+        f'CREATE TRIGGER {trigger_name(sub.table.name, event)} AFTER {event.upper()} ON "{sub.table.name}" '
+        f"FOR EACH ROW\n{when}BEGIN\n{body}\nEND"
+    )
+
+
+def _trigger_sql(dialect: str, sub: Subscription, event: str) -> str:
+    if dialect == "sqlite":
+        return sqlite_trigger_sql(sub, event)
+    if dialect in ("mysql", "mariadb"):
+        return mysql_trigger_sql(sub, event)
+    raise NotImplementedError(f"changelog triggers are defined for SQLite and MySQL/MariaDB, not {dialect}")
+
+
+def create_changelog_triggers(bind: Engine | Connection) -> list[str]:
+    """(Re)create all changelog triggers; return their names."""
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            return create_changelog_triggers(conn)
+    dialect = bind.dialect.name
+    names = []
+    for sub in SUBSCRIPTIONS:
+        for event in EVENTS:
+            name = trigger_name(sub.table.name, event)
+            bind.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+            bind.exec_driver_sql(_trigger_sql(dialect, sub, event))
+            names.append(name)
+    return names

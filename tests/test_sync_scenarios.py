@@ -1,0 +1,269 @@
+"""The sync's behaviour end to end through the CLI, on a demo catalog in SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from catalog_sync.snapshot_reader import snapshot_items
+from catalog_sync.status_store import StatusStore
+from sync_helpers import expected_feed
+
+NAME_ATTRIBUTE_ID = 73
+
+
+def _product_in_both_views(env) -> tuple[int, str]:
+    """A standalone simple product on both websites, with its name only at default scope."""
+    row = env.scalar(
+        "SELECT e.entity_id || '|' || e.sku FROM catalog_product_entity e "
+        "WHERE e.type_id = 'simple' AND (SELECT count(*) FROM catalog_product_website w WHERE w.product_id = e.entity_id) = 2 "
+        "AND NOT EXISTS (SELECT 1 FROM catalog_product_super_link l WHERE l.product_id = e.entity_id) "
+        f"AND NOT EXISTS (SELECT 1 FROM catalog_product_entity_varchar v WHERE v.entity_id = e.entity_id "
+        f"  AND v.attribute_id = {NAME_ATTRIBUTE_ID} AND v.store_id <> 0) "
+        "ORDER BY e.entity_id LIMIT 1"
+    )
+    entity_id, sku = row.split("|", 1)
+    return int(entity_id), sku
+
+
+def test_first_run_exports_every_item_then_a_second_run_exports_nothing(sync_env, capsys, demo_catalog_template):
+    _, generated = demo_catalog_template
+
+    first = sync_env.sync(capsys)
+
+    assert first["mode"] == "full"
+    assert first["inserted"] == generated.feed_records
+    assert (first["extracted"], first["updated"], first["deleted"], first["failed"]) == (generated.feed_records, 0, 0, 0)
+    expected = expected_feed(sync_env.source_url)
+    assert len(expected) == generated.feed_records
+    assert sync_env.target_state() == expected
+    assert set(snapshot_items(str(sync_env.state_dir))) == set(expected)
+
+    second = sync_env.sync(capsys)
+
+    assert second["mode"] == "incremental"
+    assert (second["inserted"], second["updated"], second["deleted"], second["failed"]) == (0, 0, 0, 0)
+    assert sync_env.sent == []
+    assert set(second) >= {"mode", "extracted", "inserted", "updated", "deleted", "unchanged", "failed", "duration_s"}
+
+
+def test_store_scoped_name_change_exports_exactly_that_item(sync_env, capsys):
+    sync_env.sync(capsys)
+    entity_id, sku = _product_in_both_views(sync_env)
+    sync_env.execute(
+        "INSERT INTO catalog_product_entity_varchar (attribute_id, store_id, entity_id, value) "
+        "VALUES (:attr, 2, :id, 'Nom en magasin 2') "
+        "ON CONFLICT (entity_id, attribute_id, store_id) DO UPDATE SET value = excluded.value",
+        params={"attr": NAME_ATTRIBUTE_ID, "id": entity_id},
+    )
+
+    summary = sync_env.sync(capsys)
+
+    assert (summary["inserted"], summary["updated"], summary["deleted"]) == (0, 1, 0)
+    # Both store views of the product were re-read (one changed id), only one differs.
+    assert summary["extracted"] == 2 and summary["unchanged"] == 1
+    lines = sync_env.sent
+    assert len(lines) == 1
+    assert (lines[0]["op"], lines[0]["sku"], lines[0]["store_view_code"]) == ("upsert", sku, "store_view_2")
+    assert lines[0]["record"]["name"] == "Nom en magasin 2"
+    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+
+
+def test_deleted_product_exports_one_delete_per_store_view(sync_env, capsys):
+    sync_env.sync(capsys)
+    entity_id, sku = _product_in_both_views(sync_env)
+    sync_env.execute(
+        *[f"DELETE FROM {t} WHERE entity_id = :id" for t in (
+            "catalog_product_entity_varchar", "catalog_product_entity_int", "catalog_product_entity_decimal",
+            "catalog_product_entity_text", "catalog_product_entity_datetime")],
+        "DELETE FROM catalog_product_website WHERE product_id = :id",
+        "DELETE FROM catalog_product_entity WHERE entity_id = :id",
+        params={"id": entity_id},
+    )
+
+    summary = sync_env.sync(capsys)
+
+    assert (summary["inserted"], summary["updated"], summary["deleted"]) == (0, 0, 2)
+    lines = sorted(sync_env.sent, key=lambda line: line["store_view_code"])
+    assert [(line["op"], line["sku"], line["store_view_code"]) for line in lines] == [
+        ("delete", sku, "default"), ("delete", sku, "store_view_2")]
+    state = sync_env.target_state()
+    assert (sku, "default") not in state and (sku, "store_view_2") not in state
+    assert state == expected_feed(sync_env.source_url)
+
+
+def test_touching_only_updated_at_exports_nothing(sync_env, capsys):
+    sync_env.sync(capsys)
+    sync_env.execute("UPDATE catalog_product_entity SET updated_at = '2031-01-01 00:00:00' WHERE entity_id <= 50")
+
+    summary = sync_env.sync(capsys)
+
+    assert (summary["inserted"], summary["updated"], summary["deleted"], summary["failed"]) == (0, 0, 0, 0)
+    assert sync_env.sent == []
+
+
+def test_a_logged_change_that_alters_no_exported_field_resends_nothing(sync_env, capsys):
+    """Magento's triggers log an entity on any EAV write; a re-read item whose content hash is the same is not re-sent."""
+    sync_env.sync(capsys)
+    entity_id, sku = _product_in_both_views(sync_env)
+    # weight (82) is a system attribute the feed does not carry: the changelog fires, the payload stays.
+    sync_env.execute(
+        "INSERT INTO catalog_product_entity_decimal (attribute_id, store_id, entity_id, value) VALUES (82, 0, :id, 12.5) "
+        "ON CONFLICT (entity_id, attribute_id, store_id) DO UPDATE SET value = excluded.value + 1",
+        params={"id": entity_id},
+    )
+    sync_env.execute("UPDATE catalog_product_entity SET updated_at = '2031-01-01 00:00:00' WHERE entity_id = :id",
+                     params={"id": entity_id})
+
+    summary = sync_env.sync(capsys)
+
+    assert summary["extracted"] == 2 and summary["unchanged"] == 2 and summary["updated"] == 0
+    assert sync_env.sent == []
+
+
+def test_variant_deleted_updates_its_configurable_parent(sync_env, capsys):
+    """Magento logs only the child when a configurable link goes; the parent's variant list must follow."""
+    sync_env.sync(capsys)
+    child_id, parent_id = map(int, sync_env.scalar(
+        "SELECT product_id || '|' || parent_id FROM catalog_product_super_link ORDER BY link_id LIMIT 1").split("|"))
+    parent_sku = sync_env.scalar("SELECT sku FROM catalog_product_entity WHERE entity_id = :id", {"id": parent_id})
+    sync_env.execute("DELETE FROM catalog_product_super_link WHERE product_id = :c", params={"c": child_id})
+    sync_env.execute("DELETE FROM catalog_product_relation WHERE child_id = :c", params={"c": child_id})
+
+    summary = sync_env.sync(capsys)
+
+    assert summary["deleted"] == 0 and summary["inserted"] == 0
+    updated_skus = {line["sku"] for line in sync_env.sent}
+    assert parent_sku in updated_skus
+    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+
+
+def test_full_resync_with_cleanup_reexports_everything(sync_env, capsys, demo_catalog_template):
+    _, generated = demo_catalog_template
+    sync_env.sync(capsys)
+
+    summary = sync_env.sync(capsys, "--full", "--cleanup")
+
+    assert summary["mode"] == "full"
+    assert summary["updated"] == generated.feed_records
+    assert (summary["inserted"], summary["deleted"], summary["unchanged"]) == (0, 0, 0)
+    assert len(sync_env.sent) == generated.feed_records
+
+
+def test_full_resync_deletes_what_the_source_no_longer_has(sync_env, capsys):
+    """A full reconcile finds deletes even when no changelog row points at them."""
+    sync_env.sync(capsys)
+    entity_id, sku = _product_in_both_views(sync_env)
+    # Remove the product behind the triggers' back: drop them first, as a bulk import tool might.
+    for (name,) in _triggers(sync_env):
+        sync_env.execute(f'DROP TRIGGER "{name}"')
+    sync_env.execute("DELETE FROM catalog_product_website WHERE product_id = :id", params={"id": entity_id})
+
+    incremental = sync_env.sync(capsys)
+    full = sync_env.sync(capsys, "--full")
+
+    assert incremental["deleted"] == 0
+    assert full["deleted"] == 2 and full["updated"] == 0 and full["inserted"] == 0
+    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+
+
+def _triggers(env):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(env.source_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all()
+    engine.dispose()
+    return rows
+
+
+def test_crash_between_export_and_commit_resends_and_converges(sync_env, capsys):
+    sync_env.sync(capsys)
+    entity_id, sku = _product_in_both_views(sync_env)
+    sync_env.execute(
+        "UPDATE catalog_product_entity_varchar SET value = 'Renamed before the crash' "
+        "WHERE entity_id = :id AND attribute_id = :attr AND store_id = 0",
+        params={"id": entity_id, "attr": NAME_ATTRIBUTE_ID},
+    )
+    env = {**os.environ, "CATALOG_SYNC_TEST_CRASH_BEFORE_COMMIT": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    crashed = subprocess.run([sys.executable, "-m", "catalog_sync", *sync_env.cli_args()], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert crashed.returncode == 70, crashed.stderr
+    delta_files_after_crash = len(sync_env.delta_files())
+    # The crashed run did send, but its snapshot did not move.
+    assert {line["sku"] for line in sync_env.lines_of(sync_env.delta_files()[-1:])} == {sku}
+
+    summary = sync_env.sync(capsys)
+
+    assert len(sync_env.delta_files()) == delta_files_after_crash + 1
+    resent = sync_env.sent
+    assert sorted((line["sku"], line["store_view_code"]) for line in resent) == [(sku, "default"), (sku, "store_view_2")]
+    assert summary["updated"] == 2
+    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+    assert snapshot_items(str(sync_env.state_dir)) == expected_feed(sync_env.source_url)
+    runs = StatusStore(f"sqlite:///{sync_env.state_dir / 'status.db'}").recent_runs(5)
+    assert [r["state"] for r in runs[:2]] == ["success", "failed"]
+    assert runs[1]["error"].startswith("abandoned")
+
+
+def test_dry_run_sends_nothing_and_keeps_the_snapshot(sync_env, capsys):
+    sync_env.sync(capsys)
+    entity_id, sku = _product_in_both_views(sync_env)
+    sync_env.execute(
+        "UPDATE catalog_product_entity_varchar SET value = 'Dry run rename' "
+        "WHERE entity_id = :id AND attribute_id = :attr AND store_id = 0",
+        params={"id": entity_id, "attr": NAME_ATTRIBUTE_ID},
+    )
+    manifest_before = (sync_env.state_dir / "manifest.json").read_bytes()
+    files_before = sync_env.delta_files()
+
+    dry = sync_env.sync(capsys, "--dry-run")
+
+    assert dry["dry_run"] is True and dry["updated"] == 2
+    assert sync_env.delta_files() == files_before
+    assert (sync_env.state_dir / "manifest.json").read_bytes() == manifest_before
+
+    real = sync_env.sync(capsys)
+
+    assert real["updated"] == 2
+    assert {line["record"]["name"] for line in sync_env.sent} == {"Dry run rename"}
+
+
+def test_skus_resync_resends_only_those_skus(sync_env, capsys):
+    sync_env.sync(capsys)
+    _, sku = _product_in_both_views(sync_env)
+
+    summary = sync_env.sync(capsys, "--full", "--skus", sku)
+
+    assert summary["mode"] == "skus"
+    assert summary["updated"] == 2 and summary["inserted"] == 0 and summary["deleted"] == 0
+    assert {(line["sku"], line["op"]) for line in sync_env.sent} == {(sku, "upsert")}
+
+
+def test_status_and_show_commands(sync_env, capsys):
+    from catalog_sync import cli
+
+    sync_env.sync(capsys)
+    _, sku = _product_in_both_views(sync_env)
+
+    assert cli.main(["show", sku, "--store-view", "store_view_2", "--state-url", str(sync_env.state_dir)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["payload"] == expected_feed(sync_env.source_url)[(sku, "store_view_2")]
+
+    assert cli.main(["status", "--state-url", str(sync_env.state_dir), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["lock"] is None
+    assert status["runs"][0]["state"] == "success" and status["runs"][0]["mode"] == "full"
+
+    assert cli.main(["show", "NO-SUCH-SKU", "--state-url", str(sync_env.state_dir)]) == 1
+
+
+def test_bad_configuration_fails_fast_with_a_message(tmp_path, capsys):
+    from catalog_sync import cli
+
+    code = cli.main(["sync", "--source-url", "sqlite:///x.db", "--target-url", "ftp://nowhere", "--state-url", str(tmp_path)])
+
+    assert code == 2
+    assert "unsupported target URL scheme 'ftp'" in capsys.readouterr().err
