@@ -9,6 +9,7 @@ each task, so no secret reaches XCom.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "execution_timeout": timedelta(minutes=30),
 }
 LOCK_WAIT = timedelta(hours=2)
+# Celery/Astro: the heavy steps go to a worker queue sized for them (ignored by the LocalExecutor).
+HEAVY_QUEUE = os.environ.get("CATALOG_SYNC_WORKER_QUEUE", "default")
 ERROR_FILE = "error.json"
 
 
@@ -53,15 +56,15 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=run.to_dict())
 
-    @task
+    @task(queue=HEAVY_QUEUE)
     def extract(plan: dict) -> dict:
         return _step("extract", pipeline.extract, plan)
 
-    @task
+    @task(queue=HEAVY_QUEUE)
     def diff(plan: dict) -> dict:
         return _step("diff", lambda s, r: pipeline.diff(s, r).to_dict(), plan)
 
-    @task(execution_timeout=timedelta(hours=1))
+    @task(queue=HEAVY_QUEUE, execution_timeout=timedelta(hours=1))
     def export(plan: dict) -> dict:
         return _step("export", pipeline.export, plan)
 

@@ -89,12 +89,14 @@ ATTRIBUTES: tuple[AttributeDef, ...] = (
     _a(74, "sku", "static", "text", "SKU", SCOPE_GLOBAL, required=True, searchable=True),
     _a(75, "description", "text", "textarea", "Description", SCOPE_STORE, searchable=True),
     _a(76, "short_description", "text", "textarea", "Short Description", SCOPE_STORE, searchable=True, in_listing=True),
-    _a(77, "price", "decimal", "price", "Price", SCOPE_GLOBAL, required=True, searchable=True, filterable=True, in_listing=True),
+    _a(77, "price", "decimal", "price", "Price", SCOPE_GLOBAL, required=True, searchable=True, filterable=True,
+       in_listing=True),
     _a(78, "special_price", "decimal", "price", "Special Price", SCOPE_GLOBAL, in_listing=True),
     _a(79, "special_from_date", "datetime", "date", "Special Price From Date", SCOPE_WEBSITE, in_listing=True),
     _a(80, "special_to_date", "datetime", "date", "Special Price To Date", SCOPE_WEBSITE, in_listing=True),
     _a(82, "weight", "decimal", "weight", "Weight", SCOPE_GLOBAL),
-    _a(83, "manufacturer", "int", "select", "Manufacturer", SCOPE_GLOBAL, user_defined=True, searchable=True, filterable=True),
+    _a(83, "manufacturer", "int", "select", "Manufacturer", SCOPE_GLOBAL, user_defined=True, searchable=True,
+       filterable=True),
     _a(84, "meta_title", "varchar", "text", "Meta Title", SCOPE_STORE),
     _a(85, "meta_keyword", "text", "textarea", "Meta Keywords", SCOPE_STORE),
     _a(86, "meta_description", "varchar", "textarea", "Meta Description", SCOPE_STORE),
@@ -195,7 +197,9 @@ MANUFACTURERS = ("Acme Outdoor", "Nordlys", "Müller & Söhne", "Café Sport", "
 
 # Locales of store views 2, 3, ... (store view 1 uses the default en_US). All distinct,
 # because two store views on one locale is a configuration error for the target.
-STORE_LOCALES = ("fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "en_GB", "fr_CA", "de_AT", "es_MX", "pt_PT", "it_CH", "de_CH")
+STORE_LOCALES = (
+    "fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "en_GB", "fr_CA", "de_AT", "es_MX", "pt_PT", "it_CH", "de_CH",
+)
 DEFAULT_LOCALE = "en_US"
 MAX_STORE_VIEWS = len(STORE_LOCALES) + 1
 
@@ -381,13 +385,18 @@ class ProductPlanner:
             special=self._special(price),
             weight=Decimal(rng.randrange(1, 500)).scaleb(-2),
             manufacturer=rng.randrange(len(MANUFACTURERS)) if rng.random() < 0.8 else None,
-            activities=tuple(sorted(rng.sample(range(len(ACTIVITIES)), rng.randint(1, 3)))) if rng.random() < 0.6 else (),
+            activities=self._activities(),
             categories=tuple(sorted(rng.sample(self.categories, rng.randint(1, 3)))),
             images=rng.randint(1, 2),
             qty=Decimal(0) if rng.random() < 0.1 else Decimal(rng.randrange(1, 500)),
             sentences=(rng.randrange(len(SENTENCES)), rng.randrange(len(SENTENCES))),
             updated_after=timedelta(seconds=rng.randrange(30 * 86400)),
         )
+
+    def _activities(self) -> tuple[int, ...]:
+        if self.rng.random() >= 0.6:
+            return ()
+        return tuple(sorted(self.rng.sample(range(len(ACTIVITIES)), self.rng.randint(1, 3))))
 
     def _special(self, price: Decimal) -> tuple[Decimal, datetime, datetime] | None:
         if self.rng.random() >= 0.10:
@@ -536,10 +545,12 @@ class RowWriter:
             value_id = self.next_gallery_id
             self.next_gallery_id += 1
             out[schema.catalog_product_entity_media_gallery].append(
-                {"value_id": value_id, "attribute_id": ATTR["media_gallery"], "value": path, "media_type": "image", "disabled": 0}
+                {"value_id": value_id, "attribute_id": ATTR["media_gallery"], "value": path, "media_type": "image",
+                 "disabled": 0}
             )
             out[schema.catalog_product_entity_media_gallery_value].append(
-                {"value_id": value_id, "store_id": 0, "entity_id": p.entity_id, "label": label, "position": position, "disabled": 0}
+                {"value_id": value_id, "store_id": 0, "entity_id": p.entity_id, "label": label, "position": position,
+                 "disabled": 0}
             )
             out[schema.catalog_product_entity_media_gallery_value_to_entity].append(
                 {"value_id": value_id, "entity_id": p.entity_id}
@@ -580,10 +591,12 @@ def store_rows(layout: StoreLayout) -> Rows:
         {"website_id": 0, "code": "admin", "name": "Admin", "sort_order": 0, "default_group_id": 0, "is_default": 0}
     )
     rows[schema.store_group].append(
-        {"group_id": 0, "website_id": 0, "name": "Default", "root_category_id": 0, "default_store_id": 0, "code": "default"}
+        {"group_id": 0, "website_id": 0, "name": "Default", "root_category_id": 0, "default_store_id": 0,
+         "code": "default"}
     )
     rows[schema.store].append(
-        {"store_id": 0, "code": "admin", "website_id": 0, "group_id": 0, "name": "Admin", "sort_order": 0, "is_active": 1}
+        {"store_id": 0, "code": "admin", "website_id": 0, "group_id": 0, "name": "Admin", "sort_order": 0,
+         "is_active": 1}
     )
     for website_id in layout.websites:
         code, name = WEBSITES[website_id]
@@ -628,7 +641,9 @@ def config_rows(layout: StoreLayout) -> list[dict]:
             row("currency/options/default", "EUR", "websites", 2),
             row("currency/options/allow", "EUR", "websites", 2),
         ]
-    rows += [row("general/locale/code", v.locale, "stores", v.store_id) for v in layout.views if v.locale != DEFAULT_LOCALE]
+    rows += [
+        row("general/locale/code", v.locale, "stores", v.store_id) for v in layout.views if v.locale != DEFAULT_LOCALE
+    ]
     return rows
 
 
@@ -643,8 +658,8 @@ def eav_rows() -> Rows:
          "default_attribute_set_id": PRODUCT_SET_ID},
     ]
     rows[schema.eav_attribute_set] += [
-        {"attribute_set_id": CATEGORY_SET_ID, "entity_type_id": CATEGORY_TYPE_ID, "attribute_set_name": "Default", "sort_order": 1},
-        {"attribute_set_id": PRODUCT_SET_ID, "entity_type_id": PRODUCT_TYPE_ID, "attribute_set_name": "Default", "sort_order": 1},
+        {"attribute_set_id": set_id, "entity_type_id": type_id, "attribute_set_name": "Default", "sort_order": 1}
+        for set_id, type_id in ((CATEGORY_SET_ID, CATEGORY_TYPE_ID), (PRODUCT_SET_ID, PRODUCT_TYPE_ID))
     ]
     for a in ATTRIBUTES:
         rows[schema.eav_attribute].append({

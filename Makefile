@@ -1,0 +1,54 @@
+# Catalog Sync: shortcuts. Each target calls the same script the README names,
+# so `make X` and the README command always do the same thing.
+#
+#   make run           Airflow standalone with the demo (scripts/run_demo.sh)
+#   make test          the test suite (scripts/test.sh); extra args: make test ARGS="-k diff"
+#   make bench         the benchmark (benchmarks/bench_sync.py); extra args: ARGS="..."
+#   make venv          create/refresh .venv only
+#   make constraints   re-resolve constraints.txt in a fresh, throw-away venv
+#   make clean         remove .demo/, caches and the .venv stamp (forces a re-install)
+#   make distclean     clean, and remove .venv too
+
+SHELL := /bin/bash
+PYTHON ?= python3
+ARGS ?=
+
+.PHONY: run test bench venv constraints clean distclean
+
+run:
+	scripts/run_demo.sh $(ARGS)
+
+test:
+	scripts/test.sh $(ARGS)
+
+bench: venv
+	.venv/bin/python benchmarks/bench_sync.py $(ARGS)
+
+venv:
+	scripts/bootstrap_venv.sh
+
+# Resolves requirements.txt + requirements-test.txt from scratch (no constraints)
+# in a temporary venv and pins the whole tree. The editable catalog-sync package
+# is never installed there, so it cannot end up in the file.
+constraints:
+	@set -euo pipefail; \
+	tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	echo "[constraints] resolving in a fresh venv ($$($(PYTHON) -V 2>&1))"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip; \
+	"$$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -r requirements-test.txt; \
+	{ echo "# Full pinned tree, resolved on Python $$("$$tmp/venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])') (pip freeze). Regenerate with: make constraints"; \
+	  "$$tmp/venv/bin/python" -m pip freeze --disable-pip-version-check --exclude-editable \
+		| grep -viE '^(catalog[-_]sync)([=@ ]|$$)'; \
+	} > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" constraints.txt; \
+	echo "[constraints] wrote constraints.txt ($$(grep -vc '^#' constraints.txt) pins)"
+
+clean:
+	rm -rf .demo .pytest_cache test-artifacts
+	rm -f .venv/.catalog-sync-bootstrap.stamp
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf .venv

@@ -1,0 +1,167 @@
+"""The DAGs on the real Airflow: structure, and whole runs through dag.test()."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import airflow_env
+from sync_helpers import expected_feed
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.airflow
+
+
+def load_dag(name: str):
+    spec = importlib.util.spec_from_file_location(f"dag_{name}", ROOT / "dags" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    airflow_env.migrate_once()
+
+
+@pytest.fixture
+def airflow_sync_env(sync_env, monkeypatch, airflow_db):
+    """Point the DAGs' Connections and Variables at the test's catalog, target and state."""
+    db_path = sync_env.source_url.removeprefix("sqlite:///")
+    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_SOURCE", json.dumps({"conn_type": "sqlite", "host": db_path}))
+    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_TARGET",
+                       json.dumps({"conn_type": "generic", "extra": {"url": sync_env.target_url}}))
+    monkeypatch.setenv("AIRFLOW_VAR_CATALOG_SYNC_STATE_URL", str(sync_env.state_dir))
+    return sync_env
+
+
+def _run(dag, **kwargs):
+    dag_run = dag.test(**kwargs)
+    return dag_run.state, {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def test_both_dags_are_wired_the_same_way():
+    hourly, resync = load_dag("catalog_sync"), load_dag("catalog_full_resync")
+    chain = ["plan", "extract", "diff", "export", "commit", "report"]
+    for dag in (hourly, resync):
+        assert sorted(dag.task_ids) == sorted(chain)
+        for upstream, downstream in zip(chain, chain[1:]):
+            assert downstream in dag.get_task(upstream).downstream_task_ids
+        assert dag.max_active_runs == 1
+        assert dag.doc_md and "lock" in dag.doc_md
+        for task in dag.tasks:
+            if task.task_id in ("extract", "diff", "export", "commit"):
+                assert task.retries == 3 and task.retry_exponential_backoff == 2.0
+                assert task.execution_timeout is not None and task.execution_timeout <= timedelta(hours=1)
+        assert dag.get_task("report").trigger_rule == "all_done"
+        assert dag.get_task("plan").mode == "reschedule"
+    assert hourly.schedule == "@hourly" and type(hourly.timetable).__name__ == "CronTriggerTimetable"
+    assert type(resync.timetable).__name__ == "NullTimetable"
+    assert set(resync.params.keys()) == {"cleanup", "skus", "dry_run"}
+    assert (resync.params["cleanup"], resync.params["skus"], resync.params["dry_run"]) == (False, [], False)
+
+
+def test_hourly_dag_exports_everything_then_nothing_then_exactly_the_change(airflow_sync_env, demo_catalog_template):
+    env = airflow_sync_env
+    _, generated = demo_catalog_template
+    dag = load_dag("catalog_sync")
+
+    state, tasks = _run(dag)
+
+    assert state == "success", tasks
+    assert env.target_state() == expected_feed(env.source_url)
+    assert len(env.target_state()) == generated.feed_records
+    files_after_first = env.delta_files()
+
+    state, _ = _run(dag)
+
+    assert state == "success"
+    assert env.delta_files() == files_after_first  # nothing changed, nothing sent
+
+    entity_id, sku = env.scalar(
+        "SELECT v.entity_id || '|' || e.sku FROM catalog_product_entity_varchar v "
+        "JOIN catalog_product_entity e ON e.entity_id = v.entity_id WHERE v.attribute_id = 73 AND v.store_id = 2 "
+        "ORDER BY v.entity_id LIMIT 1").split("|")
+    env.execute("UPDATE catalog_product_entity_varchar SET value = 'Changé pour la vue 2' "
+                "WHERE entity_id = :id AND attribute_id = 73 AND store_id = 2", params={"id": int(entity_id)})
+
+    state, _ = _run(dag)
+
+    assert state == "success"
+    new_files = sorted(set(env.delta_files()) - set(files_after_first))
+    lines = env.lines_of(new_files)
+    assert [(line["op"], line["sku"], line["store_view_code"], line["record"]["name"]) for line in lines] == [
+        ("upsert", sku, "store_view_2", "Changé pour la vue 2")]
+    from catalog_sync.status_store import StatusStore
+
+    runs = StatusStore(f"sqlite:///{env.state_dir / 'status.db'}").recent_runs(3)
+    assert [(r["state"], r["mode"], r["updated"], r["dag_id"]) for r in runs] == [
+        ("success", "incremental", 1, "catalog_sync"),
+        ("success", "incremental", 0, "catalog_sync"),
+        ("success", "full", 0, "catalog_sync"),
+    ]
+    assert runs[2]["inserted"] == generated.feed_records and runs[0]["airflow_run_id"]
+
+
+def test_full_resync_dag_cleanup_reexports_everything_and_dry_run_sends_nothing(airflow_sync_env, demo_catalog_template):
+    env = airflow_sync_env
+    _, generated = demo_catalog_template
+    hourly, resync = load_dag("catalog_sync"), load_dag("catalog_full_resync")
+    assert _run(hourly)[0] == "success"
+    before = set(env.delta_files())
+    manifest_before = (env.state_dir / "manifest.json").read_bytes()
+
+    state, _ = _run(resync, run_conf={"dry_run": True, "cleanup": True, "skus": []})
+
+    assert state == "success"
+    assert set(env.delta_files()) == before
+    assert (env.state_dir / "manifest.json").read_bytes() == manifest_before
+
+    # Full conf each time: dag.test() keeps the previous run_conf in the DAG's params.
+    state, _ = _run(resync, run_conf={"dry_run": False, "cleanup": True, "skus": []})
+
+    assert state == "success"
+    resent = env.lines_of(sorted(set(env.delta_files()) - before))
+    assert len(resent) == generated.feed_records
+    assert {line["op"] for line in resent} == {"upsert"}
+    assert env.target_state() == expected_feed(env.source_url)
+
+
+def test_failed_commit_fails_the_run_releases_the_lock_and_the_next_run_resends(airflow_sync_env, monkeypatch):
+    from catalog_sync import pipeline
+    from catalog_sync.status_store import StatusStore
+
+    env = airflow_sync_env
+    dag = load_dag("catalog_sync")
+    assert _run(dag)[0] == "success"
+    entity_id = env.scalar("SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1")
+    env.execute("UPDATE catalog_product_entity_varchar SET value = 'Lost unless re-sent' "
+                "WHERE entity_id = :id AND attribute_id = 73 AND store_id = 0", params={"id": entity_id})
+    real_commit = pipeline.commit
+
+    def broken_commit(settings, run):
+        raise OSError("disk full while writing the snapshot")
+
+    monkeypatch.setattr(pipeline, "commit", broken_commit)
+    monkeypatch.setitem(dag.get_task("commit").__dict__, "retries", 0)
+
+    state, tasks = _run(dag)
+
+    assert state == "failed"
+    assert tasks["export"] == "success" and tasks["commit"] == "failed" and tasks["report"] == "failed"
+    status = StatusStore(f"sqlite:///{env.state_dir / 'status.db'}")
+    failed_run = status.recent_runs(1)[0]
+    assert failed_run["state"] == "failed"
+    assert failed_run["error"] == "commit failed: OSError: disk full while writing the snapshot"
+    assert status.lock_holder() is None
+
+    monkeypatch.setattr(pipeline, "commit", real_commit)
+    state, _ = _run(dag)
+
+    assert state == "success"
+    assert status.recent_runs(1)[0]["updated"] >= 1
+    assert env.target_state() == expected_feed(env.source_url)

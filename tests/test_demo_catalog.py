@@ -1,0 +1,401 @@
+"""The demo catalog generator: deterministic, Magento-shaped, with Magento's changelog triggers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from catalog_sync.demo import generator, triggers
+from catalog_sync.demo.generator import DemoCatalogSummary, generate_demo_catalog
+from catalog_sync.magento import schema
+
+FULLTEXT, PRICE, STOCK, CATEGORY, ATTRIBUTE = (
+    "catalogsearch_fulltext_cl", "catalog_product_price_cl", "cataloginventory_stock_cl",
+    "catalog_product_category_cl", "catalog_product_attribute_cl",
+)
+NAME, PRICE_ATTR, STATUS = 73, 77, 97
+varchar = schema.PRODUCT_VALUE_TABLES["varchar"]
+decimal = schema.PRODUCT_VALUE_TABLES["decimal"]
+int_values = schema.PRODUCT_VALUE_TABLES["int"]
+
+
+def dump(engine: sa.Engine) -> dict[str, list[tuple]]:
+    """Every row of every table, in primary-key order."""
+    with engine.connect() as conn:
+        return {
+            t.name: [tuple(r) for r in conn.execute(sa.select(t).order_by(*t.primary_key.columns))]
+            for t in schema.metadata.sorted_tables
+        }
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> tuple[sa.Engine, DemoCatalogSummary]:
+    """A read-only catalog: 400 products, 3 store views."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'shop.db'}"
+    summary = generate_demo_catalog(url, products=400, store_views=3, seed=7)
+    engine = sa.create_engine(url)
+    yield engine, summary
+    engine.dispose()
+
+
+def scalar(engine: sa.Engine, sql: str, **params):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), params).scalar()
+
+
+def rows(engine: sa.Engine, sql: str, **params) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_identical_tables_and_other_seed_differs(tmp_path):
+    urls = [f"sqlite:///{tmp_path / name}.db" for name in ("a", "b", "c")]
+    generate_demo_catalog(urls[0], products=150, store_views=3, seed=1)
+    generate_demo_catalog(urls[1], products=150, store_views=3, seed=1)
+    generate_demo_catalog(urls[2], products=150, store_views=3, seed=2)
+    a, b, c = (dump(sa.create_engine(u)) for u in urls)
+
+    assert a == b
+    assert all(a[t] for t in a if not t.endswith("_cl")), "every non-changelog table has rows"
+    assert a["catalog_product_entity_varchar"] != c["catalog_product_entity_varchar"]
+    assert a["catalog_product_website"] != c["catalog_product_website"]
+    # The shop setup does not depend on the seed.
+    for table in ("store", "store_website", "core_config_data", "eav_attribute", "catalog_category_entity"):
+        assert a[table] == c[table]
+
+
+def test_chunk_size_does_not_change_the_data(tmp_path, monkeypatch):
+    one, other = f"sqlite:///{tmp_path / 'one.db'}", f"sqlite:///{tmp_path / 'other.db'}"
+    generate_demo_catalog(one, products=120, seed=3)
+    monkeypatch.setattr(generator, "PRODUCTS_PER_CHUNK", 7)  # splits configurable families across chunks
+    generate_demo_catalog(other, products=120, seed=3)
+    assert dump(sa.create_engine(one)) == dump(sa.create_engine(other))
+
+
+# --------------------------------------------------------------------------- summary and shape
+
+
+def test_summary_matches_the_database(catalog):
+    engine, summary = catalog
+    feed_records = scalar(engine, """
+        SELECT COUNT(*) FROM catalog_product_website pw
+        JOIN store s ON s.website_id = pw.website_id AND s.store_id <> 0""")
+    assert summary == DemoCatalogSummary(
+        products=scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity"),
+        configurables=scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity WHERE type_id = 'configurable'"),
+        store_views=scalar(engine, "SELECT COUNT(*) FROM store WHERE store_id <> 0"),
+        websites=scalar(engine, "SELECT COUNT(*) FROM store_website WHERE website_id <> 0"),
+        feed_records=feed_records,
+    )
+    assert (summary.products, summary.configurables, summary.store_views, summary.websites) == (400, 40, 3, 2)
+    # 400 products, most on both websites (2 + 1 views), the rest on one.
+    assert 400 < summary.feed_records < 3 * 400
+
+
+def test_stores_websites_locales_and_currencies(catalog):
+    engine, _ = catalog
+    assert rows(engine, "SELECT store_id, code, website_id, group_id FROM store ORDER BY store_id") == [
+        (0, "admin", 0, 0), (1, "default", 1, 1), (2, "store_view_2", 2, 2), (3, "store_view_3", 1, 1),
+    ]
+    assert rows(engine, "SELECT website_id, code, is_default FROM store_website ORDER BY website_id") == [
+        (0, "admin", 0), (1, "base", 1), (2, "second", 0),
+    ]
+    assert rows(engine, "SELECT group_id, website_id, root_category_id FROM store_group ORDER BY group_id") == [
+        (0, 0, 0), (1, 1, 2), (2, 2, 2),
+    ]
+    config = {(s, i, p): v for s, i, p, v in rows(engine, "SELECT scope, scope_id, path, value FROM core_config_data")}
+    assert config[("default", 0, "general/locale/code")] == "en_US"
+    assert config[("stores", 2, "general/locale/code")] == "fr_FR"
+    assert config[("stores", 3, "general/locale/code")] == "de_DE"
+    assert ("stores", 1, "general/locale/code") not in config
+    assert config[("default", 0, "currency/options/base")] == "USD"
+    assert config[("default", 0, "currency/options/default")] == "USD"
+    assert config[("websites", 2, "currency/options/base")] == "EUR"
+    assert config[("websites", 2, "currency/options/default")] == "EUR"
+    assert config[("default", 0, "catalog/price/scope")] == "0"
+
+
+@pytest.mark.parametrize("views", [1, 2, 5, generator.MAX_STORE_VIEWS])
+def test_store_layout_locales_are_distinct_and_each_website_has_a_view(views):
+    layout = generator.plan_stores(views)
+    assert [v.code for v in layout.views][:2] == ["default", "store_view_2"][:views]
+    assert len({v.locale for v in layout.views}) == views
+    assert layout.websites == ((1,) if views == 1 else (1, 2))
+    assert all(layout.views_of([w]) for w in layout.websites)
+
+
+def test_too_many_store_views_is_refused():
+    with pytest.raises(ValueError, match="store_views"):
+        generator.plan_stores(generator.MAX_STORE_VIEWS + 1)
+
+
+def test_magento_entity_types_and_attribute_ids(catalog):
+    engine, _ = catalog
+    assert rows(engine, "SELECT entity_type_id, entity_type_code, default_attribute_set_id FROM eav_entity_type"
+                        " ORDER BY entity_type_id") == [(3, "catalog_category", 3), (4, "catalog_product", 4)]
+    attrs = {r[0]: r[1:] for r in rows(engine, """
+        SELECT a.attribute_id, a.entity_type_id, a.attribute_code, a.backend_type, a.frontend_input, c.is_global
+        FROM eav_attribute a JOIN catalog_eav_attribute c ON c.attribute_id = a.attribute_id""")}
+    assert attrs[45] == (3, "name", "varchar", "text", 0)
+    assert attrs[73] == (4, "name", "varchar", "text", 0)
+    assert attrs[74] == (4, "sku", "static", "text", 1)
+    assert attrs[77] == (4, "price", "decimal", "price", 1)
+    assert attrs[79][2] == "datetime" and attrs[80][2] == "datetime"
+    assert attrs[83] == (4, "manufacturer", "int", "select", 1)
+    assert attrs[90] == (4, "media_gallery", "static", "gallery", 1)
+    assert attrs[93] == (4, "color", "int", "select", 1)
+    assert attrs[97] == (4, "status", "int", "select", 2)
+    assert attrs[99] == (4, "visibility", "int", "select", 0)
+    assert attrs[121] == (4, "url_key", "varchar", "text", 0)
+    assert attrs[137] == (4, "material", "varchar", "text", 0)
+    assert attrs[138] == (4, "activity", "varchar", "multiselect", 1)
+    # Every stored value uses an attribute of the right backend.
+    for backend, table in schema.PRODUCT_VALUE_TABLES.items():
+        wrong = scalar(engine, f"""
+            SELECT COUNT(*) FROM {table.name} v JOIN eav_attribute a ON a.attribute_id = v.attribute_id
+            WHERE a.backend_type <> :backend OR a.entity_type_id <> 4""", backend=backend)
+        assert wrong == 0, table.name
+
+
+def test_products_skus_and_store_scoped_names(catalog):
+    engine, _ = catalog
+    skus = [r[0] for r in rows(engine, "SELECT sku FROM catalog_product_entity ORDER BY entity_id")]
+    assert skus[:3] == ["MS-0000001", "MS-0000002", "MS-0000003"]
+    assert len(set(skus)) == 400
+    # Every product has a default name; ~30% also a name in one non-default store view.
+    assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity_varchar"
+                          " WHERE attribute_id = 73 AND store_id = 0") == 400
+    overrides = rows(engine, """
+        SELECT o.store_id, o.value, d.value FROM catalog_product_entity_varchar o
+        JOIN catalog_product_entity_varchar d ON d.entity_id = o.entity_id AND d.attribute_id = 73 AND d.store_id = 0
+        WHERE o.attribute_id = 73 AND o.store_id <> 0""")
+    assert 60 < len(overrides) < 200
+    assert {store for store, _, _ in overrides} <= {2, 3}
+    assert any(local != default for _, local, default in overrides)
+    # Names carry accents (utf-8), and no 4-byte characters.
+    names = [r[0] for r in rows(engine, "SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = 73")]
+    assert any(not n.isascii() for n in names)
+    assert all(max(map(ord, n)) < 0x10000 for n in names)
+
+
+def test_configurables_have_three_invisible_children_on_the_parents_websites(catalog):
+    engine, _ = catalog
+    links = rows(engine, "SELECT parent_id, product_id FROM catalog_product_super_link ORDER BY parent_id, product_id")
+    relations = rows(engine, "SELECT parent_id, child_id FROM catalog_product_relation ORDER BY parent_id, child_id")
+    assert links == relations
+    parents = sorted({p for p, _ in links})
+    assert parents == [r[0] for r in rows(engine,
+                       "SELECT entity_id FROM catalog_product_entity WHERE type_id = 'configurable' ORDER BY entity_id")]
+    for parent in parents:
+        assert [c for p, c in links if p == parent] == [parent + 1, parent + 2, parent + 3]
+    visibility = dict(rows(engine, "SELECT entity_id, value FROM catalog_product_entity_int WHERE attribute_id = 99"))
+    assert {visibility[c] for _, c in links} == {1}
+    assert {visibility[p] for p in parents} == {4}
+    websites = rows(engine, "SELECT product_id, website_id FROM catalog_product_website")
+    by_product: dict[int, set[int]] = {}
+    for product, website in websites:
+        by_product.setdefault(product, set()).add(website)
+    assert all(by_product[c] == by_product[p] for p, c in links)
+    # Configurables take price from their children, as in Magento.
+    assert scalar(engine, f"""SELECT COUNT(*) FROM catalog_product_entity_decimal
+                             WHERE attribute_id = {PRICE_ATTR} AND entity_id IN ({','.join(map(str, parents))})""") == 0
+
+
+def test_website_assignment_includes_single_website_products(catalog):
+    engine, _ = catalog
+    counts = dict(rows(engine, """
+        SELECT websites, COUNT(*) FROM (
+          SELECT product_id, GROUP_CONCAT(website_id) AS websites FROM (
+            SELECT product_id, website_id FROM catalog_product_website ORDER BY product_id, website_id)
+          GROUP BY product_id)
+        GROUP BY websites"""))
+    assert set(counts) == {"1,2", "1", "2"}
+    assert sum(counts.values()) == 400
+    assert counts["1,2"] > counts["1"] > 0 and counts["2"] > 0
+
+
+def test_prices_stock_images_categories_and_options(catalog):
+    engine, _ = catalog
+    prices = [Decimal(str(v)) for v, in rows(engine, "SELECT value FROM catalog_product_entity_decimal"
+                                                     " WHERE attribute_id = 77")]
+    assert prices and all(Decimal("4") < p < Decimal("400") for p in prices)
+    assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity_decimal WHERE attribute_id = 78") > 0
+    assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity_datetime WHERE attribute_id IN (79, 80)") > 0
+    assert scalar(engine, "SELECT COUNT(*) FROM cataloginventory_stock_item WHERE stock_id = 1 AND website_id = 0") == 400
+    # image/small_image/thumbnail point at the product's first gallery file.
+    assert rows(engine, "SELECT attribute_id, value FROM catalog_product_entity_varchar"
+                        " WHERE entity_id = 1 AND attribute_id IN (87, 88, 89) ORDER BY attribute_id") == [
+        (87, "/m/s/ms-0000001_1.jpg"), (88, "/m/s/ms-0000001_1.jpg"), (89, "/m/s/ms-0000001_1.jpg"),
+    ]
+    assert scalar(engine, """
+        SELECT COUNT(*) FROM catalog_product_entity_media_gallery g
+        JOIN catalog_product_entity_media_gallery_value v ON v.value_id = g.value_id AND v.store_id = 0
+        JOIN catalog_product_entity_media_gallery_value_to_entity e ON e.value_id = g.value_id
+             AND e.entity_id = v.entity_id
+        WHERE g.attribute_id = 90 AND v.position = 1""") == 400
+    per_product = [r[0] for r in rows(engine, "SELECT COUNT(*) FROM catalog_category_product GROUP BY product_id")]
+    assert len(per_product) == 400 and set(per_product) <= {1, 2, 3}
+    assert rows(engine, "SELECT path, level, position FROM catalog_category_entity"
+                        " WHERE entity_id IN (2, 3, 4, 7, 8) ORDER BY entity_id") == [
+        ("1/2", 1, 1), ("1/2/3", 2, 1), ("1/2/4", 2, 2), ("1/2/3/7", 3, 1), ("1/2/3/8", 3, 2),
+    ]
+    assert rows(engine, "SELECT children_count FROM catalog_category_entity WHERE entity_id IN (1, 2, 3)"
+                        " ORDER BY entity_id") == [(13,), (12,), (2,)]
+    assert scalar(engine, "SELECT COUNT(*) FROM catalog_category_entity WHERE level IN (2, 3)") >= 12
+    assert rows(engine, "SELECT value FROM catalog_category_entity_varchar WHERE entity_id = 3 AND attribute_id = 45"
+                        " ORDER BY store_id") == [("Men",), ("Homme",), ("Herren",)]
+    # Option labels: admin label at store 0, translations for store views in other languages.
+    assert rows(engine, """
+        SELECT v.store_id, v.value FROM eav_attribute_option o JOIN eav_attribute_option_value v ON v.option_id = o.option_id
+        WHERE o.attribute_id = 93 AND o.sort_order = 2 ORDER BY v.store_id""") == [(0, "Red"), (2, "Rouge"), (3, "Rot")]
+    # Multiselect values are comma-separated option ids of the activity attribute.
+    activity_options = {r[0] for r in rows(engine, "SELECT option_id FROM eav_attribute_option WHERE attribute_id = 138")}
+    values = [r[0] for r in rows(engine, "SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = 138")]
+    assert values and all({int(x) for x in v.split(",")} <= activity_options for v in values)
+    statuses = dict(rows(engine, "SELECT value, COUNT(*) FROM catalog_product_entity_int"
+                                 " WHERE attribute_id = 97 GROUP BY value"))
+    assert statuses[1] > 350 and set(statuses) <= {1, 2}
+
+
+def test_changelogs_start_empty_and_mview_state_is_set(catalog):
+    engine, _ = catalog
+    for name in schema.CHANGELOG_TABLE_NAMES:
+        assert scalar(engine, f"SELECT COUNT(*) FROM {name}") == 0
+    assert rows(engine, "SELECT view_id, mode, version_id FROM mview_state ORDER BY view_id") == sorted(
+        (cl.removesuffix("_cl"), "enabled", 0) for cl in schema.CHANGELOG_TABLE_NAMES
+    )
+
+
+def test_single_store_view_has_one_website_and_no_overrides(tmp_path):
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    summary = generate_demo_catalog(url, products=30, store_views=1)
+    engine = sa.create_engine(url)
+    assert summary == DemoCatalogSummary(products=30, configurables=3, store_views=1, websites=1, feed_records=30)
+    assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity_varchar WHERE store_id <> 0") == 0
+    assert rows(engine, "SELECT DISTINCT website_id FROM catalog_product_website") == [(1,)]
+
+
+def test_existing_catalog_is_kept_unless_drop_existing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keep.db'}"
+    generate_demo_catalog(url, products=20)
+    with pytest.raises(ValueError, match="already holds a catalog"):
+        generate_demo_catalog(url, products=20, drop_existing=False)
+    assert generate_demo_catalog(url, products=25).products == 25
+    assert scalar(sa.create_engine(url), "SELECT COUNT(*) FROM catalog_product_entity") == 25
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="products"):
+        generate_demo_catalog(f"sqlite:///{tmp_path / 'x.db'}", products=0)
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+def new_changelog_rows(engine: sa.Engine, *statements: str) -> dict[str, list[int]]:
+    """Run statements in one transaction; return the entity ids each changelog gained."""
+    with engine.begin() as conn:
+        before = {n: conn.scalar(sa.select(sa.func.coalesce(sa.func.max(t.c.version_id), 0)))
+                  for n, t in schema.CHANGELOG_TABLES.items()}
+        for sql in statements:
+            conn.execute(sa.text(sql))
+        gained = {
+            n: list(conn.scalars(
+                sa.select(t.c.entity_id).where(t.c.version_id > before[n]).order_by(t.c.version_id)))
+            for n, t in schema.CHANGELOG_TABLES.items()
+        }
+    return {n: ids for n, ids in gained.items() if ids}
+
+
+def check_magento_triggers(engine: sa.Engine) -> None:
+    """The same checks on every dialect: each change lands in the changelogs Magento's triggers write."""
+    store_name = rows(engine, f"SELECT entity_id, store_id FROM catalog_product_entity_varchar"
+                              f" WHERE attribute_id = {NAME} AND store_id <> 0 ORDER BY entity_id LIMIT 1")
+    assert store_name, "the catalog has a store-scoped name"
+    (entity, store), = store_name
+
+    assert new_changelog_rows(engine, f"""UPDATE catalog_product_entity_varchar SET value = 'Camiseta Básica Algodão'
+        WHERE entity_id = {entity} AND attribute_id = {NAME} AND store_id = {store}""") == {
+        FULLTEXT: [entity], ATTRIBUTE: [entity]}
+    # Writing the same value again changes nothing, so Magento's trigger writes nothing.
+    assert new_changelog_rows(engine, f"""UPDATE catalog_product_entity_varchar SET value = 'Camiseta Básica Algodão'
+        WHERE entity_id = {entity} AND attribute_id = {NAME} AND store_id = {store}""") == {}
+
+    priced = scalar(engine, f"SELECT MIN(entity_id) FROM catalog_product_entity_decimal WHERE attribute_id = {PRICE_ATTR}")
+    assert new_changelog_rows(engine, f"""UPDATE catalog_product_entity_decimal SET value = value + 1
+        WHERE entity_id = {priced} AND attribute_id = {PRICE_ATTR} AND store_id = 0""") == {
+        FULLTEXT: [priced], ATTRIBUTE: [priced], PRICE: [priced]}
+
+    assert new_changelog_rows(engine, f"""UPDATE catalog_product_entity_int SET value = 3 - value
+        WHERE entity_id = 5 AND attribute_id = {STATUS} AND store_id = 0""") == {
+        FULLTEXT: [5], CATEGORY: [5], ATTRIBUTE: [5], STOCK: [5], PRICE: [5]}
+
+    assert new_changelog_rows(engine, "UPDATE cataloginventory_stock_item SET qty = qty + 5 WHERE product_id = 6") == {
+        STOCK: [6]}
+
+    category = scalar(engine, "SELECT MIN(entity_id) FROM catalog_category_entity WHERE entity_id NOT IN"
+                              " (SELECT category_id FROM catalog_category_product WHERE product_id = 7) AND level >= 2")
+    assert new_changelog_rows(engine, f"""INSERT INTO catalog_category_product (category_id, product_id, position)
+        VALUES ({category}, 7, 9)""") == {FULLTEXT: [7], CATEGORY: [7]}
+
+    assert new_changelog_rows(engine, "DELETE FROM catalog_product_website WHERE product_id = 8 AND website_id = 1") == {
+        FULLTEXT: [8], CATEGORY: [8], PRICE: [8]}
+
+    # Magento bumps updated_at on every save; alone it must not write changelog rows.
+    assert new_changelog_rows(engine, """UPDATE catalog_product_entity SET updated_at = '2026-06-01 12:00:00'
+        WHERE entity_id = 9""") == {}
+    assert new_changelog_rows(engine, "UPDATE catalog_product_entity SET sku = 'MS-RENAMED' WHERE entity_id = 9") == {
+        FULLTEXT: [9], PRICE: [9]}
+
+    assert new_changelog_rows(engine, "DELETE FROM catalog_product_entity WHERE entity_id = 10") == {
+        FULLTEXT: [10], PRICE: [10]}
+
+
+def test_sqlite_changelog_triggers_behave_like_magento(tmp_path):
+    url = f"sqlite:///{tmp_path / 'triggers.db'}"
+    generate_demo_catalog(url, products=60, store_views=2, seed=11)
+    engine = sa.create_engine(url)
+    names = {r[0] for r in rows(engine, "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert names == {triggers.trigger_name(s.table.name, e) for s in triggers.SUBSCRIPTIONS for e in triggers.EVENTS}
+    check_magento_triggers(engine)
+
+
+def test_mysql_trigger_text_matches_magento():
+    sql = triggers.mysql_trigger_sql(triggers.SUBSCRIPTIONS[0], "update")
+    assert "INSERT IGNORE INTO `catalogsearch_fulltext_cl` (`entity_id`) VALUES (NEW.`entity_id`);" in sql
+    assert "NOT(NEW.`created_at` <=> OLD.`created_at`)" in sql
+    assert "updated_at" not in sql
+    assert "catalogrule" not in sql
+
+
+# --------------------------------------------------------------------------- MariaDB
+
+
+@pytest.mark.mariadb
+def test_mariadb_catalog_matches_sqlite_and_triggers_behave_like_magento(mariadb_url, tmp_path):
+    sqlite_url = f"sqlite:///{tmp_path / 'twin.db'}"
+    summary = generate_demo_catalog(mariadb_url, products=50, store_views=2, seed=5)
+    assert summary == generate_demo_catalog(sqlite_url, products=50, store_views=2, seed=5)
+    engine = sa.create_engine(mariadb_url)
+    try:
+        assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity") == 50
+        # The same text, accents included, comes back from MariaDB (utf8mb4) as from SQLite.
+        mariadb, sqlite = dump(engine), dump(sa.create_engine(sqlite_url))
+        for table in ("catalog_product_entity_varchar", "catalog_product_entity_text", "eav_attribute_option_value",
+                      "catalog_category_entity_varchar", "store", "core_config_data", "catalog_product_website"):
+            assert mariadb[table] == sqlite[table], table
+        assert any(not v.isascii() for *_, v in mariadb["catalog_product_entity_varchar"])
+        assert ("Łódź Textiles",) in rows(engine, "SELECT value FROM eav_attribute_option_value WHERE store_id = 0")
+        names = {r[0] for r in rows(engine, "SELECT trigger_name FROM information_schema.triggers"
+                                            " WHERE trigger_schema = DATABASE()")}
+        assert len(names) == 3 * len(triggers.SUBSCRIPTIONS)
+        check_magento_triggers(engine)
+        assert ("Camiseta Básica Algodão",) in rows(
+            engine, f"SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = {NAME} AND store_id <> 0")
+    finally:
+        engine.dispose()
