@@ -260,10 +260,19 @@ def test_status_and_show_commands(sync_env, capsys):
     assert cli.main(["show", "NO-SUCH-SKU", "--state-url", str(sync_env.state_dir)]) == 1
 
 
-def test_bad_configuration_fails_fast_with_a_message(tmp_path, capsys):
+def test_bad_configuration_fails_fast_with_a_message(sync_env, tmp_path, capsys):
     from catalog_sync import cli
 
-    code = cli.main(["sync", "--source-url", "sqlite:///x.db", "--target-url", "ftp://nowhere", "--state-url", str(tmp_path)])
+    def run(source: str, target: str) -> str:
+        code = cli.main(["sync", "--source-url", source, "--target-url", target, "--state-url", str(tmp_path / "state")])
+        assert code == 2
+        return capsys.readouterr().err
 
-    assert code == 2
-    assert "unsupported target URL scheme 'ftp'" in capsys.readouterr().err
+    assert "unsupported target URL scheme 'ftp'" in run(sync_env.source_url, "ftp://nowhere")
+    missing = tmp_path / "no-such.db"
+    assert f"the source SQLite database {missing} does not exist" in run(f"sqlite:///{missing}", sync_env.target_url)
+    assert not missing.exists()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert "is not a Magento 2 catalog: missing table(s) catalog_category_entity" in run(f"sqlite:///{empty}", sync_env.target_url)
+    assert not (tmp_path / "state" / "manifest.json").exists()

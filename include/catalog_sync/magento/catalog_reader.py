@@ -10,6 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,6 +109,10 @@ class MagentoCatalogReader:
         """Fail fast, with what to fix, when the source is not a Magento 2 catalog."""
         from catalog_sync.settings import ConfigurationError, redact_url
 
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            # Connecting would silently create an empty database file.
+            raise ConfigurationError(f"the source SQLite database {url.database} does not exist")
         try:
             present = set(sa.inspect(self.engine).get_table_names())
         except sa.exc.SQLAlchemyError as exc:
