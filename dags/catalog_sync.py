@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 
 from catalog_sync.airflow_tasks import DEFAULT_ARGS, add_sync_tasks, airflow_run_ids
 from catalog_sync.pipeline import SyncRequest
@@ -34,8 +32,8 @@ def _request(context) -> SyncRequest:
 with DAG(
     dag_id="catalog_sync",
     description="Hourly incremental sync of the Magento catalog to the target",
-    schedule="@hourly",
-    start_date=datetime(2026, 1, 1),
+    # Hourly, and the first run right after deployment (no start_date: nothing to catch up).
+    schedule=CronTriggerTimetable("0 * * * *", timezone="UTC", run_immediately=True),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

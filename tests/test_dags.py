@@ -59,7 +59,8 @@ def test_both_dags_are_wired_the_same_way():
                 assert task.execution_timeout is not None and task.execution_timeout <= timedelta(hours=1)
         assert dag.get_task("report").trigger_rule == "all_done"
         assert dag.get_task("plan").mode == "reschedule"
-    assert hourly.schedule == "@hourly" and type(hourly.timetable).__name__ == "CronTriggerTimetable"
+    assert type(hourly.timetable).__name__ == "CronTriggerTimetable"
+    assert hourly.timetable.expression == "0 * * * *" and hourly.timetable.run_immediately is True
     assert type(resync.timetable).__name__ == "NullTimetable"
     assert set(resync.params.keys()) == {"cleanup", "skus", "dry_run"}
     assert (resync.params["cleanup"], resync.params["skus"], resync.params["dry_run"]) == (False, [], False)
