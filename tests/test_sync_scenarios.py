@@ -276,3 +276,19 @@ def test_bad_configuration_fails_fast_with_a_message(sync_env, tmp_path, capsys)
     empty.touch()
     assert "is not a Magento 2 catalog: missing table(s) catalog_category_entity" in run(f"sqlite:///{empty}", sync_env.target_url)
     assert not (tmp_path / "state" / "manifest.json").exists()
+
+
+def test_a_sync_does_not_start_while_another_holds_the_lock(sync_env, capsys):
+    from catalog_sync import cli
+
+    sync_env.sync(capsys)
+    store = StatusStore(f"sqlite:///{sync_env.state_dir / 'status.db'}")
+    store.acquire_lock("catalog_full_resync__manual__2026-11-25", 3600)
+    manifest_before = (sync_env.state_dir / "manifest.json").read_bytes()
+
+    code = cli.main(sync_env.cli_args())
+
+    assert code == 3
+    assert "being synced by catalog_full_resync__manual__2026-11-25" in capsys.readouterr().err
+    assert (sync_env.state_dir / "manifest.json").read_bytes() == manifest_before
+    assert store.lock_holder().owner == "catalog_full_resync__manual__2026-11-25"
