@@ -292,6 +292,8 @@ def test_existing_catalog_is_kept_unless_drop_existing(tmp_path):
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="products"):
         generate_demo_catalog(f"sqlite:///{tmp_path / 'x.db'}", products=0)
+    with pytest.raises(ValueError, match="SQLite file"):
+        generate_demo_catalog("sqlite://", products=5)
 
 
 # --------------------------------------------------------------------------- triggers

@@ -742,8 +742,10 @@ def _engine(db_url: str) -> sa.Engine:
     url = sa.make_url(db_url)
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if not url.database or url.database == ":memory:":
+        # the catalog would vanish with the engine at the end of this call
+        raise ValueError(f"the demo catalog needs a SQLite file, not {db_url!r}")
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
 
     @sa.event.listens_for(engine, "connect")
@@ -788,6 +790,28 @@ def _chunks(items: Iterator[ProductSpec], size: int) -> Iterator[list[ProductSpe
         yield chunk
 
 
+def _load_products(
+    engine: sa.Engine, specs: Iterator[ProductSpec], writer: RowWriter, layout: StoreLayout
+) -> tuple[int, int]:
+    """Insert the products chunk by chunk; return (configurables, feed records)."""
+    views_per_website = {w: len(layout.views_of([w])) for w in layout.websites}
+    configurables = feed_records = 0
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        # Build chunk n+1 while the database stores chunk n (the driver releases the GIL
+        # while it waits for the server). A single writer thread keeps the inserts in order.
+        pending: Future | None = None
+        for chunk in _chunks(specs, PRODUCTS_PER_CHUNK):
+            rows = writer.rows(chunk)
+            configurables += sum(p.is_configurable for p in chunk)
+            feed_records += sum(views_per_website[w] for p in chunk for w in p.websites)
+            if pending is not None:
+                pending.result()
+            pending = loader.submit(_insert_chunk, engine, rows)
+        if pending is not None:
+            pending.result()
+    return configurables, feed_records
+
+
 def generate_demo_catalog(
     db_url: str, products: int, store_views: int = 2, seed: int = 42, *, drop_existing: bool = True
 ) -> DemoCatalogSummary:
@@ -799,7 +823,6 @@ def generate_demo_catalog(
         raise ValueError(f"products must be at least 1, got {products}")
     layout = plan_stores(store_views)
     options = _option_ids()
-    views_per_website = {w: len(layout.views_of([w])) for w in layout.websites}
     engine = _engine(db_url)
     try:
         _prepare_tables(engine, drop_existing)
@@ -812,22 +835,7 @@ def generate_demo_catalog(
             _insert(conn, {schema.mview_state: mview_rows()})
 
         planner = ProductPlanner(random.Random(seed), layout, PRODUCT_CATEGORIES)
-        writer = RowWriter(options)
-        configurables = feed_records = 0
-        with ThreadPoolExecutor(max_workers=1) as loader:
-            # Generate chunk n+1 while the database stores chunk n: the driver releases the
-            # GIL while it waits for the server. One writer thread keeps inserts in order.
-            pending: Future | None = None
-            for chunk in _chunks(planner.plan(products), PRODUCTS_PER_CHUNK):
-                rows = writer.rows(chunk)
-                configurables += sum(p.is_configurable for p in chunk)
-                feed_records += sum(views_per_website[w] for p in chunk for w in p.websites)
-                if pending is not None:
-                    pending.result()
-                pending = loader.submit(_insert_chunk, engine, rows)
-            if pending is not None:
-                pending.result()
-
+        configurables, feed_records = _load_products(engine, planner.plan(products), RowWriter(options), layout)
         triggers.create_changelog_triggers(engine)
     finally:
         engine.dispose()
