@@ -13,7 +13,7 @@ import airflow_env  # noqa: E402
 
 airflow_env.configure()
 
-from services import drop_mariadb_database, fresh_mariadb_database  # noqa: E402
+from services import drop_mariadb_database, fresh_mariadb_database, load_magento_fixture  # noqa: E402
 
 
 @pytest.fixture
@@ -22,6 +22,13 @@ def mariadb_url():
     url = fresh_mariadb_database()
     yield url
     drop_mariadb_database(url)
+
+
+@pytest.fixture
+def magento_fixture_url(mariadb_url):
+    """A fresh MariaDB database holding the real Magento 2.4.8 catalog, with its triggers."""
+    load_magento_fixture(mariadb_url)
+    return mariadb_url
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,11 @@ can never pass by skipping.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +79,22 @@ def fresh_postgres_database(prefix: str = "cs_test") -> str:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
     return f"postgresql+psycopg2://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+
+
+FIXTURE_SQL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "magento-2.4.8-catalog.sql"
+
+
+def load_magento_fixture(url: str) -> None:
+    """Load the real Magento 2.4.8 catalog dump (with its triggers) into the database at `url`."""
+    import sqlalchemy as sa
+
+    if not FIXTURE_SQL.exists():
+        unavailable(f"the Magento fixture is missing: {FIXTURE_SQL}")
+    if shutil.which("mysql") is None:
+        unavailable("the mysql client is not installed (it loads the fixture's triggers)")
+    name = sa.engine.make_url(url).database
+    with FIXTURE_SQL.open("rb") as dump:
+        subprocess.run(
+            ["mysql", "-uroot", f"-h{MARIADB_HOST}", f"-P{MARIADB_PORT}", "--default-character-set=utf8mb4", name],
+            stdin=dump, check=True, capture_output=True,
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +30,8 @@ CORE_ATTRIBUTES = frozenset(
     }
 )
 SKU_MAX_LENGTH = 64
+# Price attributes follow `catalog/price/scope`: global (0) means store 0 only.
+PRICE_ATTRIBUTES = ("price", "special_price", "special_from_date", "special_to_date")
 
 # The Parquet layout of an extract. `payload` is the canonical JSON of the whole record.
 EXTRACT_SCHEMA = pa.schema(
@@ -68,18 +70,34 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext) -> Iterator[FeedRo
     for view in ctx.store_views:
         views_by_website.setdefault(view.website_id, []).append(view)
 
+    global_prices = {attr_ids[c] for c in PRICE_ATTRIBUTES if c in attr_ids} if not ctx.price_scope else set()
+
     for entity in chunk.entities:
         eid = int(entity["entity_id"])
         values = chunk.values.get(eid, {})
         for website_id in sorted(chunk.websites.get(eid, ())):
             for view in views_by_website.get(website_id, ()):
                 def value(code: str, _values=values, _store=view.store_id) -> Any:
-                    by_store = _values.get(attr_ids.get(code, -1))
-                    if not by_store:
-                        return None
-                    return by_store[_store] if _store in by_store else by_store.get(ADMIN_STORE_ID)
+                    attribute_id = attr_ids.get(code, -1)
+                    return _resolve(_values.get(attribute_id), _store, attribute_id in global_prices)
 
                 yield _build_row(entity, view, value, chunk, ctx, custom, values)
+
+
+def _resolve(by_store: dict[int, Any] | None, store_id: int, default_only: bool = False) -> Any:
+    """The store view's value if it has a row (even an empty one), else the default (store 0)."""
+    if not by_store:
+        return None
+    if store_id in by_store and not default_only:
+        return by_store[store_id]
+    return by_store.get(ADMIN_STORE_ID)
+
+
+def _configurable_price(chunk: ProductChunk, eid: int, store_id: int, default_only: bool) -> float | None:
+    """A configurable without a price of its own shows its cheapest variant's price."""
+    prices = [_number(_resolve(by_store, store_id, default_only)) for by_store in chunk.child_prices.get(eid, {}).values()]
+    prices = [p for p in prices if p is not None]
+    return min(prices) if prices else None
 
 
 def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: CatalogContext, custom, values) -> FeedRow:
@@ -87,6 +105,9 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
     sku = entity["sku"] or ""
     qty, in_stock = chunk.stock.get(eid, (None, 0))
     gallery_files = {role: value(role) for role in IMAGE_ROLES}
+    price = _number(value("price"))
+    if price is None and entity["type_id"] == "configurable":
+        price = _configurable_price(chunk, eid, view.store_id, not ctx.price_scope)
     payload: dict[str, Any] = {
         "product_id": eid,
         "sku": sku,
@@ -105,7 +126,7 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "meta_title": _text(value("meta_title")),
         "meta_description": _text(value("meta_description")),
         "meta_keywords": _text(value("meta_keyword")),
-        "price": _number(value("price")),
+        "price": price,
         "special_price": _number(value("special_price")),
         "special_price_from": _date(value("special_from_date")),
         "special_price_to": _date(value("special_to_date")),
@@ -113,8 +134,10 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "qty": _number(qty),
         "in_stock": bool(in_stock),
         "category_ids": sorted(chunk.category_ids.get(eid, [])),
-        "category_paths": sorted(_category_paths(chunk.category_ids.get(eid, []), view.store_id, ctx)),
-        "images": _images(chunk.gallery.get(eid, []), gallery_files, view.store_id),
+        "category_paths": sorted(
+            p for p in (ctx.category_path(c, view.store_id) for c in chunk.category_ids.get(eid, [])) if p
+        ),
+        "images": _images(chunk.gallery.get(eid, []), gallery_files, view.store_id, view.media_url),
         "parent_skus": sorted(chunk.linked_skus[p] for p in chunk.parent_ids.get(eid, []) if p in chunk.linked_skus),
         "variant_skus": sorted(chunk.linked_skus[c] for c in chunk.child_ids.get(eid, []) if c in chunk.linked_skus),
         "attributes": _custom_attributes(custom, values, view.store_id, ctx),
@@ -136,30 +159,21 @@ def _quarantine_reason(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def _category_paths(category_ids: list[int], store_id: int, ctx: CatalogContext) -> list[str]:
-    paths = []
-    for cid in category_ids:
-        category = ctx.categories.get(cid)
-        if category is None:
-            continue
-        # Skip the tree root (level 0) and the store's root category (level 1).
-        names = [ctx.category_name(pid, store_id) or str(pid) for pid in category.path_ids[2:]]
-        if names:
-            paths.append("/".join(names))
-    return paths
-
-
-def _images(gallery: list[dict[str, Any]], role_files: dict[str, Any], store_id: int) -> list[dict[str, Any]]:
+def _images(gallery: list[dict[str, Any]], role_files: dict[str, Any], store_id: int, media_url: str) -> list[dict[str, Any]]:
     images = []
     for image in gallery:
+        if image["file"] is None:
+            continue
         disabled = image["disabled_by_store"].get(store_id, image["disabled_by_store"].get(ADMIN_STORE_ID, image["disabled"]))
         if disabled:
             continue
         label = image["labels"].get(store_id) or image["labels"].get(ADMIN_STORE_ID)
-        position = image["positions"].get(store_id, image["positions"].get(ADMIN_STORE_ID))
+        position = image["positions"].get(store_id)
+        if position is None:
+            position = image["positions"].get(ADMIN_STORE_ID)
         images.append(
             {
-                "url": image["file"],
+                "url": f"{media_url}catalog/product{image['file']}",
                 "label": label,
                 "roles": sorted(role for role, file in role_files.items() if file and file == image["file"]),
                 "position": position if position is not None else 0,
@@ -182,8 +196,10 @@ def _custom_attributes(custom, values, store_id: int, ctx: CatalogContext) -> li
             option_ids = [int(o) for o in str(raw).split(",") if o.strip().isdigit()]
             labels = [ctx.option_label(o, store_id) or str(o) for o in option_ids]
             vals = sorted(labels) if attribute.frontend_input == "multiselect" else labels
+            if not vals:
+                continue
         else:
-            vals = [_scalar(raw)]
+            vals = [_attribute_text(raw, attribute.backend_type)]
         result.append({"code": attribute.code, "label": attribute.label, "values": vals})
     return result
 
@@ -202,12 +218,15 @@ def _number(raw: Any) -> float | None:
     return float(round(Decimal(str(raw)), 6))
 
 
-def _scalar(raw: Any) -> Any:
-    if isinstance(raw, Decimal):
-        return _number(raw)
-    if isinstance(raw, (datetime, date)):
-        return raw.isoformat()
-    return str(raw) if not isinstance(raw, (int, float)) else raw
+def _attribute_text(raw: Any, backend_type: str) -> str:
+    """Custom attribute values are strings; numbers and dates in one canonical form."""
+    if backend_type == "decimal":
+        return str(float(raw))
+    if backend_type == "int":
+        return str(int(raw))
+    if backend_type == "datetime":
+        return raw.strftime("%Y-%m-%d %H:%M:%S") if isinstance(raw, datetime) else str(raw)[:19]
+    return str(raw)
 
 
 def _date(raw: Any) -> str | None:

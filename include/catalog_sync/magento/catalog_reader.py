@@ -31,6 +31,7 @@ class StoreView:
     group_code: str
     locale: str
     currency: str
+    media_url: str = ""  # base URL of product images: <media_url>catalog/product<file>
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,15 @@ class CatalogContext:
     def option_label(self, option_id: int, store_id: int) -> str | None:
         return self.option_labels.get((option_id, store_id)) or self.option_labels.get((option_id, m.ADMIN_STORE_ID))
 
+    def category_path(self, category_id: int, store_id: int) -> str | None:
+        """Names from below the store's root category down to this one, e.g. 'Gear/Bottles'."""
+        category = self.categories.get(category_id)
+        if category is None:
+            return None
+        # Skip the tree root (level 0) and the root catalog (level 1).
+        names = [self.category_name(pid, store_id) or str(pid) for pid in category.path_ids[2:]]
+        return "/".join(names) or None
+
     def category_name(self, category_id: int, store_id: int) -> str | None:
         return self.category_names.get((category_id, store_id)) or self.category_names.get(
             (category_id, m.ADMIN_STORE_ID)
@@ -87,6 +97,8 @@ class ProductChunk:
     parent_ids: dict[int, list[int]] = field(default_factory=dict)
     child_ids: dict[int, list[int]] = field(default_factory=dict)
     linked_skus: dict[int, str] = field(default_factory=dict)
+    # configurable id -> child id -> store_id -> price (for configurables without a price of their own)
+    child_prices: dict[int, dict[int, dict[int, Any]]] = field(default_factory=dict)
     # entity_id -> list of (file, label per store {store_id: label}, position, disabled per store)
     gallery: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -152,7 +164,8 @@ class MagentoCatalogReader:
     @staticmethod
     def _config(conn: sa.Connection) -> dict[tuple[str, int, str], str | None]:
         c = m.core_config_data.c
-        wanted = ("general/locale/code", "currency/options/base", "currency/options/default", "catalog/price/scope")
+        wanted = ("general/locale/code", "currency/options/base", "currency/options/default", "catalog/price/scope",
+                  "web/secure/base_url", "web/secure/base_media_url")
         rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(wanted)))
         return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}
 
@@ -189,6 +202,10 @@ class MagentoCatalogReader:
                     group_code=r.group_code or "",
                     locale=scoped("general/locale/code", r.store_id, r.website_id) or "en_US",
                     currency=currency or "USD",
+                    media_url=_media_url(
+                        scoped("web/secure/base_media_url", r.store_id, r.website_id),
+                        scoped("web/secure/base_url", r.store_id, r.website_id),
+                    ),
                 )
             )
         return views
@@ -333,8 +350,30 @@ class MagentoCatalogReader:
                 for r in conn.execute(sa.select(e.entity_id, e.sku).where(e.entity_id.in_(part))):
                     chunk.linked_skus[int(r.entity_id)] = r.sku
 
+            price_id = next((a for a, attr in self._price_attribute(conn).items()), None)
+            if price_id is not None:
+                d = m.PRODUCT_VALUE_TABLES["decimal"].c
+                prices: dict[int, dict[int, dict[int, Any]]] = defaultdict(lambda: defaultdict(dict))
+                for r in conn.execute(
+                    sa.select(sl.parent_id, sl.product_id, d.store_id, d.value)
+                    .join_from(m.catalog_product_super_link, m.PRODUCT_VALUE_TABLES["decimal"], d.entity_id == sl.product_id)
+                    .where(id_filter(sl.parent_id), d.attribute_id == price_id)
+                ):
+                    prices[r.parent_id][r.product_id][r.store_id] = r.value
+                chunk.child_prices = prices
+
             chunk.gallery = self._gallery(conn, id_filter)
         return chunk
+
+    @staticmethod
+    def _price_attribute(conn: sa.Connection) -> dict[int, str]:
+        a, t = m.eav_attribute.c, m.eav_entity_type.c
+        row = conn.execute(
+            sa.select(a.attribute_id)
+            .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+            .where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE, a.attribute_code == "price")
+        ).scalar()
+        return {} if row is None else {int(row): "price"}
 
     @staticmethod
     def _gallery(conn: sa.Connection, id_filter) -> dict[int, list[dict[str, Any]]]:
@@ -362,6 +401,15 @@ class MagentoCatalogReader:
                 image["positions"][r.store_id] = r.position
                 image["disabled_by_store"][r.store_id] = bool(r.disabled)
         return {entity: list(by_value.values()) for entity, by_value in images.items()}
+
+
+def _media_url(base_media_url: str | None, base_url: str | None) -> str:
+    # Magento's defaults: {{secure_base_url}}media/ when no media URL is configured.
+    if base_media_url and "{{" not in base_media_url:
+        return base_media_url.rstrip("/") + "/"
+    if base_url and "{{" not in base_url:
+        return base_url.rstrip("/") + "/media/"
+    return ""
 
 
 def _slices(items: list, size: int) -> Iterator[list]:

@@ -1,0 +1,279 @@
+"""Build feed records for a chunk of products in DuckDB, from the raw Arrow tables.
+
+This is the fast path of extract. It applies the same rules as the
+per-product reference builder in `feed_record.py` (tests hold the two to
+byte-identical payloads):
+
+* a store-view EAV row wins over the default (store 0) row; with a global
+  price scope (`catalog/price/scope` = 0) price attributes come from store 0 only;
+* a product is in the store views of the websites it is assigned to;
+* select/multiselect values become option labels in the store's language;
+* the payload is canonical JSON: keys in alphabetical order, no whitespace,
+  arrays without meaning sorted. Its sha1 without `updated_at` is the content hash.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, EXTRACT_SCHEMA, IMAGE_ROLES, PRICE_ATTRIBUTES, SKU_MAX_LENGTH
+from catalog_sync.magento.arrow_reader import RawChunk
+from catalog_sync.magento.catalog_reader import CatalogContext
+
+# Payload fields, alphabetical: the JSON key order of the canonical serialization.
+_PAYLOAD_FIELDS = (
+    "attribute_set_id", "attributes", "category_ids", "category_paths", "created_at", "currency", "description",
+    "images", "in_stock", "locale", "meta_description", "meta_keywords", "meta_title", "name", "parent_skus",
+    "price", "product_id", "qty", "short_description", "sku", "special_price", "special_price_from",
+    "special_price_to", "status", "store_code", "store_view_code", "type", "updated_at", "url_key",
+    "variant_skus", "visibility", "website_code",
+)
+_VOLATILE = {"updated_at"}
+
+
+class FeedBuilder:
+    """Holds the run's catalog context in DuckDB and turns raw chunks into extract rows."""
+
+    def __init__(self, ctx: CatalogContext):
+        self.ctx = ctx
+        self.con = duckdb.connect()
+        self.con.execute("SET threads TO 2")
+        self._register_context()
+        self._attr = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
+
+    def close(self) -> None:
+        self.con.close()
+
+    def _register_context(self) -> None:
+        ctx = self.ctx
+        views = ctx.store_views
+        self.con.register("views", pa.table({
+            "store_id": pa.array([v.store_id for v in views], pa.int64()),
+            "code": [v.code for v in views],
+            "website_id": pa.array([v.website_id for v in views], pa.int64()),
+            "website_code": [v.website_code for v in views],
+            "group_code": [v.group_code for v in views],
+            "locale": [v.locale for v in views],
+            "currency": [v.currency for v in views],
+            "media_url": [v.media_url for v in views],
+        }))
+        custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
+        self.con.register("custom_attrs", pa.table({
+            "attribute_id": pa.array([a.attribute_id for a in custom], pa.int64()),
+            "code": pa.array([a.code for a in custom], pa.string()),
+            "label": pa.array([a.label for a in custom], pa.string()),
+            "frontend_input": pa.array([a.frontend_input for a in custom], pa.string()),
+            "backend_type": pa.array([a.backend_type for a in custom], pa.string()),
+        }))
+        options = list(ctx.option_labels.items())
+        self.con.register("opts", pa.table({
+            "option_id": pa.array([k[0] for k, _ in options], pa.int64()),
+            "store_id": pa.array([k[1] for k, _ in options], pa.int64()),
+            "label": pa.array([v for _, v in options], pa.string()),
+        }))
+        paths = [(cid, v.store_id, ctx.category_path(cid, v.store_id)) for cid in ctx.categories for v in views]
+        paths = [p for p in paths if p[2]]
+        self.con.register("catpaths", pa.table({
+            "category_id": pa.array([p[0] for p in paths], pa.int64()),
+            "store_id": pa.array([p[1] for p in paths], pa.int64()),
+            "path": pa.array([p[2] for p in paths], pa.string()),
+        }))
+
+    def build(self, raw: RawChunk) -> pa.Table:
+        con = self.con
+        for name in ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery"):
+            con.register(f"raw_{name}", getattr(raw, name))
+        try:
+            return con.sql(self._sql()).to_arrow_table().cast(EXTRACT_SCHEMA)
+        finally:
+            for name in ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery"):
+                con.unregister(f"raw_{name}")
+
+    def _id(self, code: str) -> int:
+        return self._attr.get(code, -1)
+
+    def _sql(self) -> str:
+        a = self._id
+        price_ids = ", ".join(str(a(c)) for c in PRICE_ATTRIBUTES)
+        store_scoped_prices = "true" if self.ctx.price_scope else "false"
+        pivot = ",\n".join(
+            f"max(value) FILTER (WHERE attribute_id = {a(code)}) AS \"{code}\""
+            for code in ("name", "status", "visibility", "url_key", "description", "short_description", "meta_title",
+                         "meta_description", "meta_keyword", "price", "special_price", "special_from_date",
+                         "special_to_date", *IMAGE_ROLES)
+        )
+        roles = ", ".join(f"('{role}', {a(role)})" for role in IMAGE_ROLES)
+        payload = {
+            "attribute_set_id": "i.attribute_set_id::BIGINT",
+            "attributes": "coalesce(ca.attributes, [])",
+            "category_ids": "coalesce(cat.ids, [])",
+            "category_paths": "coalesce(cat.paths, [])",
+            "created_at": "i.created_at",
+            "currency": "i.currency",
+            "description": "c.description",
+            "images": "coalesce(img.images, [])",
+            "in_stock": "coalesce(st.is_in_stock, 0) <> 0",
+            "locale": "i.locale",
+            "meta_description": "c.meta_description",
+            "meta_keywords": "c.meta_keyword",
+            "meta_title": "c.meta_title",
+            "name": "c.name",
+            "parent_skus": "coalesce(par.skus, [])",
+            "price": "coalesce(TRY_CAST(c.price AS DOUBLE), CASE WHEN i.type_id = 'configurable' THEN cp.min_price END)",
+            "product_id": "i.entity_id::BIGINT",
+            "qty": "TRY_CAST(st.qty AS DOUBLE)",
+            "short_description": "c.short_description",
+            "sku": "i.sku",
+            "special_price": "TRY_CAST(c.special_price AS DOUBLE)",
+            "special_price_from": "CASE WHEN c.special_from_date LIKE '0000-00-00%' THEN NULL ELSE substr(c.special_from_date, 1, 10) END",
+            "special_price_to": "CASE WHEN c.special_to_date LIKE '0000-00-00%' THEN NULL ELSE substr(c.special_to_date, 1, 10) END",
+            "status": "TRY_CAST(c.status AS BIGINT)",
+            "store_code": "i.group_code",
+            "store_view_code": "i.store_view_code",
+            "type": "i.type_id",
+            "updated_at": "i.updated_at",
+            "url_key": "c.url_key",
+            "variant_skus": "coalesce(chi.skus, [])",
+            "visibility": "TRY_CAST(c.visibility AS BIGINT)",
+            "website_code": "i.website_code",
+        }
+        assert tuple(payload) == _PAYLOAD_FIELDS
+        stable = ", ".join(f"{k} := {v}" for k, v in payload.items() if k not in _VOLATILE)
+        return f"""
+        WITH
+        items AS (
+            SELECT e.entity_id, e.sku, e.type_id, e.attribute_set_id,
+                   strftime(TRY_CAST(e.created_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS created_at,
+                   strftime(TRY_CAST(e.updated_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS updated_at,
+                   v.store_id, v.code AS store_view_code, v.group_code, v.website_code, v.locale, v.currency, v.media_url
+            FROM raw_entities e
+            JOIN (SELECT DISTINCT product_id, website_id FROM raw_websites) w ON w.product_id = e.entity_id
+            JOIN views v ON v.website_id = w.website_id
+        ),
+        rv AS (  -- resolved EAV value per (item, attribute): the store view's row wins over store 0
+            SELECT i.entity_id, i.store_id, x.attribute_id::BIGINT AS attribute_id, arg_max_null(x.value, x.store_id) AS value
+            FROM items i JOIN raw_values x ON x.entity_id = i.entity_id
+             AND (x.store_id = 0 OR (x.store_id = i.store_id AND ({store_scoped_prices} OR x.attribute_id NOT IN ({price_ids}))))
+            GROUP BY ALL
+        ),
+        c AS (SELECT entity_id, store_id, {pivot} FROM rv GROUP BY ALL),
+        cv AS (
+            SELECT rv.entity_id, rv.store_id, a.code, a.label, a.frontend_input, a.backend_type, rv.value
+            FROM rv JOIN custom_attrs a ON a.attribute_id = rv.attribute_id
+            WHERE rv.value IS NOT NULL AND rv.value <> ''
+        ),
+        opt_ids AS (
+            SELECT entity_id, store_id, code, label, frontend_input, trim(opt) AS opt, ord FROM (
+                SELECT *, unnest(string_split(value, ',')) AS opt, generate_subscripts(string_split(value, ','), 1) AS ord
+                FROM cv WHERE frontend_input IN ('select', 'multiselect'))
+        ),
+        opt_vals AS (
+            SELECT o.entity_id, o.store_id, o.code, o.label, o.frontend_input, o.ord,
+                   coalesce(nullif(s.label, ''), nullif(d.label, ''), o.opt::BIGINT::VARCHAR) AS val
+            FROM opt_ids o
+            LEFT JOIN opts s ON s.option_id = o.opt::BIGINT AND s.store_id = o.store_id
+            LEFT JOIN opts d ON d.option_id = o.opt::BIGINT AND d.store_id = 0
+            WHERE regexp_full_match(o.opt, '[0-9]+')
+        ),
+        custom_values AS (
+            SELECT entity_id, store_id, code, any_value(label) AS label,
+                   CASE WHEN any_value(frontend_input) = 'multiselect' THEN list_sort(list(val)) ELSE list(val ORDER BY ord) END AS vals
+            FROM opt_vals GROUP BY entity_id, store_id, code
+            UNION ALL
+            SELECT entity_id, store_id, code, label,
+                   [CASE backend_type
+                        WHEN 'decimal' THEN CAST(CAST(value AS DOUBLE) AS VARCHAR)
+                        WHEN 'int' THEN CAST(CAST(value AS BIGINT) AS VARCHAR)
+                        WHEN 'datetime' THEN substr(value, 1, 19)
+                        ELSE value END] AS vals
+            FROM cv WHERE frontend_input IS NULL OR frontend_input NOT IN ('select', 'multiselect')
+        ),
+        ca AS (
+            SELECT entity_id, store_id, list({{'code': code, 'label': label, 'values': vals}} ORDER BY code) AS attributes
+            FROM custom_values GROUP BY ALL
+        ),
+        st AS (SELECT product_id, any_value(qty) AS qty, any_value(is_in_stock) AS is_in_stock FROM raw_stock GROUP BY ALL),
+        cat AS (
+            SELECT i.entity_id, i.store_id, list_sort(list(cc.category_id::BIGINT)) AS ids,
+                   list_sort(list(p.path) FILTER (WHERE p.path IS NOT NULL)) AS paths
+            FROM items i JOIN raw_categories cc ON cc.product_id = i.entity_id
+            LEFT JOIN catpaths p ON p.category_id = cc.category_id AND p.store_id = i.store_id
+            GROUP BY ALL
+        ),
+        par AS (SELECT child_id AS entity_id, list_sort(list(DISTINCT parent_sku)) AS skus FROM raw_links GROUP BY ALL),
+        chi AS (SELECT parent_id AS entity_id, list_sort(list(DISTINCT child_sku)) AS skus FROM raw_links GROUP BY ALL),
+        lnk AS (
+            SELECT entity_id, list_sort(list(DISTINCT other)) AS ids FROM (
+                SELECT child_id AS entity_id, parent_id AS other FROM raw_links
+                UNION ALL SELECT parent_id, child_id FROM raw_links) GROUP BY ALL
+        ),
+        cp AS (  -- a configurable without its own price shows its cheapest variant's price
+            SELECT parent_id AS entity_id, store_id, min(price) AS min_price FROM (
+                SELECT p.parent_id, p.child_id, v.store_id,
+                       TRY_CAST(arg_max_null(p.value, p.store_id) AS DOUBLE) AS price
+                FROM raw_child_prices p JOIN views v
+                  ON p.store_id = 0 OR (p.store_id = v.store_id AND {store_scoped_prices})
+                GROUP BY ALL)
+            GROUP BY ALL
+        ),
+        roles AS (SELECT * FROM (VALUES {roles}) t(role, attribute_id)),
+        gal AS (
+            SELECT i.entity_id, i.store_id, i.media_url, g.value_id, any_value(g.file) AS file,
+                   coalesce(max(g.store_disabled) FILTER (WHERE g.store_id = i.store_id),
+                            max(g.store_disabled) FILTER (WHERE g.store_id = 0), any_value(g.disabled)) AS disabled,
+                   coalesce(nullif(max(g.label) FILTER (WHERE g.store_id = i.store_id), ''),
+                            max(g.label) FILTER (WHERE g.store_id = 0)) AS label,
+                   coalesce(max(g.position) FILTER (WHERE g.store_id = i.store_id),
+                            max(g.position) FILTER (WHERE g.store_id = 0), 0) AS position
+            FROM items i JOIN raw_gallery g ON g.entity_id = i.entity_id
+            WHERE g.file IS NOT NULL
+            GROUP BY i.entity_id, i.store_id, i.media_url, g.value_id
+        ),
+        img_roles AS (
+            SELECT rv.entity_id, rv.store_id, rv.value AS file, list_sort(list(r.role)) AS roles
+            FROM rv JOIN roles r ON r.attribute_id = rv.attribute_id WHERE rv.value IS NOT NULL GROUP BY ALL
+        ),
+        img AS (
+            SELECT gal.entity_id, gal.store_id,
+                   list({{'label': gal.label, 'position': gal.position::BIGINT, 'roles': coalesce(ir.roles, []),
+                          'url': gal.media_url || 'catalog/product' || gal.file}}
+                        ORDER BY gal.position, gal.media_url || 'catalog/product' || gal.file) AS images
+            FROM gal LEFT JOIN img_roles ir ON ir.entity_id = gal.entity_id AND ir.store_id = gal.store_id AND ir.file = gal.file
+            WHERE gal.disabled = 0 GROUP BY gal.entity_id, gal.store_id
+        )
+        , records AS (
+        SELECT
+            i.entity_id::BIGINT AS product_id, i.sku, i.store_view_code, i.updated_at,
+            to_json(struct_pack({stable}))::VARCHAR AS stable_json,
+            c.name, i.type_id AS type,
+            {payload["price"]} AS price,
+            TRY_CAST(c.visibility AS INTEGER) AS visibility,
+            i.updated_at AS source_updated_at,
+            coalesce(lnk.ids, []) AS linked_product_ids,
+            CASE
+                WHEN trim(coalesce(i.sku, '')) = '' THEN 'empty sku'
+                WHEN length(i.sku) > {SKU_MAX_LENGTH} THEN 'sku longer than {SKU_MAX_LENGTH} characters'
+                WHEN c.name IS NULL OR c.name = '' THEN 'no name in this store view (nor at default scope)'
+            END AS quarantine_reason
+        FROM items i
+        LEFT JOIN c ON c.entity_id = i.entity_id AND c.store_id = i.store_id
+        LEFT JOIN ca ON ca.entity_id = i.entity_id AND ca.store_id = i.store_id
+        LEFT JOIN st ON st.product_id = i.entity_id
+        LEFT JOIN cat ON cat.entity_id = i.entity_id AND cat.store_id = i.store_id
+        LEFT JOIN par ON par.entity_id = i.entity_id
+        LEFT JOIN chi ON chi.entity_id = i.entity_id
+        LEFT JOIN lnk ON lnk.entity_id = i.entity_id
+        LEFT JOIN cp ON cp.entity_id = i.entity_id AND cp.store_id = i.store_id
+        LEFT JOIN img ON img.entity_id = i.entity_id AND img.store_id = i.store_id
+        )
+        -- Serialize once: the hash covers the record without updated_at; the payload gets it
+        -- inserted at its sorted place, before "url_key" (a quote inside a JSON string is
+        -- escaped, so this pattern only matches the top-level key).
+        SELECT product_id, sku, store_view_code, sha1(stable_json) AS content_hash,
+               replace(stable_json, ',"url_key":',
+                       ',"updated_at":' || coalesce(to_json(updated_at)::VARCHAR, 'null') || ',"url_key":') AS payload,
+               name, type, price, visibility, source_updated_at, linked_product_ids, quarantine_reason
+        FROM records
+        ORDER BY product_id, store_view_code
+        """

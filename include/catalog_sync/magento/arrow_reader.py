@@ -1,0 +1,133 @@
+"""Bulk reads from the Magento database straight into Arrow tables.
+
+Each query is built with SQLAlchemy Core (so it is valid SQL for the shop's
+database) and run by connectorx, which decodes rows in native code, when it
+supports the database; otherwise through SQLAlchemy. Either way no product
+becomes a Python object: the feed builder pivots the tables in DuckDB.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from catalog_sync.magento import schema as m
+
+log = logging.getLogger(__name__)
+
+def connectorx_url(url: URL) -> str | None:
+    """connectorx's connection string for an SQLAlchemy URL, or None when it cannot read that database."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return f"sqlite://{url.database}" if url.database and url.database.startswith("/") else None
+    if backend in ("mysql", "mariadb", "postgresql"):
+        scheme = "postgresql" if backend == "postgresql" else "mysql"
+        plain = url.set(drivername=scheme, query={})
+        return plain.render_as_string(hide_password=False)
+    return None
+
+
+class ArrowQueries:
+    """Runs SELECT statements and returns Arrow tables."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.cx_url = connectorx_url(engine.url)
+        if self.cx_url:
+            try:
+                import connectorx  # noqa: F401
+            except ImportError:  # pragma: no cover - connectorx is a pinned dependency
+                self.cx_url = None
+
+    def fetch(self, stmt: sa.Select | sa.CompoundSelect) -> pa.Table:
+        if self.cx_url:
+            import connectorx
+
+            sql = str(stmt.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+            return connectorx.read_sql(self.cx_url, sql, return_type="arrow")
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            names = list(result.keys())
+            rows = result.fetchall()
+        return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
+
+@dataclass
+class RawChunk:
+    """The rows of one chunk of products, as Arrow tables (names match the feed builder's SQL)."""
+
+    entities: pa.Table
+    values: pa.Table
+    websites: pa.Table
+    stock: pa.Table
+    categories: pa.Table
+    links: pa.Table
+    child_prices: pa.Table
+    gallery: pa.Table
+
+
+def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None) -> RawChunk:
+    ids = sorted(set(ids))
+    contiguous = bool(ids) and ids[-1] - ids[0] + 1 == len(ids)
+
+    def f(col: sa.ColumnElement) -> sa.ColumnElement[bool]:
+        if not ids:
+            return sa.false()
+        return col.between(ids[0], ids[-1]) if contiguous else col.in_(ids)
+
+    e = m.catalog_product_entity.c
+    entities = queries.fetch(
+        sa.select(e.entity_id, e.sku, e.type_id, e.attribute_set_id,
+                  sa.cast(e.created_at, sa.String).label("created_at"),
+                  sa.cast(e.updated_at, sa.String).label("updated_at")).where(f(e.entity_id))
+    )
+    values = queries.fetch(
+        sa.union_all(*[
+            sa.select(t.c.entity_id, t.c.attribute_id, t.c.store_id, sa.cast(t.c.value, sa.String).label("value"))
+            .where(f(t.c.entity_id))
+            for t in m.PRODUCT_VALUE_TABLES.values()
+        ])
+    )
+    w = m.catalog_product_website.c
+    websites = queries.fetch(sa.select(w.product_id, w.website_id).where(f(w.product_id)))
+    s = m.cataloginventory_stock_item.c
+    stock = queries.fetch(
+        sa.select(s.product_id, sa.cast(s.qty, sa.String).label("qty"), s.is_in_stock)
+        .where(f(s.product_id), s.stock_id == 1)
+    )
+    cp = m.catalog_category_product.c
+    categories = queries.fetch(sa.select(cp.product_id, cp.category_id).where(f(cp.product_id)))
+
+    sl = m.catalog_product_super_link.c
+    child = m.catalog_product_entity.alias("child")
+    parent = m.catalog_product_entity.alias("parent")
+    links = queries.fetch(
+        sa.select(sl.product_id.label("child_id"), sl.parent_id, child.c.sku.label("child_sku"), parent.c.sku.label("parent_sku"))
+        .join_from(m.catalog_product_super_link, child, child.c.entity_id == sl.product_id)
+        .join(parent, parent.c.entity_id == sl.parent_id)
+        .where(sa.or_(f(sl.product_id), f(sl.parent_id)))
+    )
+    d = m.PRODUCT_VALUE_TABLES["decimal"].c
+    child_prices = queries.fetch(
+        sa.select(sl.parent_id, sl.product_id.label("child_id"), d.store_id, sa.cast(d.value, sa.String).label("value"))
+        .join_from(m.catalog_product_super_link, m.PRODUCT_VALUE_TABLES["decimal"], d.entity_id == sl.product_id)
+        .where(f(sl.parent_id), d.attribute_id == (price_attribute_id or -1))
+    )
+    g = m.catalog_product_entity_media_gallery.c
+    gv = m.catalog_product_entity_media_gallery_value.c
+    ge = m.catalog_product_entity_media_gallery_value_to_entity.c
+    gallery = queries.fetch(
+        sa.select(ge.entity_id, g.value_id, g.value.label("file"), g.disabled, gv.store_id, gv.label, gv.position,
+                  gv.disabled.label("store_disabled"))
+        .join_from(m.catalog_product_entity_media_gallery_value_to_entity, m.catalog_product_entity_media_gallery,
+                   g.value_id == ge.value_id)
+        .outerjoin(m.catalog_product_entity_media_gallery_value,
+                   sa.and_(gv.value_id == ge.value_id, gv.entity_id == ge.entity_id))
+        .where(f(ge.entity_id))
+    )
+    return RawChunk(entities, values, websites, stock, categories, links, child_prices, gallery)
