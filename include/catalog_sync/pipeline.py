@@ -29,7 +29,7 @@ from catalog_sync.diff import DiffCounts, DiffInputs, compute_delta
 from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
 from catalog_sync.settings import SyncSettings, redact_url
 from catalog_sync.sinks import open_sink
@@ -108,7 +108,7 @@ class Workspace:
     @property
     def source(self) -> sa.Engine:
         if self._source is None:
-            self._source = sa.create_engine(self.settings.source_url, pool_pre_ping=True)
+            self._source = read_only_engine(self.settings.source_url)
         return self._source
 
     def staging(self, plan: RunPlan) -> StateLocation:

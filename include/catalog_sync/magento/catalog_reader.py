@@ -103,6 +103,33 @@ class ProductChunk:
     gallery: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
+def read_only_engine(url: str) -> Engine:
+    """An engine whose sessions cannot write: the shop's database is only ever read.
+
+    MySQL/MariaDB sessions are READ ONLY and utf8mb4 (so 4-byte characters such as
+    emoji survive); SQLite connections are query_only.
+    """
+    parsed = sa.engine.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    engine = sa.create_engine(parsed, pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        if backend in ("mysql", "mariadb"):
+            cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        elif backend == "sqlite":
+            cursor.execute("PRAGMA query_only = ON")
+        elif backend == "postgresql":
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        cursor.close()
+        dbapi_connection.commit()  # PostgreSQL would roll a SET back with the implicit transaction
+
+    return engine
+
+
 REQUIRED_TABLES = frozenset(
     t.name for t in (
         m.store, m.store_website, m.store_group, m.core_config_data, m.eav_entity_type, m.eav_attribute,

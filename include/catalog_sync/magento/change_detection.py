@@ -82,10 +82,16 @@ class ChangeDetector:
                 t = m.CHANGELOG_TABLES[name]
                 oldest, newest = conn.execute(sa.select(sa.func.min(t.c.version_id), sa.func.max(t.c.version_id))).one()
                 mark = since.changelog_versions[name]
-                if oldest is not None and int(oldest) > mark + 1:
+                # Magento's cleanup may empty a changelog: the auto-increment counter still tells
+                # how far its versions went.
+                last_assigned = _last_assigned_version(conn, name)
+                if last_assigned is None:
+                    last_assigned = None if newest is None else int(newest)
+                if last_assigned is not None and last_assigned > mark and (oldest is None or int(oldest) > mark + 1):
+                    kept = "none" if oldest is None else f"from version {oldest}"
                     return (
                         f"changelog {name} was trimmed past our watermark: we consumed up to version {mark}, "
-                        f"the oldest kept version is {oldest}"
+                        f"versions up to {last_assigned} were written, {kept} kept"
                     )
                 if newest is not None and int(newest) < mark:
                     return f"changelog {name} went backwards (max version {newest} < our watermark {mark}); was it truncated?"
@@ -120,6 +126,23 @@ class ChangeDetector:
         e = m.catalog_product_entity.c
         with self.engine.connect() as conn:
             return {int(i) for i in conn.execute(sa.select(e.entity_id)).scalars()}
+
+
+def _last_assigned_version(conn: sa.Connection, table: str) -> int | None:
+    """The highest version_id ever assigned in a changelog, even if its rows were deleted."""
+    dialect = conn.dialect.name
+    if dialect in ("mysql", "mariadb"):
+        next_id = conn.execute(
+            sa.text("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"),
+            {"t": table},
+        ).scalar()
+        return None if next_id is None else int(next_id) - 1
+    if dialect == "sqlite":
+        has_sequence = conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).scalar()
+        if has_sequence:
+            seq = conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table}).scalar()
+            return None if seq is None else int(seq)
+    return None
 
 
 def _format_ts(value: object) -> str | None:

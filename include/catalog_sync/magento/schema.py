@@ -290,6 +290,8 @@ def _changelog_table(name: str) -> Table:
         name, metadata,
         Column("version_id", Integer, primary_key=True, autoincrement=True),
         Column("entity_id", Integer, nullable=False, default=0),
+        # Never reuse a version id after rows are deleted, as MySQL's AUTO_INCREMENT does.
+        sqlite_autoincrement=True,
         **_MYSQL,
     )
 
