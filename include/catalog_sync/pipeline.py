@@ -43,6 +43,8 @@ log = logging.getLogger("catalog_sync.pipeline")
 INCREMENTAL, FULL, SKUS = "incremental", "full", "skus"
 RESULTS_SCHEMA = pa.schema([("sku", pa.string()), ("store_view_code", pa.string()), ("status", pa.string()), ("reason", pa.string())])
 MAX_FAILURES_RECORDED = 10_000
+# Queries of one chunk run side by side: the database scans tables while others decode.
+READ_CONCURRENCY = 3
 
 
 @dataclass(frozen=True)
@@ -226,8 +228,12 @@ def extract(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         builder = FeedBuilder(ctx)
         records = products = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-read") as pool, \
+                ThreadPoolExecutor(max_workers=READ_CONCURRENCY, thread_name_prefix="catalog-query") as query_pool, \
                 pq.ParquetWriter(staging.local_path("extract.parquet"), EXTRACT_SCHEMA, compression="zstd") as writer:
-            reads = (pool.submit(read_chunk, queries, ids, price.attribute_id if price else None) for ids in id_chunks)
+            reads = (
+                pool.submit(read_chunk, queries, ids, price.attribute_id if price else None, builder.attribute_ids, query_pool)
+                for ids in id_chunks
+            )
             pending = next(reads, None)
             while pending is not None:
                 upcoming = next(reads, None)  # starts the next read before building this chunk

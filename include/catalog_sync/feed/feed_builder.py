@@ -45,6 +45,15 @@ class FeedBuilder:
     def close(self) -> None:
         self.con.close()
 
+    @property
+    def attribute_ids(self) -> list[int]:
+        """The EAV attributes the feed reads; the extract fetches no others."""
+        wanted = set(CORE_ATTRIBUTES) | set(IMAGE_ROLES)
+        return sorted(
+            a.attribute_id for a in self.ctx.attributes_by_id.values()
+            if a.code in wanted or (a.is_user_defined and a.code not in CORE_ATTRIBUTES)
+        )
+
     def _register_context(self) -> None:
         ctx = self.ctx
         views = ctx.store_views
@@ -275,5 +284,4 @@ class FeedBuilder:
                        ',"updated_at":' || coalesce(to_json(updated_at)::VARCHAR, 'null') || ',"url_key":') AS payload,
                name, type, price, visibility, source_updated_at, linked_product_ids, quarantine_reason
         FROM records
-        ORDER BY product_id, store_view_code
         """

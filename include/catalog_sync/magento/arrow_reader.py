@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,6 +20,9 @@ from sqlalchemy.engine import URL, Engine
 from catalog_sync.magento import schema as m
 
 log = logging.getLogger(__name__)
+
+VALUE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
+
 
 def connectorx_url(url: URL) -> str | None:
     """connectorx's connection string for an SQLAlchemy URL, or None when it cannot read that database."""
@@ -71,7 +75,10 @@ class RawChunk:
     gallery: pa.Table
 
 
-def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None) -> RawChunk:
+def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None,
+               attribute_ids: Sequence[int] | None = None, pool: ThreadPoolExecutor | None = None) -> RawChunk:
+    """Read one chunk. `attribute_ids` limits the EAV rows to the attributes the feed uses;
+    with a `pool`, the queries run concurrently (connectorx and the database work outside the GIL)."""
     ids = sorted(set(ids))
     contiguous = bool(ids) and ids[-1] - ids[0] + 1 == len(ids)
 
@@ -81,39 +88,38 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
         return col.between(ids[0], ids[-1]) if contiguous else col.in_(ids)
 
     e = m.catalog_product_entity.c
-    entities = queries.fetch(
-        sa.select(e.entity_id, e.sku, e.type_id, e.attribute_set_id,
-                  sa.cast(e.created_at, sa.String).label("created_at"),
-                  sa.cast(e.updated_at, sa.String).label("updated_at")).where(f(e.entity_id))
-    )
-    values = queries.fetch(
-        sa.union_all(*[
-            sa.select(t.c.entity_id, t.c.attribute_id, t.c.store_id, sa.cast(t.c.value, sa.String).label("value"))
-            .where(f(t.c.entity_id))
-            for t in m.PRODUCT_VALUE_TABLES.values()
-        ])
-    )
+    statements: dict[str, sa.Select | sa.CompoundSelect] = {}
+    statements["entities"] = sa.select(
+        e.entity_id, e.sku, e.type_id, e.attribute_set_id,
+        sa.cast(e.created_at, sa.String).label("created_at"), sa.cast(e.updated_at, sa.String).label("updated_at"),
+    ).where(f(e.entity_id))
+    for backend, table in m.PRODUCT_VALUE_TABLES.items():
+        t = table.c
+        # Text columns need no cast (a cast costs the database time); the rest travel as text.
+        value = t.value if backend in ("varchar", "text") else sa.cast(t.value, sa.String)
+        query = sa.select(t.entity_id, t.attribute_id, t.store_id, value.label("value")).where(f(t.entity_id))
+        if attribute_ids is not None:
+            query = query.where(t.attribute_id.in_(sorted(attribute_ids)))
+        statements[f"values_{backend}"] = query
     w = m.catalog_product_website.c
-    websites = queries.fetch(sa.select(w.product_id, w.website_id).where(f(w.product_id)))
+    statements["websites"] = sa.select(w.product_id, w.website_id).where(f(w.product_id))
     s = m.cataloginventory_stock_item.c
-    stock = queries.fetch(
-        sa.select(s.product_id, sa.cast(s.qty, sa.String).label("qty"), s.is_in_stock)
-        .where(f(s.product_id), s.stock_id == 1)
-    )
+    statements["stock"] = sa.select(s.product_id, sa.cast(s.qty, sa.String).label("qty"), s.is_in_stock).where(
+        f(s.product_id), s.stock_id == 1)
     cp = m.catalog_category_product.c
-    categories = queries.fetch(sa.select(cp.product_id, cp.category_id).where(f(cp.product_id)))
+    statements["categories"] = sa.select(cp.product_id, cp.category_id).where(f(cp.product_id))
 
     sl = m.catalog_product_super_link.c
     child = m.catalog_product_entity.alias("child")
     parent = m.catalog_product_entity.alias("parent")
-    links = queries.fetch(
+    statements["links"] = (
         sa.select(sl.product_id.label("child_id"), sl.parent_id, child.c.sku.label("child_sku"), parent.c.sku.label("parent_sku"))
         .join_from(m.catalog_product_super_link, child, child.c.entity_id == sl.product_id)
         .join(parent, parent.c.entity_id == sl.parent_id)
         .where(sa.or_(f(sl.product_id), f(sl.parent_id)))
     )
     d = m.PRODUCT_VALUE_TABLES["decimal"].c
-    child_prices = queries.fetch(
+    statements["child_prices"] = (
         sa.select(sl.parent_id, sl.product_id.label("child_id"), d.store_id, sa.cast(d.value, sa.String).label("value"))
         .join_from(m.catalog_product_super_link, m.PRODUCT_VALUE_TABLES["decimal"], d.entity_id == sl.product_id)
         .where(f(sl.parent_id), d.attribute_id == (price_attribute_id or -1))
@@ -121,7 +127,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     g = m.catalog_product_entity_media_gallery.c
     gv = m.catalog_product_entity_media_gallery_value.c
     ge = m.catalog_product_entity_media_gallery_value_to_entity.c
-    gallery = queries.fetch(
+    statements["gallery"] = (
         sa.select(ge.entity_id, g.value_id, g.value.label("file"), g.disabled, gv.store_id, gv.label, gv.position,
                   gv.disabled.label("store_disabled"))
         .join_from(m.catalog_product_entity_media_gallery_value_to_entity, m.catalog_product_entity_media_gallery,
@@ -130,4 +136,12 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
                    sa.and_(gv.value_id == ge.value_id, gv.entity_id == ge.entity_id))
         .where(f(ge.entity_id))
     )
-    return RawChunk(entities, values, websites, stock, categories, links, child_prices, gallery)
+    if pool is None:
+        tables = {name: queries.fetch(stmt) for name, stmt in statements.items()}
+    else:
+        futures = {name: pool.submit(queries.fetch, stmt) for name, stmt in statements.items()}
+        tables = {name: future.result() for name, future in futures.items()}
+    values = pa.concat_tables(
+        [tables.pop(f"values_{b}").cast(VALUE_SCHEMA) for b in m.PRODUCT_VALUE_TABLES], promote_options="default"
+    )
+    return RawChunk(values=values, **tables)

@@ -186,6 +186,7 @@ catalog_product_website = Table(
     "catalog_product_website", metadata,
     Column("product_id", Integer, primary_key=True, autoincrement=False),
     Column("website_id", SmallInteger, primary_key=True, autoincrement=False),
+    Index("CATALOG_PRODUCT_WEBSITE_WEBSITE_ID", "website_id"),
     **_MYSQL,
 )
 
@@ -242,6 +243,7 @@ catalog_product_relation = Table(
     "catalog_product_relation", metadata,
     Column("parent_id", Integer, primary_key=True, autoincrement=False),
     Column("child_id", Integer, primary_key=True, autoincrement=False),
+    Index("CATALOG_PRODUCT_RELATION_CHILD_ID", "child_id"),
     **_MYSQL,
 )
 
@@ -264,6 +266,10 @@ catalog_product_entity_media_gallery_value = Table(
     Column("label", String(255)),
     Column("position", Integer),
     Column("disabled", SmallInteger, nullable=False, default=0),
+    # Magento's indexes; without them every chunk's gallery read scans the whole table.
+    Index("CATALOG_PRODUCT_ENTITY_MEDIA_GALLERY_VALUE_STORE_ID", "store_id"),
+    Index("CATALOG_PRODUCT_ENTITY_MEDIA_GALLERY_VALUE_VALUE_ID", "value_id"),
+    Index("CAT_PRD_ENTT_MDA_GLR_VAL_ENTT_ID_VAL_ID_STORE_ID", "entity_id", "value_id", "store_id"),
     **_MYSQL,
 )
 
@@ -271,6 +277,7 @@ catalog_product_entity_media_gallery_value_to_entity = Table(
     "catalog_product_entity_media_gallery_value_to_entity", metadata,
     Column("value_id", Integer, primary_key=True, autoincrement=False),
     Column("entity_id", Integer, primary_key=True, autoincrement=False),
+    Index("CAT_PRD_ENTT_MDA_GLR_VAL_TO_ENTT_ENTT_ID_CAT_PRD_ENTT_ENTT_ID", "entity_id"),
     **_MYSQL,
 )
 
