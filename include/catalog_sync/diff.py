@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
+from catalog_sync import duckdb_session
+
 log = logging.getLogger(__name__)
 
 SENDABLE_OPS = ("insert", "update", "delete")
@@ -54,7 +56,7 @@ def _literal(path: str) -> str:
 
 
 def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = None) -> DiffCounts:
-    con = con or duckdb.connect()
+    con = con or duckdb_session.connect()
     con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet({_literal(inputs.extract_glob)})")
     if inputs.snapshot_path:
         scope_filter = ""

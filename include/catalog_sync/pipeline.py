@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-import duckdb
+from catalog_sync import duckdb_session
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -299,16 +299,16 @@ def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: 
 
 def _snapshot_linked_ids(ws: Workspace, relative: str, ids: set[int]) -> set[int]:
     path = ws.snapshots.file_url(relative)
-    rows = duckdb.execute(
+    rows = duckdb_session.fetch_all(
         "SELECT DISTINCT unnest(linked_product_ids) FROM read_parquet(?) WHERE product_id IN (SELECT unnest(?))",
         [path, sorted(ids)],
-    ).fetchall()
+    )
     return {int(r[0]) for r in rows if r[0] is not None}
 
 
 def _snapshot_ids(ws: Workspace, relative: str, where: str = "true", params: list | None = None) -> set[int]:
     path = ws.snapshots.file_url(relative)
-    rows = duckdb.execute(f"SELECT DISTINCT product_id FROM read_parquet(?) WHERE {where}", [path, *(params or [])]).fetchall()
+    rows = duckdb_session.fetch_all(f"SELECT DISTINCT product_id FROM read_parquet(?) WHERE {where}", [path, *(params or [])])
     return {int(r[0]) for r in rows}
 
 
@@ -425,7 +425,7 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         )
     snapshot_rel, pending_rel = ws.snapshots.new_version_files(manifest)
     ws.state.makedirs("snapshot")
-    con = duckdb.connect()
+    con = duckdb_session.connect()
     q = _literal
     con.execute(f"CREATE TEMP VIEW d AS SELECT * FROM read_parquet({q(staging.local_path('delta.parquet'))})")
     con.execute(f"CREATE TEMP VIEW res AS SELECT * FROM read_parquet({q(staging.local_path('results.parquet'))})")
@@ -546,12 +546,12 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
 def _failures(staging: StateLocation) -> list[dict[str, Any]]:
     if not (staging.exists("results.parquet") and staging.exists("delta.parquet")):
         return []
-    rows = duckdb.execute(
+    rows = duckdb_session.fetch_all(
         "SELECT d.product_id, d.sku, d.store_view_code, d.op, r.status, r.reason "
         "FROM read_parquet(?) r JOIN read_parquet(?) d USING (sku, store_view_code) WHERE r.status <> 'ok' "
         "ORDER BY d.sku, d.store_view_code",
         [staging.local_path("results.parquet"), staging.local_path("delta.parquet")],
-    ).fetchall()
+    )
     return [dict(zip(("product_id", "sku", "store_view_code", "op", "status", "reason"), r)) for r in rows]
 
 

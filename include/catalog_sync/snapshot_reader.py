@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
+from catalog_sync import duckdb_session
 import orjson
 
 from catalog_sync.snapshot import SnapshotStore
@@ -22,7 +22,7 @@ def find_exported(state_url: str, sku: str, store_view: str | None = None) -> li
     if store_view:
         query += " AND store_view_code = ?"
         params.append(store_view)
-    rows = duckdb.execute(query + " ORDER BY store_view_code", params).fetchall()
+    rows = duckdb_session.fetch_all(query + " ORDER BY store_view_code", params)
     return [
         {"sku": sku, "store_view_code": r[0], "exported_at": r[2], "run_id": r[3], "payload": orjson.loads(r[1])}
         for r in rows
@@ -35,7 +35,7 @@ def snapshot_items(state_url: str) -> dict[tuple[str, str], dict[str, Any]]:
     manifest = store.read_manifest()
     if not manifest.snapshot_file:
         return {}
-    rows = duckdb.execute(
+    rows = duckdb_session.fetch_all(
         "SELECT sku, store_view_code, payload FROM read_parquet(?)", [store.file_url(manifest.snapshot_file)]
-    ).fetchall()
+    )
     return {(r[0], r[1]): orjson.loads(r[2]) for r in rows}

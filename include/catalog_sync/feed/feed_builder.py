@@ -15,6 +15,8 @@ byte-identical payloads):
 from __future__ import annotations
 
 import duckdb
+
+from catalog_sync import duckdb_session
 import pyarrow as pa
 
 from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, EXTRACT_SCHEMA, IMAGE_ROLES, PRICE_ATTRIBUTES, SKU_MAX_LENGTH
@@ -37,8 +39,7 @@ class FeedBuilder:
 
     def __init__(self, ctx: CatalogContext):
         self.ctx = ctx
-        self.con = duckdb.connect()
-        self.con.execute("SET threads TO 2")
+        self.con = duckdb_session.connect()
         self._register_context()
         self._attr = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
 

@@ -1,0 +1,35 @@
+"""DuckDB connections with bounded memory, for every engine step.
+
+DuckDB defaults to 80% of the machine's RAM and to keeping insertion order;
+a sync shares its worker with other tasks and never needs row order, so each
+connection gets a memory cap (spilling to disk past it) and no order guarantee.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import duckdb
+
+MEMORY_LIMIT = os.environ.get("CATALOG_SYNC_DUCKDB_MEMORY_LIMIT", "512MB")
+THREADS = int(os.environ.get("CATALOG_SYNC_DUCKDB_THREADS", "2"))
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={
+        "memory_limit": MEMORY_LIMIT,
+        "threads": THREADS,
+        "preserve_insertion_order": False,
+        "temp_directory": os.path.join(tempfile.gettempdir(), "catalog_sync_duckdb"),
+    })
+    return con
+
+
+def fetch_all(sql: str, params: list | None = None) -> list[tuple]:
+    """Run one query on a short-lived connection and return its rows."""
+    con = connect()
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
