@@ -97,7 +97,7 @@ json_str() { "$PY" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 # Snapshot, manifest and staging.
 : "${AIRFLOW_VAR_CATALOG_SYNC_STATE_URL:=$STATE_DIR}"
 # Tuning (the engine's defaults, set explicitly so the task logs show no lookup misses).
-: "${AIRFLOW_VAR_CATALOG_SYNC_CHUNK_SIZE:=20000}"
+: "${AIRFLOW_VAR_CATALOG_SYNC_CHUNK_SIZE:=10000}"
 : "${AIRFLOW_VAR_CATALOG_SYNC_BATCH_SIZE:=100}"
 export AIRFLOW_CONN_CATALOG_SYNC_SOURCE AIRFLOW_CONN_CATALOG_SYNC_TARGET \
     AIRFLOW_CONN_CATALOG_SYNC_STATUS AIRFLOW_VAR_CATALOG_SYNC_STATE_URL \

@@ -145,7 +145,7 @@ def test_settings_variables(settings):
     variables = {v["variable_name"]: v["variable_value"] for v in settings["variables"]}
     assert set(variables) >= {"catalog_sync_state_url", "catalog_sync_chunk_size", "catalog_sync_batch_size"}
     assert variables["catalog_sync_state_url"]
-    assert int(variables["catalog_sync_chunk_size"]) == 20000
+    assert int(variables["catalog_sync_chunk_size"]) == 10000
     assert int(variables["catalog_sync_batch_size"]) == 100
 
 

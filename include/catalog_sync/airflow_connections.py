@@ -6,7 +6,7 @@ Connections:
     catalog_sync_status   optional: the status store database (default SQLite beside a local state folder)
 Variables:
     catalog_sync_state_url     folder or URL of the snapshot and staging (default $AIRFLOW_HOME/catalog_sync_state)
-    catalog_sync_chunk_size    products per extract chunk (default 20000)
+    catalog_sync_chunk_size    products per extract chunk (default 10000)
     catalog_sync_batch_size    items per request to the target (default 100)
 
 Secrets stay in the Connection: the URLs built here are used in-process and

@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--cleanup", action="store_true", help="re-send every item, as if the snapshot were empty")
     sync.add_argument("--dry-run", action="store_true", help="compute and report the delta, send nothing")
     sync.add_argument("--skus", help="comma-separated SKUs: resync only these")
-    sync.add_argument("--chunk-size", type=int, help="products read per chunk (default 20000)")
+    sync.add_argument("--chunk-size", type=int, help="products read per chunk (default 10000)")
     sync.add_argument("--batch-size", type=int, help="items per request to the target (default 100)")
     sync.set_defaults(handler=_cmd_sync)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-DEFAULT_CHUNK_SIZE = 20000
+DEFAULT_CHUNK_SIZE = 10000
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_LOCK_TTL_S = 6 * 3600
 DEFAULT_KEEP_SNAPSHOT_VERSIONS = 3
