@@ -226,3 +226,30 @@ def test_hard_values_sync_or_are_quarantined_never_crash(fixture_env, capsys):
     [failure] = store.failures(store.recent_runs(1)[0]["run_id"])
     assert (failure["sku"], failure["status"]) == ("Óculos de Sol Retrô", "rejected")
     assert failure["reason"] == "no name in this store view (nor at default scope)"
+
+
+def test_without_changelogs_an_updated_at_watermark_and_a_key_scan_see_changes_and_deletes(magento_fixture_url, tmp_path, capsys, caplog):
+    """'Update on Save' shops have no *_cl tables: fall back to updated_at with an overlap, plus a key-only scan."""
+    caplog.set_level(logging.INFO, logger="catalog_sync")
+    env = SyncEnv(source_url=magento_fixture_url, target_dir=tmp_path / "target", state_dir=tmp_path / "state")
+    engine = sa.create_engine(magento_fixture_url)
+    with engine.connect() as conn:
+        triggers = [r[0] for r in conn.exec_driver_sql(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")]
+    engine.dispose()
+    env.execute(*[f"DROP TRIGGER {t}" for t in triggers], *[f"DROP TABLE {t}" for t in (
+        "catalogsearch_fulltext_cl", "catalog_product_price_cl", "cataloginventory_stock_cl",
+        "catalog_product_category_cl", "catalog_product_attribute_cl")])
+    assert env.sync(capsys)["mode"] == "full"
+    # A save in the admin bumps updated_at along with the value.
+    env.execute("UPDATE catalog_product_entity_varchar SET value = 'Relógio renomeado' WHERE entity_id = 11 AND attribute_id = 73",
+                "UPDATE catalog_product_entity SET updated_at = NOW() WHERE entity_id = 11",
+                "DELETE FROM catalog_product_entity WHERE entity_id = 2")
+
+    summary = env.sync(capsys)
+
+    assert summary["mode"] == "incremental"
+    assert "changes since updated_at" in caplog.text
+    sent = sorted((line["op"], line["sku"]) for line in env.sent)
+    assert sent == [("delete", "Jaqueta Jeans Feminina"), ("upsert", "Relógio Analógico Clássico")]
+    assert env.target_state() == expected_feed(env.source_url)
