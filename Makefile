@@ -4,6 +4,7 @@
 #   make run           Airflow standalone with the demo (scripts/run_demo.sh)
 #   make test          the test suite (scripts/test.sh); extra args: make test ARGS="-k diff"
 #   make bench         the benchmark (benchmarks/bench_sync.py); extra args: ARGS="..."
+#   make bench-extract the extraction benchmark on MariaDB (benchmarks/bench_extract.py)
 #   make venv          create/refresh .venv only
 #   make constraints   re-resolve constraints.txt in a fresh, throw-away venv
 #   make clean         remove .demo/, caches and the .venv stamp (forces a re-install)
@@ -13,7 +14,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test bench venv constraints clean distclean
+.PHONY: run test bench bench-extract venv constraints clean distclean
 
 run:
 	scripts/run_demo.sh $(ARGS)
@@ -23,6 +24,10 @@ test:
 
 bench: venv
 	.venv/bin/python benchmarks/bench_sync.py $(ARGS)
+
+# Full extract of 300k and 30k products x 2 store views from MariaDB (generated once).
+bench-extract: venv
+	.venv/bin/python benchmarks/bench_extract.py $(ARGS)
 
 venv:
 	scripts/bootstrap_venv.sh

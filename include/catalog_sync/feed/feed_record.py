@@ -1,9 +1,13 @@
-"""Build feed records from raw Magento rows, resolving values the way Magento does.
+"""The feed record, built product by product in Python: the reference implementation.
 
 One record per (sku, store view). A store-scoped value overrides the default
 (store 0); a product is in a store view only when the view's website is
 assigned to it. Arrays whose order carries no meaning are sorted so the
 content hash is stable.
+
+Extract uses the vectorized builder in `feed_builder.py` (DuckDB); this module
+states the same rules in plain Python. Tests hold the two to byte-identical
+payloads, and it serves single-product reads (what Magento holds right now).
 """
 
 from __future__ import annotations
