@@ -18,6 +18,11 @@ EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["receiver"]:  # the reference receiver has its own flags
+        from catalog_sync.receiver.server import main as receiver_main
+
+        return receiver_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -61,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--store-view", help="store view code (default: every store view)")
     _state_args(show)
     show.set_defaults(handler=_cmd_show)
+
+    commands.add_parser("receiver", help="serve the reference Catalog Data Ingestion API receiver (see: receiver --help)")
 
     demo = commands.add_parser("demo-catalog", help="write a deterministic demo catalog with Magento's schema")
     demo.add_argument("--db", required=True, help="SQLAlchemy URL, e.g. sqlite:///demo.db or mysql+pymysql://...")

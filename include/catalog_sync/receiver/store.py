@@ -1,0 +1,156 @@
+"""The state the reference receiver accepted, in SQLite.
+
+One table per entity kind, keyed like the real service keys them:
+
+    products        (sku, locale)            FeedProduct
+    metadata        (code, locale)           FeedMetadata
+    price_books     (price_book_id)          FeedPricebook
+    prices          (sku, price_book_id)     FeedPrices
+    categories      (slug, locale)           FeedCategory
+    product_layers  (sku, locale, layer)     FeedProductLayer  (locale "" when omitted)
+
+`body` holds the full accepted JSON item. A create replaces the whole row,
+a delete removes it (deleting a missing row is fine: deletes are idempotent).
+One connection guarded by a lock: safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+
+def _locale(item: dict[str, Any]) -> str:
+    source = item.get("source")
+    locale = source.get("locale") if isinstance(source, dict) else None
+    return "" if locale is None else str(locale)
+
+
+def _layer(item: dict[str, Any]) -> str:
+    source = item.get("source")
+    layer = source.get("layer") if isinstance(source, dict) else None
+    return "" if layer is None else str(layer)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Kind:
+    table: str
+    columns: tuple[str, ...]
+    key: Callable[[dict[str, Any]], tuple[str, ...]]
+
+
+KINDS: dict[str, Kind] = {
+    "products": Kind("products", ("sku", "locale"), lambda i: (_text(i.get("sku")), _locale(i))),
+    "metadata": Kind("metadata", ("code", "locale"), lambda i: (_text(i.get("code")), _locale(i))),
+    "price_books": Kind("price_books", ("price_book_id",), lambda i: (_text(i.get("priceBookId")),)),
+    "prices": Kind("prices", ("sku", "price_book_id"), lambda i: (_text(i.get("sku")), _text(i.get("priceBookId")))),
+    "categories": Kind("categories", ("slug", "locale"), lambda i: (_text(i.get("slug")), _locale(i))),
+    "product_layers": Kind(
+        "product_layers", ("sku", "locale", "layer"), lambda i: (_text(i.get("sku")), _locale(i), _layer(i))
+    ),
+}
+
+
+class ReceiverStore:
+    """Accepted catalog state. `db_path` ":memory:" (default) keeps it in memory."""
+
+    def __init__(self, db_path: str = ":memory:"):
+        self.db_path = db_path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        if db_path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            for kind in KINDS.values():
+                cols = ", ".join(f"{c} TEXT NOT NULL" for c in kind.columns)
+                self._conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {kind.table} ({cols}, body TEXT NOT NULL, "
+                    f"accepted_at REAL NOT NULL, PRIMARY KEY ({', '.join(kind.columns)}))"
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def upsert(self, kind_name: str, items: Iterable[dict[str, Any]]) -> int:
+        """Create or replace items (one transaction). Returns how many were written."""
+        kind = KINDS[kind_name]
+        now = time.time()
+        rows = [(*kind.key(item), json.dumps(item, ensure_ascii=False, sort_keys=True), now) for item in items]
+        marks = ", ".join("?" for _ in range(len(kind.columns) + 2))
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    f"INSERT OR REPLACE INTO {kind.table} ({', '.join(kind.columns)}, body, accepted_at) VALUES ({marks})",
+                    rows,
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def delete(self, kind_name: str, items: Iterable[dict[str, Any]]) -> int:
+        """Delete items by key (one transaction). Returns how many rows existed and were removed."""
+        kind = KINDS[kind_name]
+        keys = [kind.key(item) for item in items]
+        where = " AND ".join(f"{c} = ?" for c in kind.columns)
+        removed = 0
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                for key in keys:
+                    removed += self._conn.execute(f"DELETE FROM {kind.table} WHERE {where}", key).rowcount
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return removed
+
+    def all(self, kind_name: str) -> dict[str, Any]:
+        """Every accepted item of a kind, keyed by its key columns joined with "|" (e.g. "sku|locale")."""
+        kind = KINDS[kind_name]
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(kind.columns)}, body FROM {kind.table} ORDER BY {', '.join(kind.columns)}"
+            ).fetchall()
+        return {"|".join(row[:-1]): json.loads(row[-1]) for row in rows}
+
+    def get(self, kind_name: str, *key: str) -> Any | None:
+        kind = KINDS[kind_name]
+        where = " AND ".join(f"{c} = ?" for c in kind.columns)
+        with self._lock:
+            row = self._conn.execute(f"SELECT body FROM {kind.table} WHERE {where}", key).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def product_locales(self, sku: str) -> dict[str, Any]:
+        """All accepted locales of one SKU: {locale: product}."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT locale, body FROM products WHERE sku = ? ORDER BY locale", (sku,)
+            ).fetchall()
+        return {locale: json.loads(body) for locale, body in rows}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                name: self._conn.execute(f"SELECT COUNT(*) FROM {kind.table}").fetchone()[0]
+                for name, kind in KINDS.items()
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            for kind in KINDS.values():
+                self._conn.execute(f"DELETE FROM {kind.table}")
+            self._conn.execute("COMMIT")
