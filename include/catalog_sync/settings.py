@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_CHUNK_SIZE = 10000
 DEFAULT_BATCH_SIZE = 100
+DEFAULT_MAX_REQUESTS_PER_MINUTE = 300  # the ingestion API's documented limit
 DEFAULT_LOCK_TTL_S = 6 * 3600
 DEFAULT_KEEP_SNAPSHOT_VERSIONS = 3
 
@@ -27,12 +28,18 @@ class ConfigurationError(ValueError):
 
 @dataclass(frozen=True)
 class SyncSettings:
-    source_url: str
+    # URLs and credentials may hold secrets: kept out of repr() so they never reach a log.
+    source_url: str = field(repr=False)
     target_url: str
     state_url: str
-    status_url: str = ""
+    status_url: str = field(default="", repr=False)
     chunk_size: int = DEFAULT_CHUNK_SIZE
     batch_size: int = DEFAULT_BATCH_SIZE
+    # Ingestion API targets: a static bearer token, or IMS client credentials
+    # ({"token_url", "client_id", "client_secret", "scope"}).
+    target_token: str = field(default="", repr=False)
+    target_ims: dict = field(default_factory=dict, repr=False)
+    max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE
     lock_ttl_s: int = DEFAULT_LOCK_TTL_S
     keep_snapshot_versions: int = DEFAULT_KEEP_SNAPSHOT_VERSIONS
     target_name: str = "default"
@@ -61,6 +68,13 @@ class SyncSettings:
             "status_url": env.get("CATALOG_SYNC_STATUS_URL", ""),
             "chunk_size": int(env.get("CATALOG_SYNC_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)),
             "batch_size": int(env.get("CATALOG_SYNC_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
+            "target_token": env.get("CATALOG_SYNC_TARGET_TOKEN", ""),
+            "target_ims": {
+                key: env[f"CATALOG_SYNC_IMS_{key.upper()}"]
+                for key in ("token_url", "client_id", "client_secret", "scope")
+                if env.get(f"CATALOG_SYNC_IMS_{key.upper()}")
+            },
+            "max_requests_per_minute": int(env.get("CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE", DEFAULT_MAX_REQUESTS_PER_MINUTE)),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
