@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.storage import StateLocation
 
@@ -27,22 +28,10 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
+# The extract's columns (less the quarantine reason: only accepted items get here), plus when and by which run.
 SNAPSHOT_SCHEMA = pa.schema(
-    [
-        ("product_id", pa.int64()),
-        ("sku", pa.string()),
-        ("store_view_code", pa.string()),
-        ("content_hash", pa.string()),
-        ("payload", pa.string()),
-        ("name", pa.string()),
-        ("type", pa.string()),
-        ("price", pa.float64()),
-        ("visibility", pa.int32()),
-        ("source_updated_at", pa.string()),
-        ("linked_product_ids", pa.list_(pa.int64())),
-        ("exported_at", pa.string()),
-        ("run_id", pa.string()),
-    ]
+    [f for f in EXTRACT_SCHEMA if f.name != "quarantine_reason"]
+    + [pa.field("exported_at", pa.string()), pa.field("run_id", pa.string())]
 )
 
 # Items not yet in sync. Retryable ones are re-extracted next run; rejected

@@ -259,12 +259,7 @@ class MagentoCatalogReader:
             int(r.entity_id): Category(int(r.entity_id), tuple(int(p) for p in r.path.split("/") if p), int(r.level))
             for r in conn.execute(sa.select(c.entity_id, c.path, c.level))
         }
-        a, t = m.eav_attribute.c, m.eav_entity_type.c
-        name_attr = conn.execute(
-            sa.select(a.attribute_id)
-            .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
-            .where(t.entity_type_code == m.CATEGORY_ENTITY_TYPE_CODE, a.attribute_code == "name")
-        ).scalar()
+        name_attr = _attribute_id(conn, m.CATEGORY_ENTITY_TYPE_CODE, "name")
         v = m.catalog_category_entity_varchar.c
         names = {
             (int(r.entity_id), int(r.store_id)): r.value
@@ -377,7 +372,7 @@ class MagentoCatalogReader:
                 for r in conn.execute(sa.select(e.entity_id, e.sku).where(e.entity_id.in_(part))):
                     chunk.linked_skus[int(r.entity_id)] = r.sku
 
-            price_id = next((a for a, attr in self._price_attribute(conn).items()), None)
+            price_id = _attribute_id(conn, m.PRODUCT_ENTITY_TYPE_CODE, "price")
             if price_id is not None:
                 d = m.PRODUCT_VALUE_TABLES["decimal"].c
                 prices: dict[int, dict[int, dict[int, Any]]] = defaultdict(lambda: defaultdict(dict))
@@ -391,16 +386,6 @@ class MagentoCatalogReader:
 
             chunk.gallery = self._gallery(conn, id_filter)
         return chunk
-
-    @staticmethod
-    def _price_attribute(conn: sa.Connection) -> dict[int, str]:
-        a, t = m.eav_attribute.c, m.eav_entity_type.c
-        row = conn.execute(
-            sa.select(a.attribute_id)
-            .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
-            .where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE, a.attribute_code == "price")
-        ).scalar()
-        return {} if row is None else {int(row): "price"}
 
     @staticmethod
     def _gallery(conn: sa.Connection, id_filter) -> dict[int, list[dict[str, Any]]]:
@@ -428,6 +413,15 @@ class MagentoCatalogReader:
                 image["positions"][r.store_id] = r.position
                 image["disabled_by_store"][r.store_id] = bool(r.disabled)
         return {entity: list(by_value.values()) for entity, by_value in images.items()}
+
+
+def _attribute_id(conn: sa.Connection, entity_type_code: str, code: str) -> int | None:
+    a, t = m.eav_attribute.c, m.eav_entity_type.c
+    return conn.execute(
+        sa.select(a.attribute_id)
+        .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+        .where(t.entity_type_code == entity_type_code, a.attribute_code == code)
+    ).scalar()
 
 
 def _media_url(base_media_url: str | None, base_url: str | None) -> str:
