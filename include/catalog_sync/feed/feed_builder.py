@@ -161,11 +161,18 @@ class FeedBuilder:
             JOIN (SELECT DISTINCT product_id, website_id FROM raw_websites) w ON w.product_id = e.entity_id
             JOIN views v ON v.website_id = w.website_id
         ),
-        rv AS (  -- resolved EAV value per (item, attribute): the store view's row wins over store 0
-            SELECT i.entity_id, i.store_id, x.attribute_id::BIGINT AS attribute_id, arg_max_null(x.value, x.store_id) AS value
-            FROM items i JOIN raw_values x ON x.entity_id = i.entity_id
-             AND (x.store_id = 0 OR (x.store_id = i.store_id AND ({store_scoped_prices} OR x.attribute_id NOT IN ({price_ids}))))
-            GROUP BY ALL
+        dv AS (SELECT entity_id, attribute_id, value FROM raw_values WHERE store_id = 0),
+        sv AS (
+            SELECT entity_id, store_id, attribute_id, value FROM raw_values
+            WHERE store_id <> 0 AND ({store_scoped_prices} OR attribute_id NOT IN ({price_ids}))
+        ),
+        rv AS (  -- resolved EAV value per (item, attribute): the store view's row, even empty, wins over store 0
+            SELECT i.entity_id, i.store_id, dv.attribute_id, dv.value
+            FROM items i JOIN dv ON dv.entity_id = i.entity_id
+            ANTI JOIN sv ON sv.entity_id = i.entity_id AND sv.store_id = i.store_id AND sv.attribute_id = dv.attribute_id
+            UNION ALL
+            SELECT sv.entity_id, sv.store_id, sv.attribute_id, sv.value
+            FROM sv SEMI JOIN items i ON i.entity_id = sv.entity_id AND i.store_id = sv.store_id
         ),
         c AS (SELECT entity_id, store_id, {pivot} FROM rv GROUP BY ALL),
         cv AS (
