@@ -357,14 +357,15 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
     not_sent: list[ItemResult] = []
 
     def items():
-        for batch in pq.ParquetFile(staging.local_path("delta.parquet")).iter_batches(batch_size=10_000):
-            for row in batch.to_pylist():
-                if row["op"] in ("insert", "update"):
-                    yield DeltaItem(UPSERT, row["product_id"], row["sku"], row["store_view_code"], orjson.loads(row["payload"]), row["content_hash"])
-                elif row["op"] == "delete":
-                    yield DeltaItem(DELETE, row["product_id"], row["sku"], row["store_view_code"], None, None)
+        columns = ["op", "product_id", "sku", "store_view_code", "payload", "content_hash", "reason"]
+        for batch in pq.ParquetFile(staging.local_path("delta.parquet")).iter_batches(batch_size=10_000, columns=columns):
+            for op, product_id, sku, view, payload, digest, reason in zip(*(batch.column(c).to_pylist() for c in columns)):
+                if op in ("insert", "update"):
+                    yield DeltaItem(UPSERT, product_id, sku, view, payload, digest)
+                elif op == "delete":
+                    yield DeltaItem(DELETE, product_id, sku, view, None, None)
                 else:  # quarantined or held: never sent, reported as rejected with the reason
-                    not_sent.append(ItemResult(row["sku"], row["store_view_code"], REJECTED, row["reason"]))
+                    not_sent.append(ItemResult(sku, view, REJECTED, reason))
 
     with pq.ParquetWriter(staging.local_path("results.parquet"), RESULTS_SCHEMA) as writer:
         buffer: list[ItemResult] = []
@@ -437,18 +438,20 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
     else:
         con.execute(f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet({q(staging.local_path('scope.parquet'))})")
         keep_old_pending = "product_id NOT IN (SELECT product_id FROM scope)"
+    # Keys only: payloads stream from the delta file in the COPY below, so memory stays bounded.
     con.execute(
-        "CREATE TEMP TABLE accepted AS SELECT d.* FROM d JOIN res USING (sku, store_view_code) "
+        "CREATE TEMP TABLE accepted AS SELECT d.sku, d.store_view_code, d.op FROM d JOIN res USING (sku, store_view_code) "
         "WHERE res.status = 'ok' AND d.op IN ('insert', 'update', 'delete')"
     )
     exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     con.execute(
         f"""COPY (
-            SELECT * FROM base WHERE (sku, store_view_code) NOT IN (SELECT (sku, store_view_code) FROM accepted)
+            SELECT base.* FROM base ANTI JOIN accepted a USING (sku, store_view_code)
             UNION ALL BY NAME
-            SELECT product_id, sku, store_view_code, content_hash, payload, name, type, price, visibility,
-                   source_updated_at, linked_product_ids, {q(exported_at)} AS exported_at, {q(run.run_id)} AS run_id
-            FROM accepted WHERE op <> 'delete'
+            SELECT d.product_id, d.sku, d.store_view_code, d.content_hash, d.payload, d.name, d.type, d.price,
+                   d.visibility, d.source_updated_at, d.linked_product_ids,
+                   {q(exported_at)} AS exported_at, {q(run.run_id)} AS run_id
+            FROM d SEMI JOIN (SELECT sku, store_view_code FROM accepted WHERE op <> 'delete') a USING (sku, store_view_code)
         ) TO {q(ws.snapshots.file_url(snapshot_rel))} (FORMAT parquet, COMPRESSION zstd)"""
     )
     con.execute(

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 UPSERT = "upsert"
 DELETE = "delete"
 
@@ -20,8 +22,13 @@ class DeltaItem:
     product_id: int
     sku: str
     store_view_code: str
-    payload: dict[str, Any] | None  # the feed record; None for deletes
+    payload_json: str | None  # the feed record as canonical JSON; None for deletes
     content_hash: str | None
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The feed record, decoded (sinks that pass the JSON through use `payload_json`)."""
+        return None if self.payload_json is None else orjson.loads(self.payload_json)
 
 
 @dataclass(frozen=True)

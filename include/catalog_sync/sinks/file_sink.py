@@ -34,12 +34,12 @@ class FileSink:
         results: list[ItemResult] = []
         with self.fs.open(tmp, "wb") as fh:
             for item in items:
-                line: dict = {"op": item.op, "sku": item.sku, "store_view_code": item.store_view_code}
+                head = {"op": item.op, "sku": item.sku, "store_view_code": item.store_view_code}
                 if item.op == UPSERT:
-                    line["record"] = item.payload
+                    # The canonical JSON goes through as is: no decode/encode per item.
+                    fh.write(orjson.dumps(head)[:-1] + b',"record":' + item.payload_json.encode() + b"}\n")
                 else:
-                    line["product_id"] = item.product_id
-                fh.write(orjson.dumps(line) + b"\n")
+                    fh.write(orjson.dumps({**head, "product_id": item.product_id}) + b"\n")
                 results.append(ItemResult(item.sku, item.store_view_code, OK))
         # The file appears whole or not at all; a re-run replaces it. No items, no file.
         if results:

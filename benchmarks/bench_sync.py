@@ -1,0 +1,852 @@
+#!/usr/bin/env python3
+"""Catalog Sync benchmark: a full sync, then a 1% incremental sync, of a generated demo catalog.
+
+    make bench                                   # 100,000 products x 2 store views
+    make bench ARGS="--products 5000"            # a quick run
+    .venv/bin/python benchmarks/bench_sync.py --help
+
+Steps (see benchmarks/README.md for what each number means):
+
+ 1. Generate the demo catalog into SQLite once; it is cached in benchmarks/.cache/, keyed by the
+    parameters and a hash of the generator's code. Every run works on a copy of it.
+ 2. Full sync (first sync, empty snapshot) in its own process: a driver that runs `pipeline.run_sync`
+    (what the CLI runs) with the step functions it calls (plan/extract/diff/export/commit/report)
+    wrapped in timers. The process reports its own peak RSS (getrusage RUSAGE_SELF) at exit.
+ 3. The real CLI (`python -m catalog_sync sync ...`) once, for the same full sync into a separate
+    state folder and target, to show the CLI's end-to-end time matches the driver's.
+ 4. A 1% change through SQL (the names of every 100th product, store 0), so Magento's changelog
+    triggers record it; then the incremental sync, in its own process, like step 2.
+ 5. Diff vs a bare DuckDB join of the same Parquet inputs, best of N each, in one process:
+    a full reconcile (the full extract against the committed snapshot) and the incremental diff.
+ 6. Results: benchmarks/results/bench_sync-<YYYYmmdd-HHMMSS>.json and benchmarks/results/latest.md.
+
+This file is also its own worker: `bench_sync.py _worker KIND CONFIG.json OUT.json` runs one
+measured step in a fresh process. Only the standard library is imported at the top, so the
+orchestrator stays small and imports nothing of the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "benchmarks"
+CACHE = BENCH / ".cache"
+RESULTS = BENCH / "results"
+DEFAULT_ENGINE_ROOT = REPO / "include"
+ENGINE_ROOT = DEFAULT_ENGINE_ROOT  # the folder holding the catalog_sync package to measure (--engine)
+# Files whose changes make a cached catalog stale.
+GENERATOR_SOURCES = ("demo/generator.py", "demo/triggers.py", "magento/schema.py")
+
+NAME_ATTRIBUTE_ID = 73  # catalog_product name (eav_attribute), a varchar attribute
+STAGES = ("plan", "extract", "diff", "export", "commit", "report")
+
+# The CLI exactly as `python -m catalog_sync` runs it, plus its own peak RSS written at exit.
+CLI_WRAPPER = """\
+import json, os, resource, sys, time
+started = time.perf_counter()
+from catalog_sync.cli import main
+rc = main(sys.argv[1:])
+with open(os.environ["BENCH_RUSAGE_OUT"], "w") as fh:
+    json.dump({"rc": rc, "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               "in_process_s": time.perf_counter() - started}, fh)
+sys.exit(rc)
+"""
+
+
+# ==================================================================================== workers
+# Each runs in a fresh `python bench_sync.py _worker ...` process, so its ru_maxrss is its own.
+
+
+def _peak_rss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+
+
+def _current_rss_kb() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _worker_generate(cfg: dict) -> dict:
+    started = time.perf_counter()
+    from catalog_sync.demo.generator import generate_demo_catalog
+
+    imported = time.perf_counter()
+    summary = generate_demo_catalog(cfg["db_url"], cfg["products"], cfg["store_views"], cfg["seed"])
+    return {
+        "seconds": time.perf_counter() - imported,
+        "import_s": imported - started,
+        "summary": summary.__dict__,
+        "ru_maxrss_kb": _peak_rss_kb(),
+    }
+
+
+def _worker_drive(cfg: dict) -> dict:
+    """One sync through `pipeline.run_sync`, the CLI's code path, with each step function it calls timed.
+
+    The module's step functions (plan, extract, diff, export, commit, report) are wrapped in place,
+    so run_sync calls the wrappers; whatever the engine does between the steps is measured in the total.
+    """
+    import logging
+
+    started = time.perf_counter()
+    from catalog_sync import pipeline
+    from catalog_sync.settings import SyncSettings
+
+    import_s = time.perf_counter() - started
+    rss_after_imports = _peak_rss_kb()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    settings = SyncSettings.from_env(source_url=cfg["source_url"], target_url=cfg["target_url"],
+                                     state_url=cfg["state_url"], chunk_size=cfg.get("chunk_size"))
+    stages: dict[str, float] = {}
+    counts: dict[str, object] = {}
+    files: dict[str, int] = {}
+    peak_after: dict[str, int] = {}  # the process's peak RSS so far, after each stage: where it jumps, that stage set it
+    rss_after: dict[str, int | None] = {}  # resident memory right after each stage (what the stage left behind)
+    state: dict[str, object] = {}
+
+    def staging_file(name: str) -> str:
+        return pipeline.Workspace(settings).staging(state["run"]).local_path(name)  # a path only; opens nothing
+
+    def after(name: str, result) -> None:
+        """Untimed bookkeeping after a step: its counts, file sizes, and the diff's inputs kept aside."""
+        if name == "plan":
+            state["run"] = result
+        elif name == "extract":
+            counts["extract"] = result
+            files["extract.parquet"] = os.path.getsize(staging_file("extract.parquet"))
+            keep = Path(cfg["keep_inputs"])  # report() removes the staging folder; the diff-vs-join step needs these
+            keep.mkdir(parents=True, exist_ok=True)
+            for kept in ("extract.parquet", "scope.parquet", "plan.json"):
+                if os.path.exists(staging_file(kept)):
+                    shutil.copyfile(staging_file(kept), keep / kept)
+        elif name == "diff":
+            counts["diff"] = result.to_dict()
+            files["delta.parquet"] = os.path.getsize(staging_file("delta.parquet"))
+        elif name == "export":
+            counts["export"] = result
+            jsonl = Path(cfg["target_dir"]) / "deltas" / f"{state['run'].run_key}.jsonl"
+            if jsonl.exists():
+                files["target.jsonl"] = jsonl.stat().st_size
+        elif name == "commit":
+            counts["commit"] = result
+        elif name == "report":
+            state["summary"] = result
+
+    def timed(name: str, fn):
+        def step(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                stages[name] = time.perf_counter() - t0
+                peak_after[name] = _peak_rss_kb()
+                rss_after[name] = _current_rss_kb()
+            after(name, result)
+            return result
+        return step
+
+    for name in STAGES:
+        setattr(pipeline, name, timed(name, getattr(pipeline, name)))
+    request = pipeline.SyncRequest(pipeline.SyncRequest.new_run_id("bench"), full=cfg.get("full", False))
+    total_started = time.perf_counter()
+    summary = pipeline.run_sync(settings, request)
+    total_s = time.perf_counter() - total_started
+    run = state["run"]
+    manifest_path = Path(cfg["state_dir"]) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if manifest.get("snapshot_file"):
+        files["snapshot.parquet"] = os.path.getsize(Path(cfg["state_dir"]) / manifest["snapshot_file"])
+    return {
+        "run_id": run.run_id,
+        "chunk_size": settings.chunk_size,
+        "mode": run.mode,
+        "mode_reason": run.mode_reason,
+        "base_snapshot": run.base_snapshot,
+        "base_pending": run.base_pending,
+        "stages_s": stages,
+        "total_s": total_s,
+        "import_s": import_s,
+        "counts": counts,
+        "summary": summary,
+        "files_bytes": files,
+        "snapshot_version": manifest.get("version"),
+        "ru_maxrss_kb": _peak_rss_kb(),
+        "rss_after_imports_kb": rss_after_imports,
+        "peak_rss_after_stage_kb": peak_after,
+        "rss_after_stage_kb": rss_after,
+        "error": summary.get("error"),
+    }
+
+
+def _lit(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def _worker_ratio(cfg: dict) -> dict:
+    """Our diff (compute_delta) vs a bare DuckDB full outer join of the same inputs, best of N, interleaved."""
+    import duckdb
+
+    from catalog_sync.diff import DiffInputs, compute_delta
+
+    try:  # the baselines run with the DuckDB settings the engine's diff uses (memory cap, threads)
+        from catalog_sync.duckdb_session import connect
+    except ImportError:  # engines before duckdb_session: DuckDB's defaults, as their diff
+        connect = duckdb.connect
+    with connect() as con:
+        duckdb_settings = dict(con.execute(
+            "SELECT name, value FROM duckdb_settings() "
+            "WHERE name IN ('memory_limit', 'threads', 'preserve_insertion_order', 'temp_directory')"
+        ).fetchall())
+
+    reps = cfg["reps"]
+    out: dict[str, dict] = {}
+    for case in cfg["cases"]:
+        inputs = DiffInputs(**case["inputs"])
+        work = Path(case["work_dir"])
+        work.mkdir(parents=True, exist_ok=True)
+        snapshot = f"read_parquet({_lit(inputs.snapshot_path)})"
+        if inputs.scope_path:  # the incremental diff compares only the snapshot rows of the products in scope
+            snapshot = (f"(SELECT * FROM {snapshot} WHERE product_id IN "
+                        f"(SELECT product_id FROM read_parquet({_lit(inputs.scope_path)})))")
+        join = (f"SELECT e.*, s.content_hash AS snapshot_content_hash FROM read_parquet({_lit(inputs.extract_glob)}) e "
+                f"FULL OUTER JOIN {snapshot} s ON e.sku = s.sku AND e.store_view_code = s.store_view_code")
+        baselines = {
+            # The baseline of record: the bare join, every row materialized.
+            "join_all_rows": f"COPY ({join}) TO {_lit(str(work / 'join_all.parquet'))} (FORMAT parquet, COMPRESSION zstd)",
+            # For information: the same join keeping only the rows whose hash differs (the delta's size).
+            "join_changed_rows": (f"COPY ({join} WHERE e.content_hash IS DISTINCT FROM s.content_hash) "
+                                  f"TO {_lit(str(work / 'join_changed.parquet'))} (FORMAT parquet, COMPRESSION zstd)"),
+        }
+        times: dict[str, list[float]] = {"diff": [], **{name: [] for name in baselines}}
+        counts = None
+        for _ in range(reps):  # interleaved, so drift (page cache, CPU clock) hits all alike
+            t0 = time.perf_counter()
+            counts = compute_delta(inputs)
+            times["diff"].append(time.perf_counter() - t0)
+            for name, sql in baselines.items():
+                con = connect()
+                t0 = time.perf_counter()
+                con.execute(sql)
+                times[name].append(time.perf_counter() - t0)
+                con.close()
+        rows = {}
+        with duckdb.connect() as con:
+            rows["delta"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(inputs.delta_path)})").fetchone()[0]
+            rows["join_all_rows"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(work / 'join_all.parquet'))})").fetchone()[0]
+            rows["join_changed_rows"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(work / 'join_changed.parquet'))})").fetchone()[0]
+            rows["extract"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(inputs.extract_glob)})").fetchone()[0]
+            rows["snapshot_compared"] = con.execute(f"SELECT count(*) FROM {snapshot}").fetchone()[0]
+        best = {name: min(values) for name, values in times.items()}
+        out[case["name"]] = {
+            "description": case["description"],
+            "times_s": times,
+            "best_s": best,
+            "ratio_diff_vs_join_all_rows": best["diff"] / best["join_all_rows"],
+            "ratio_diff_vs_join_changed_rows": best["diff"] / best["join_changed_rows"],
+            "rows": rows,
+            "diff_counts": counts.to_dict() if counts else None,
+            "baseline_sql": {name: sql for name, sql in baselines.items()},
+        }
+    return {"reps": reps, "duckdb_settings": duckdb_settings, "cases": out, "ru_maxrss_kb": _peak_rss_kb()}
+
+
+WORKERS = {"generate": _worker_generate, "drive": _worker_drive, "ratio": _worker_ratio}
+
+
+def _worker_main(argv: list[str]) -> int:
+    kind, config_path, out_path = argv
+    result = WORKERS[kind](json.loads(Path(config_path).read_text()))
+    Path(out_path).write_text(json.dumps(result, indent=2, default=str))
+    return 1 if result.get("error") else 0
+
+
+# =============================================================================== orchestrator
+
+
+# CATALOG_SYNC_* variables that would point a run elsewhere or carry secrets never reach the measured
+# processes; tuning knobs (e.g. CATALOG_SYNC_DUCKDB_MEMORY_LIMIT) do, and the results list them.
+_ENV_DROPPED = re.compile(r"URL|TOKEN|SECRET|PASSWORD|CREDENTIAL|KEY|CLIENT|ORG|IMS|TEST")
+
+
+def passed_env() -> dict[str, str]:
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("CATALOG_SYNC_") and not _ENV_DROPPED.search(k[13:])}
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of the measured processes (see _ENV_DROPPED)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_SYNC_")}
+    env.update(passed_env())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENGINE_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class BenchFailed(Exception):
+    """A measured run failed; the work folder is kept for a look."""
+
+
+def _system_busy_s() -> float | None:
+    """CPU seconds all processes of the machine used so far (/proc/stat; steal counts as busy)."""
+    try:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Noise:
+    """How much CPU other processes used while a measured process ran: the machine's busy time minus the child's."""
+
+    def __enter__(self) -> "Noise":
+        self.busy, self.child = _system_busy_s(), _children_cpu_s()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy = _system_busy_s()
+        self.child_cpu_s = _children_cpu_s() - self.child
+        self.other_cpu_s = None if busy is None or self.busy is None else max(0.0, busy - self.busy - self.child_cpu_s)
+
+
+def _run_worker(kind: str, config: dict, tmp: Path, label: str) -> dict:
+    cfg_path, out_path, err_path = tmp / f"{label}.config.json", tmp / f"{label}.out.json", tmp / f"{label}.stderr.log"
+    cfg_path.write_text(json.dumps(config, indent=2))
+    started = time.perf_counter()
+    with open(err_path, "wb") as err, Noise() as noise:
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_worker", kind, str(cfg_path), str(out_path)],
+                              env=_child_env(), stdout=err, stderr=subprocess.STDOUT, cwd=REPO)
+    wall = time.perf_counter() - started
+    result = json.loads(out_path.read_text()) if out_path.exists() else {}
+    if proc.returncode != 0 or not result or result.get("error"):
+        sys.stderr.write(_tail(err_path))
+        failed_stage = next(iter(reversed([k for k in result.get("stages_s", {}) if k != "report"])), None)
+        detail = f" in {failed_stage}: {result['error']}" if result.get("error") else f" (exit {proc.returncode})"
+        raise BenchFailed(f"the {label} run failed{detail}\nits log: {err_path}")
+    result.update(process_wall_s=wall, process_cpu_s=noise.child_cpu_s, other_processes_cpu_s=noise.other_cpu_s)
+    return result
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:]) + "\n"
+
+
+def _code_hash() -> str:
+    digest = hashlib.sha256()
+    for rel in GENERATOR_SOURCES:
+        digest.update(rel.encode() + b"\0" + (ENGINE_ROOT / "catalog_sync" / rel).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path) -> tuple[Path, dict]:
+    """The cached demo catalog for these parameters; generated (and timed) on a cache miss."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = f"catalog-p{products}-v{store_views}-seed{seed}-{_code_hash()}"
+    db, meta_path = CACHE / f"{key}.sqlite", CACHE / f"{key}.json"
+    if db.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        print(f"[bench] demo catalog: cached {db.relative_to(REPO)} (generated in {meta['seconds']:.1f}s on {meta['generated_at']})")
+        return db, {**meta, "cached": True}
+    partial = CACHE / f"{key}.partial.sqlite"
+    for leftover in CACHE.glob(f"{key}.partial.sqlite*"):
+        leftover.unlink()
+    print(f"[bench] demo catalog: generating {products:,} products x {store_views} store views (seed {seed}) ...", flush=True)
+    result = _run_worker("generate", {"db_url": f"sqlite:///{partial}", "products": products,
+                                      "store_views": store_views, "seed": seed}, tmp, "generate")
+    for suffix in ("-wal", "-shm"):  # the generator's engine is disposed: the WAL is checkpointed
+        side = Path(f"{partial}{suffix}")
+        if side.exists() and side.stat().st_size == 0:
+            side.unlink()
+    if Path(f"{partial}-wal").exists():
+        with sqlite3.connect(partial) as con:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    os.replace(partial, db)
+    for stale in CACHE.glob(f"catalog-p{products}-v{store_views}-seed{seed}-*"):  # older generator code
+        if not stale.name.startswith(key):
+            stale.unlink()
+    meta = {
+        "seconds": result["seconds"],
+        "process_wall_s": result["process_wall_s"],
+        "ru_maxrss_kb": result["ru_maxrss_kb"],
+        "summary": result["summary"],
+        "db_bytes": db.stat().st_size,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "key": key,
+    }
+    meta_path.write_text(json.dumps(meta, indent=2))
+    print(f"[bench] demo catalog: generated in {meta['seconds']:.1f}s, {meta['db_bytes'] / 2**20:.0f} MiB")
+    return db, {**meta, "cached": False}
+
+
+def copy_catalog(cached: Path, dest: Path) -> None:
+    """A consistent copy through SQLite's backup API (whatever a -wal file beside the cache holds), synced to disk
+    so its writeback does not compete with the first run."""
+    src = sqlite3.connect(cached)  # read only by the backup; closing it removes any -wal/-shm it left
+    dst = sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    with open(dest, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def apply_change(db: Path, share: float) -> dict:
+    """Rename every Nth product (store 0) through SQL, so the SQLite triggers fill the changelogs."""
+    step = max(1, round(1 / share))
+    con = sqlite3.connect(db)
+    try:
+        changelogs = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_cl' ESCAPE '\\'")]
+        before = {cl: con.execute(f'SELECT count(*) FROM "{cl}"').fetchone()[0] for cl in changelogs}
+        started = time.perf_counter()
+        with con:
+            cur = con.execute(
+                "UPDATE catalog_product_entity_varchar SET value = value || ' (bench edit)' "
+                "WHERE attribute_id = ? AND store_id = 0 AND entity_id % ? = 0",
+                (NAME_ATTRIBUTE_ID, step),
+            )
+            changed = cur.rowcount
+        seconds = time.perf_counter() - started
+        after = {cl: con.execute(f'SELECT count(*) FROM "{cl}"').fetchone()[0] for cl in changelogs}
+        products = con.execute("SELECT count(*) FROM catalog_product_entity").fetchone()[0]
+    finally:
+        con.close()
+    return {
+        "what": f"name (attribute_id {NAME_ATTRIBUTE_ID}, store 0) of every product with entity_id % {step} = 0",
+        "step": step,
+        "products_changed": changed,
+        "share_of_products": changed / products if products else 0,
+        "changelog_rows_added": {cl: after[cl] - before[cl] for cl in changelogs if after[cl] != before[cl]},
+        "seconds": seconds,
+    }
+
+
+LOGGED_STAGE = re.compile(r"catalog_sync\.pipeline: (extract|diff|export|report): .* in ([0-9.]+)s")
+
+
+def run_cli_full(source_url: str, tmp: Path, chunk_size: int | None) -> dict:
+    """The real CLI, end to end, on a fresh state folder: the same full sync as the driver's."""
+    state, target = tmp / "cli-state", tmp / "cli-target"
+    rusage_out, err_path = tmp / "cli.rusage.json", tmp / "cli.stderr.log"
+    cmd = [sys.executable, "-c", CLI_WRAPPER, "sync", "--source-url", source_url,
+           "--target-url", f"file://{target}", "--state-url", str(state)]
+    if chunk_size:
+        cmd += ["--chunk-size", str(chunk_size)]
+    env = {**_child_env(), "BENCH_RUSAGE_OUT": str(rusage_out)}
+    started = time.perf_counter()
+    with open(err_path, "wb") as err, Noise() as noise:
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=err, cwd=REPO)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.stderr.write(_tail(err_path))
+        raise BenchFailed(f"the CLI sync failed (exit {proc.returncode})\nits log: {err_path}")
+    summary = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    rusage = json.loads(rusage_out.read_text())
+    logged = {m.group(1): float(m.group(2)) for m in LOGGED_STAGE.finditer(err_path.read_text(errors="replace"))}
+    return {
+        "command": "python -m catalog_sync sync --source-url ... --target-url file://... --state-url ...",
+        "process_wall_s": wall,
+        "process_cpu_s": noise.child_cpu_s,
+        "other_processes_cpu_s": noise.other_cpu_s,
+        "in_process_s": rusage["in_process_s"],
+        "summary": summary,
+        "logged_stage_s": logged,
+        "ru_maxrss_kb": rusage["ru_maxrss_kb"],
+    }
+
+
+# ----------------------------------------------------------------------------------- facts
+
+
+def machine_facts() -> dict:
+    from importlib import metadata
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu or platform.processor() or None,
+        "mem_total_gib": round(mem_kb / 2**20, 1) if mem_kb else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "duckdb": version("duckdb"),
+        "pyarrow": version("pyarrow"),
+        "sqlalchemy": version("SQLAlchemy"),
+        "orjson": version("orjson"),
+        "tmp_dir": tempfile.gettempdir(),
+    }
+
+
+def engine_hash() -> str:
+    """A hash of the measured engine's Python sources, to tell runs of different code apart."""
+    digest = hashlib.sha256()
+    package = ENGINE_ROOT / "catalog_sync"
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def export_rev(rev: str, dest: Path) -> str:
+    """`git archive REV include` into dest; returns the commit's full hash."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"bench: --rev {rev}: {exc.stderr.strip()}") from None
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "include"], cwd=REPO, capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return commit
+
+
+def engine_facts(rev: str | None = None, rev_commit: str | None = None) -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    facts: dict[str, object] = {"path": str(ENGINE_ROOT), "source_hash": engine_hash(), "repo_commit": git("rev-parse", "--short", "HEAD"),
+                                "rev": rev, "rev_commit": rev_commit}
+    if ENGINE_ROOT.resolve() == DEFAULT_ENGINE_ROOT.resolve():
+        status = git("status", "--porcelain", "--", "include")
+        facts["uncommitted_changes"] = bool(status) if status is not None else None
+    return facts
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+def _mib(kb: int | None) -> str:
+    return "" if kb is None else f"{kb / 1024:,.0f} MiB"
+
+
+def _s(value: float | None) -> str:
+    return "" if value is None else f"{value:,.2f} s"
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1000:,.0f} ms" if value >= 0.1 else f"{value * 1000:,.1f} ms"
+
+
+def render_markdown(r: dict) -> str:
+    p, m, g = r["parameters"], r["machine"], r["generation"]
+    full, inc, cli, ch = r["runs"]["full"], r["runs"]["incremental"], r["cli_full"], r["change"]
+    e = r["engine"]
+    if e.get("rev_commit"):
+        where = f"the engine as committed at git {e['rev_commit'][:10]} (`--rev {e['rev']}`)"
+    elif e["path"] == str(DEFAULT_ENGINE_ROOT.resolve()):
+        where = f"the repository's engine at git {e['repo_commit']}" + (" with uncommitted changes" if e.get("uncommitted_changes") else "")
+    else:
+        where = f"the engine in `{e['path']}` (repository at git {e['repo_commit']})"
+    out = [
+        "# Catalog Sync benchmark: latest results",
+        "",
+        f"Run {r['started_at']} (UTC) of {where}, sources hash {e['source_hash']}. "
+        f"Raw numbers: `results/{r['result_file']}`. How to run and what is measured: `benchmarks/README.md`.",
+        "",
+    ]
+    if e.get("changed_during_run"):
+        out += ["**Warning: the engine's sources changed during this run; its runs may have measured different code.**", ""]
+    out += [
+        f"**{p['products']:,} products x {p['store_views']} store views** "
+        f"({g['summary']['feed_records']:,} feed records, {g['summary']['configurables']:,} configurables), "
+        f"SQLite source, file target (JSONL), local state folder, chunk size {full['chunk_size']:,}"
+        f"{'' if p['chunk_size'] else ' (the engine default)'}.",
+        "",
+        "Settings from the environment: " + (", ".join(f"`{k}={v}`" for k, v in r["environment"].items()) or "none (engine defaults)") + ".",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {m['cpu_model']} |",
+        f"| nproc | {m['nproc']} |",
+        f"| memory | {m['mem_total_gib']} GiB |",
+        f"| Python | {m['python']} |",
+        f"| duckdb / pyarrow / SQLAlchemy | {m['duckdb']} / {m['pyarrow']} / {m['sqlalchemy']} |",
+        f"| OS | {m['platform']} |",
+        f"| load average (1 min) at start / end | {m['loadavg_1_5_15_at_start'][0]:.2f} / {m['loadavg_1_5_15_at_end'][0]:.2f} |",
+        "",
+        "## Sync: time per stage",
+        "",
+        f"Incremental change: {ch['what']}: {ch['products_changed']:,} products "
+        f"({ch['share_of_products']:.1%}), applied in {_s(ch['seconds'])}.",
+        "",
+        "| stage | full sync | peak RSS so far | incremental sync | peak RSS so far |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for stage in STAGES:
+        out.append(f"| {stage} | {_s(full['stages_s'].get(stage))} | {_mib(full['peak_rss_after_stage_kb'].get(stage))} "
+                   f"| {_s(inc['stages_s'].get(stage))} | {_mib(inc['peak_rss_after_stage_kb'].get(stage))} |")
+    out += [
+        f"| **total (plan to report)** | **{_s(full['total_s'])}** | | **{_s(inc['total_s'])}** | |",
+        f"| process wall time (with interpreter start and imports) | {_s(full['process_wall_s'])} | | {_s(inc['process_wall_s'])} | |",
+        f"| CPU time of the process (user + system, all threads) | {_s(full['process_cpu_s'])} | | {_s(inc['process_cpu_s'])} | |",
+        f"| CPU used by other processes meanwhile (noise) | {_s(full['other_processes_cpu_s'])} | | {_s(inc['other_processes_cpu_s'])} | |",
+        f"| **peak RSS of the process** | | **{_mib(full['ru_maxrss_kb'])}** | | **{_mib(inc['ru_maxrss_kb'])}** |",
+        f"| RSS after imports, before the sync | | {_mib(full['rss_after_imports_kb'])} | | {_mib(inc['rss_after_imports_kb'])} |",
+        "",
+        "\"Peak RSS so far\" is the process's high-water mark after that stage: the stage where it jumps set the peak.",
+        "",
+        "| counts | full sync | incremental sync |",
+        "|---|---:|---:|",
+        f"| mode | {full['mode']} | {inc['mode']} |",
+        f"| products extracted | {full['counts']['extract']['products']:,} | {inc['counts']['extract']['products']:,} |",
+        f"| records extracted | {full['counts']['extract']['records']:,} | {inc['counts']['extract']['records']:,} |",
+    ]
+    for key in ("inserted", "updated", "deleted", "unchanged", "quarantined", "held"):
+        out.append(f"| diff: {key} | {full['counts']['diff'][key]:,} | {inc['counts']['diff'][key]:,} |")
+    out += [
+        f"| items sent | {full['counts']['export']['sent']:,} | {inc['counts']['export']['sent']:,} |",
+        f"| snapshot items after commit | {full['counts']['commit']['items']:,} | {inc['counts']['commit']['items']:,} |",
+        f"| extract throughput | {full['counts']['extract']['records'] / full['stages_s']['extract']:,.0f} records/s "
+        f"| {inc['counts']['extract']['records'] / inc['stages_s']['extract']:,.0f} records/s |",
+        "",
+        "Same full sync through the real CLI (`python -m catalog_sync sync`, fresh state folder):",
+        "",
+        "| | driver | CLI |",
+        "|---|---:|---:|",
+        f"| process wall time | {_s(full['process_wall_s'])} | {_s(cli['process_wall_s'])} |",
+        f"| CPU used by other processes meanwhile (noise) | {_s(full['other_processes_cpu_s'])} | {_s(cli['other_processes_cpu_s'])} |",
+        f"| run duration recorded in the status store | {_s(full['summary'].get('duration_s'))} | {_s(cli['summary'].get('duration_s'))} |",
+        f"| peak RSS | {_mib(full['ru_maxrss_kb'])} | {_mib(cli['ru_maxrss_kb'])} |",
+    ]
+    for stage in ("extract", "diff", "export"):
+        if stage in cli["logged_stage_s"]:
+            out.append(f"| {stage} (CLI: as logged by the engine) | {_s(full['stages_s'][stage])} | {_s(cli['logged_stage_s'][stage])} |")
+    out += [
+        "",
+        f"## Diff vs a bare DuckDB join (best of {r['diff_ratio']['reps']}, same process)",
+        "",
+        "Both with the DuckDB settings of the engine's diff: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(r["diff_ratio"]["duckdb_settings"].items()) if k != "temp_directory") + ".",
+        f"Other processes used {_s(r['diff_ratio']['other_processes_cpu_s'])} of CPU during these measurements "
+        f"({_s(r['diff_ratio']['process_wall_s'])} wall).",
+        "",
+        "| case | our diff (`compute_delta`) | bare join, all rows | ratio | bare join, changed rows only | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for case in r["diff_ratio"]["cases"].values():
+        b = case["best_s"]
+        rows = case["rows"]
+        out.append(
+            f"| {case['description']} ({rows['extract']:,} extracted vs {rows['snapshot_compared']:,} snapshot rows) "
+            f"| {_ms(b['diff'])} | {_ms(b['join_all_rows'])} | **{case['ratio_diff_vs_join_all_rows']:.2f}x** "
+            f"| {_ms(b['join_changed_rows'])} | {case['ratio_diff_vs_join_changed_rows']:.2f}x |"
+        )
+    out += [
+        "",
+        "The bare join is `COPY (SELECT e.*, s.content_hash FROM extract e FULL OUTER JOIN snapshot s "
+        "ON (sku, store_view_code)) TO parquet (zstd)`: no classification, every joined row written. "
+        "The \"changed rows only\" variant adds `WHERE e.content_hash IS DISTINCT FROM s.content_hash`, "
+        "so it writes about as many rows as our delta. Goal: our diff <= 1.5x the bare join.",
+        "",
+        f"Demo catalog generation (not part of any sync): {_s(g['seconds'])}"
+        f"{' (cached from ' + g['generated_at'] + ')' if g.get('cached') else ''}, "
+        f"SQLite file {g['db_bytes'] / 2**20:,.0f} MiB, peak RSS {_mib(g.get('ru_maxrss_kb'))}.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Catalog Sync benchmark: full sync, then a 1% incremental sync.")
+    parser.add_argument("--products", type=int, default=100_000, help="products in the demo catalog (default 100000)")
+    parser.add_argument("--store-views", type=int, default=2, help="store views (default 2)")
+    parser.add_argument("--change-share", type=float, default=0.01,
+                        help="share of products renamed before the incremental sync (default 0.01: every 100th)")
+    parser.add_argument("--seed", type=int, default=42, help="demo catalog seed (default 42)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="products per extract chunk (default: the engine's)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of the diff-vs-join measurement; best is kept (default 3)")
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--rev", metavar="REV",
+                        help="measure the engine as committed at this git revision (exported with git archive), "
+                             "e.g. HEAD to leave uncommitted edits out, or an older commit to compare")
+    engine.add_argument("--engine", metavar="DIR",
+                        help="folder holding the catalog_sync package to measure (default: the repository's include/)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder (printed at the end)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.products < 1 or args.store_views < 1 or not 0 < args.change_share <= 1:
+        raise SystemExit("bench: --products and --store-views must be >= 1, --change-share in (0, 1]")
+    global ENGINE_ROOT
+    started_at = datetime.now(timezone.utc)
+    tmp = Path(tempfile.mkdtemp(prefix="catalog-sync-bench-"))
+    try:
+        rev_commit = None
+        if args.rev:
+            rev_commit = export_rev(args.rev, tmp / "engine")
+            ENGINE_ROOT = tmp / "engine" / "include"
+        else:
+            ENGINE_ROOT = Path(args.engine).resolve() if args.engine else DEFAULT_ENGINE_ROOT
+        if not (ENGINE_ROOT / "catalog_sync" / "pipeline.py").exists():
+            raise SystemExit(f"bench: no catalog_sync package in {ENGINE_ROOT}")
+        engine = engine_facts(args.rev, rev_commit)
+        print(f"[bench] engine: {ENGINE_ROOT}" + (f" (git {rev_commit[:10]})" if rev_commit else ""), flush=True)
+        cached_db, generation = ensure_catalog(args.products, args.store_views, args.seed, tmp)
+        source = tmp / "source.sqlite"
+        copy_catalog(cached_db, source)  # the runs change the catalog; the cached copy stays pristine
+        load_at_start = os.getloadavg()
+        source_url = f"sqlite:///{source}"
+        state, target, kept = tmp / "state", tmp / "target", tmp / "kept"
+
+        def drive(label: str) -> dict:
+            print(f"[bench] {label} sync ...", flush=True)
+            result = _run_worker("drive", {
+                "source_url": source_url, "target_url": f"file://{target}", "target_dir": str(target),
+                "state_url": str(state), "state_dir": str(state), "chunk_size": args.chunk_size,
+                "keep_inputs": str(kept / label),
+            }, tmp, label)
+            stages = ", ".join(f"{k} {v:.2f}s" for k, v in result["stages_s"].items())
+            print(f"[bench] {label}: {result['mode']}, {result['counts']['extract']['records']:,} records, "
+                  f"total {result['total_s']:.2f}s ({stages}), peak RSS {_mib(result['ru_maxrss_kb'])}", flush=True)
+            return result
+
+        full = drive("full")
+        print("[bench] full sync through the CLI (separate state folder) ...", flush=True)
+        cli = run_cli_full(source_url, tmp, args.chunk_size)
+        print(f"[bench] CLI: {cli['process_wall_s']:.2f}s wall, peak RSS {_mib(cli['ru_maxrss_kb'])}", flush=True)
+
+        change = apply_change(source, args.change_share)
+        print(f"[bench] changed {change['products_changed']:,} product names "
+              f"(changelog rows: {change['changelog_rows_added']})", flush=True)
+        incremental = drive("incremental")
+        if full["mode"] != "full" or incremental["mode"] != "incremental":
+            raise SystemExit(f"bench: unexpected modes {full['mode']} / {incremental['mode']}")
+
+        print(f"[bench] diff vs bare join, best of {args.reps} ...", flush=True)
+        snap = lambda rel: str(state / rel) if rel else None  # noqa: E731
+        cases = [
+            {
+                "name": "full_reconcile",
+                "description": "full reconcile: full extract vs committed snapshot",
+                # The full run's extract against the snapshot it committed (v1): the inputs a `--full`
+                # re-run would diff, since the source had not changed yet when it was extracted.
+                "inputs": {"extract_glob": str(kept / "full" / "extract.parquet"),
+                           "delta_path": str(tmp / "ratio" / "full_delta.parquet"),
+                           "snapshot_path": snap(incremental["base_snapshot"]),
+                           "pending_path": snap(incremental["base_pending"])},
+                "work_dir": str(tmp / "ratio" / "full"),
+            },
+            {
+                "name": "incremental",
+                "description": f"incremental: {args.change_share:.0%} change",
+                "inputs": {"extract_glob": str(kept / "incremental" / "extract.parquet"),
+                           "delta_path": str(tmp / "ratio" / "incremental_delta.parquet"),
+                           "snapshot_path": snap(incremental["base_snapshot"]),
+                           "pending_path": snap(incremental["base_pending"]),
+                           "scope_path": str(kept / "incremental" / "scope.parquet")},
+                "work_dir": str(tmp / "ratio" / "incremental"),
+            },
+        ]
+        ratio = _run_worker("ratio", {"reps": args.reps, "cases": cases}, tmp, "ratio")
+        for case in ratio["cases"].values():
+            b = case["best_s"]
+            print(f"[bench] {case['description']}: diff {b['diff']:.3f}s, bare join {b['join_all_rows']:.3f}s "
+                  f"-> {case['ratio_diff_vs_join_all_rows']:.2f}x (vs changed-rows join: {case['ratio_diff_vs_join_changed_rows']:.2f}x)")
+
+        engine_changed = engine_hash() != engine["source_hash"]
+        if engine_changed:
+            print(f"[bench] WARNING: the engine's sources in {ENGINE_ROOT} changed during the run; "
+                  "the runs may have measured different code", file=sys.stderr)
+        stamp = started_at.strftime("%Y%m%d-%H%M%S")
+        result_file = f"bench_sync-{stamp}.json"
+        results = {
+            "benchmark": "bench_sync",
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "result_file": result_file,
+            "parameters": {"products": args.products, "store_views": args.store_views, "change_share": args.change_share,
+                           "seed": args.seed, "chunk_size": args.chunk_size, "reps": args.reps},
+            "environment": passed_env(),
+            "machine": {**machine_facts(), "loadavg_1_5_15_at_start": load_at_start, "loadavg_1_5_15_at_end": os.getloadavg()},
+            "engine": {**engine, "source_hash_at_end": engine_hash(), "changed_during_run": engine_changed},
+            "generation": generation,
+            "runs": {"full": full, "incremental": incremental},
+            "cli_full": cli,
+            "change": change,
+            "diff_ratio": ratio,
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        _write_atomic(RESULTS / result_file, json.dumps(results, indent=2, default=str) + "\n")
+        markdown = render_markdown(results)
+        _write_atomic(RESULTS / "latest.md", markdown)
+        print()
+        print(markdown)
+        print(f"[bench] wrote {(RESULTS / result_file).relative_to(REPO)} and {(RESULTS / 'latest.md').relative_to(REPO)}")
+        return 0
+    except BenchFailed as exc:
+        args.keep = True
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"[bench] kept the work folder: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+        sys.exit(_worker_main(sys.argv[2:]))
+    sys.exit(main())
