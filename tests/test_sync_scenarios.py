@@ -292,3 +292,20 @@ def test_a_sync_does_not_start_while_another_holds_the_lock(sync_env, capsys):
     assert "being synced by catalog_full_resync__manual__2026-11-25" in capsys.readouterr().err
     assert (sync_env.state_dir / "manifest.json").read_bytes() == manifest_before
     assert store.lock_holder().owner == "catalog_full_resync__manual__2026-11-25"
+
+
+def test_report_is_idempotent(sync_env, capsys):
+    """Re-running the report of a finished run (an Airflow retry) returns the same summary."""
+    from catalog_sync import pipeline
+    from catalog_sync.pipeline import SyncRequest
+    from catalog_sync.settings import SyncSettings
+
+    settings = SyncSettings(source_url=sync_env.source_url, target_url=sync_env.target_url, state_url=str(sync_env.state_dir))
+    run = pipeline.plan(settings, SyncRequest("idempotent-report"))
+    for step in (pipeline.extract, pipeline.diff, pipeline.export, pipeline.commit):
+        step(settings, run)
+    first = pipeline.report(settings, run)
+    again = pipeline.report(settings, run)
+
+    assert again == {k: first[k] for k in again} and first["inserted"] == again["inserted"] > 0
+    assert StatusStore(settings.status_url).get_run("idempotent-report")["state"] == "success"

@@ -509,6 +509,11 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
     ws = Workspace(settings)
     staging = ws.staging(run)
     try:
+        done = ws.status.get_run(run.run_id)
+        if done["state"] == SUCCESS and not staging.exists("plan.json"):
+            # Reported already (the staging folder goes with a successful report): a retry changes nothing.
+            return {"mode": run.mode, **{k: done[k] for k in ("extracted", "inserted", "updated", "deleted",
+                                                              "unchanged", "failed", "duration_s")}}
         diff_counts = staging.read_json("diff.json") if staging.exists("diff.json") else {}
         commit_counts = staging.read_json("commit.json") if staging.exists("commit.json") else None
         if error is None and commit_counts is None:
