@@ -1,0 +1,229 @@
+"""Feed record -> Catalog Data Ingestion API items (contract: catalog-data-ingestion-v1.yaml).
+
+Pure functions, no I/O. Optional fields are left out when the record has no value
+(the API replaces a product whole, so a missing field and a null one mean the same).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+ENABLED = "ENABLED"
+DISABLED = "DISABLED"
+MAGENTO_STATUS_ENABLED = 1
+
+# Magento visibility (1 not visible, 2 catalog, 3 search, 4 both) -> FeedProduct.visibleIn
+VISIBLE_IN: dict[int, list[str]] = {1: [], 2: ["CATALOG"], 3: ["SEARCH"], 4: ["CATALOG", "SEARCH"]}
+# Magento image roles -> ProductImage.roles; anything else goes to customRoles.
+IMAGE_ROLES: dict[str, str] = {"image": "BASE", "small_image": "SMALL", "thumbnail": "THUMBNAIL", "swatch_image": "SWATCH"}
+VARIANT_OF = "VARIANT_OF"
+SPECIAL_PRICE_DISCOUNT_CODE = "special_price"
+CONFIGURABLE = "configurable"
+
+
+def api_locale(magento_locale: str) -> str:
+    """'pt_BR' -> 'pt-BR' (Magento's general/locale/code to the API's BCP 47 form)."""
+    return magento_locale.replace("_", "-")
+
+
+def source(magento_locale: str) -> dict[str, str]:
+    return {"locale": api_locale(magento_locale)}
+
+
+def slugify(text: str) -> str:
+    """Lowercase ASCII words joined by '-', as Magento builds url keys from names."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+# ---- products ---------------------------------------------------------------------------
+
+
+def feed_product(record: dict[str, Any]) -> dict[str, Any]:
+    """A FeedProduct (POST /v1/catalog/products) for one feed record."""
+    product: dict[str, Any] = {
+        "sku": record["sku"],
+        "source": source(record["locale"]),
+        "name": record["name"],
+        "slug": product_slug(record),
+        "status": ENABLED if record.get("status") == MAGENTO_STATUS_ENABLED else DISABLED,
+    }
+    visibility = record.get("visibility")
+    if visibility in VISIBLE_IN:
+        product["visibleIn"] = list(VISIBLE_IN[visibility])
+    for field, api_field in (("description", "description"), ("short_description", "shortDescription")):
+        if record.get(field) is not None:
+            product[api_field] = record[field]
+    optional = {
+        "metaTags": meta_tags(record),
+        "attributes": attributes(record.get("attributes") or []),
+        "images": images(record.get("images") or []),
+        "links": links(record.get("parent_skus") or []),
+        "routes": routes(record.get("category_paths") or []),
+    }
+    product.update({key: value for key, value in optional.items() if value})
+    return product
+
+
+def product_slug(record: dict[str, Any]) -> str:
+    """url_key; without one (slug is required) the slug of the name, else of the sku."""
+    if record.get("url_key"):
+        return record["url_key"]
+    return slugify(record.get("name") or "") or slugify(record["sku"]) or record["sku"]
+
+
+def meta_tags(record: dict[str, Any]) -> dict[str, Any]:
+    """ProductMetaAttribute: title and description are strings, keywords an array (split on commas)."""
+    tags: dict[str, Any] = {}
+    if record.get("meta_title"):
+        tags["title"] = record["meta_title"]
+    if record.get("meta_description"):
+        tags["description"] = record["meta_description"]
+    keywords = split_keywords(record.get("meta_keywords"))
+    if keywords:
+        tags["keywords"] = keywords
+    return tags
+
+
+def split_keywords(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    return [word.strip() for word in re.split(r"[,\n]", raw) if word.strip()]
+
+
+def attributes(record_attributes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ProductAttribute: code + values (strings). The contract has no `type` (it is commented out)."""
+    return [
+        {"code": a["code"], "values": [str(v) for v in a["values"]]}
+        for a in record_attributes
+        if a.get("values")
+    ]
+
+
+def images(record_images: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ProductImage: the contract has no position, so the array keeps the record's order (by position)."""
+    result = []
+    for image in sorted(record_images, key=lambda i: (i.get("position") or 0, i["url"])):
+        roles = image.get("roles") or []
+        item: dict[str, Any] = {"url": image["url"]}
+        if image.get("label"):
+            item["label"] = image["label"]
+        item["roles"] = [IMAGE_ROLES[r] for r in roles if r in IMAGE_ROLES]
+        custom = [r for r in roles if r not in IMAGE_ROLES]
+        if custom:
+            item["customRoles"] = custom
+        result.append(item)
+    return result
+
+
+def links(parent_skus: Iterable[str]) -> list[dict[str, str]]:
+    """A configurable's variant links to its parent(s) with VARIANT_OF (parent_skus come from super links)."""
+    return [{"type": VARIANT_OF, "sku": sku} for sku in parent_skus]
+
+
+def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
+    """ProductRoutes: one per assigned category, its path of name slugs ('Gear/Water Bottles' -> 'gear/water-bottles')."""
+    paths = {"/".join(slugify(part) for part in path.split("/")) for path in category_paths}
+    return [{"path": p} for p in sorted(paths) if p]
+
+
+def product_delete(sku: str, locale: str) -> dict[str, Any]:
+    """FeedProductDelete (POST /v1/catalog/products/delete); `locale` in Magento form."""
+    return {"sku": sku, "source": source(locale)}
+
+
+# ---- metadata ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeMeta:
+    """What metadata needs to know about a custom attribute (catalog_reader.Attribute fits too)."""
+
+    code: str
+    label: str | None
+    backend_type: str
+    frontend_input: str | None = None
+
+
+# The five attributes the contract requires metadata for, with its recommended defaults.
+_LISTED = ["PRODUCT_DETAIL", "PRODUCT_LISTING", "SEARCH_RESULTS", "PRODUCT_COMPARE"]
+SYSTEM_METADATA: tuple[dict[str, Any], ...] = (
+    {"code": "sku", "label": "SKU", "dataType": "TEXT", "visibleIn": _LISTED, "filterable": True,
+     "sortable": False, "searchable": True, "searchWeight": 1, "searchTypes": ["AUTOCOMPLETE"]},
+    {"code": "name", "label": "Product Name", "dataType": "TEXT", "visibleIn": _LISTED, "filterable": False,
+     "sortable": True, "searchable": True, "searchWeight": 1, "searchTypes": ["AUTOCOMPLETE"]},
+    {"code": "description", "label": "Product Description", "dataType": "TEXT", "visibleIn": ["PRODUCT_DETAIL"],
+     "filterable": False, "sortable": False, "searchable": False, "searchWeight": 1, "searchTypes": ["AUTOCOMPLETE"]},
+    {"code": "shortDescription", "label": "Product Short Description", "dataType": "TEXT",
+     "visibleIn": ["PRODUCT_DETAIL"], "filterable": False, "sortable": False, "searchable": True,
+     "searchWeight": 1, "searchTypes": ["AUTOCOMPLETE"]},
+    {"code": "price", "label": "Price", "dataType": "DECIMAL", "visibleIn": _LISTED, "filterable": True,
+     "sortable": True, "searchable": False, "searchWeight": 1, "searchTypes": []},
+)
+
+
+def data_type(backend_type: str, frontend_input: str | None = None) -> str:
+    """FeedMetadata.dataType (TEXT/DECIMAL/INTEGER/BOOLEAN) from the Magento backend type.
+    Select/multiselect values are sent as option labels, so they are TEXT whatever the backend."""
+    if frontend_input in ("select", "multiselect"):
+        return "TEXT"
+    return {"decimal": "DECIMAL", "int": "INTEGER"}.get(backend_type, "TEXT")
+
+
+def metadata_items(custom_attributes: Iterable[Any], locales: Iterable[str]) -> list[dict[str, Any]]:
+    """FeedMetadata for sku, name, description, shortDescription, price and each custom attribute,
+    once per locale (Magento form). Custom attributes: shown on the detail page, not searchable."""
+    custom = list(custom_attributes)
+    items: list[dict[str, Any]] = []
+    for locale in sorted(set(locales)):
+        for system in SYSTEM_METADATA:
+            items.append({"code": system["code"], "source": source(locale),
+                          **{k: v for k, v in system.items() if k != "code"}})
+        for a in sorted(custom, key=lambda a: a.code):
+            items.append({
+                "code": a.code, "source": source(locale), "label": a.label or a.code,
+                "dataType": data_type(a.backend_type, getattr(a, "frontend_input", None)),
+                "visibleIn": ["PRODUCT_DETAIL"], "filterable": False, "sortable": False, "searchable": False,
+            })
+    return items
+
+
+# ---- prices -----------------------------------------------------------------------------
+
+
+def price_book(price_book_id: str, currency: str, name: str | None = None) -> dict[str, Any]:
+    """FeedPricebook, a base price book (it defines the currency)."""
+    return {"priceBookId": price_book_id, "name": name or price_book_id, "currency": currency}
+
+
+def special_price_active(record: dict[str, Any], today: date) -> bool:
+    """Magento's rule: a special price applies from its from-date to its to-date, both inclusive."""
+    if record.get("special_price") is None:
+        return False
+    start, end = record.get("special_price_from"), record.get("special_price_to")
+    if start and today < date.fromisoformat(start):
+        return False
+    return not (end and today > date.fromisoformat(end))
+
+
+def prices(record: dict[str, Any], price_book_id: str, today: date) -> dict[str, Any] | None:
+    """FeedPrices for a record, or None when it has no price of its own (no price, or a configurable:
+    the contract says its price comes from the selected variant).
+
+    An active special price below the regular one becomes a fixed-amount discount
+    (DiscountsFinalPrice: `price` is the amount taken off, so regular - special)."""
+    if record.get("price") is None or record.get("type") == CONFIGURABLE:
+        return None
+    item: dict[str, Any] = {"sku": record["sku"], "priceBookId": price_book_id, "regular": record["price"]}
+    if special_price_active(record, today):
+        amount = Decimal(str(record["price"])) - Decimal(str(record["special_price"]))
+        # The contract wants 0 < amount < regular: a special price of 0 or >= price gives no discount.
+        if 0 < amount < Decimal(str(record["price"])):
+            item["discounts"] = [{"code": SPECIAL_PRICE_DISCOUNT_CODE, "price": float(amount)}]
+    return item

@@ -1,0 +1,512 @@
+"""IngestionApiSink against a scripted HTTP server on 127.0.0.1 (and the IMS token client)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import pytest
+from test_ingestion_mapping import assert_valid, configurable_child, request_schema_name
+
+from catalog_sync.ingestion import mapping
+from catalog_sync.ingestion.auth import ImsClientCredentials, IngestionAuthError, StaticToken
+from catalog_sync.sinks.base import DELETE, OK, REJECTED, RETRYABLE, UPSERT, DeltaItem, ItemResult
+from catalog_sync.sinks.ingestion_api import IngestionApiError, IngestionApiSink
+
+TOKEN = "s3cr3t-token-value"
+TENANT = "tenant123"
+TODAY = date(2026, 11, 25)
+
+
+# ---- the scripted server ------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    at: float
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+# An action: ("status", code, json_body | None, headers), ("slow", seconds), ("close",)
+Action = tuple
+
+
+@dataclass
+class Server:
+    url: str
+    requests: list[Request] = field(default_factory=list)
+    script: dict[str, deque[Action | Callable[[Request], Action]]] = field(default_factory=lambda: defaultdict(deque))
+    in_flight: int = 0
+    max_in_flight: int = 0
+    delay_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def queue(self, path: str, *actions: Action | Callable[[Request], Action]) -> None:
+        self.script[path].extend(actions)
+
+    def bodies(self, path: str) -> list[Any]:
+        return [r.body for r in self.requests if r.path == path]
+
+    def skus(self, path: str) -> list[list[str]]:
+        return [[item["sku"] for item in body] for body in self.bodies(path)]
+
+
+def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.headers.get("Content-Encoding") == "gzip":
+                raw = gzip.decompress(raw)
+            if self.headers.get("Content-Type") == "application/json":
+                body = json.loads(raw)
+            else:
+                body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            path = self.path.removeprefix(f"/{TENANT}")
+            request = Request(time.monotonic(), path, dict(self.headers), body)
+            with server.lock:
+                server.requests.append(request)
+                server.in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                script = server.script[path]
+                action = script.popleft() if script else ("status", 200, None, {})
+            try:
+                time.sleep(server.delay_s)
+                self._act(action(request) if callable(action) else action, request)
+            finally:
+                with server.lock:
+                    server.in_flight -= 1
+
+        def _act(self, action: Action, request: Request) -> None:
+            if action[0] == "close":
+                self.close_connection = True
+                return
+            if action[0] == "slow":
+                time.sleep(action[1])
+                action = ("status", 200, None, {})
+            _, code, body, headers = action
+            if body is None and code == 200:
+                body = {"status": "ACCEPTED", "acceptedCount": len(request.body)}
+            data = json.dumps(body).encode() if body is not None else b""
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    return Handler
+
+
+@pytest.fixture
+def server():
+    state = Server(url="")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class CountingAuth:
+    """Hands out token-1, then token-2 after each invalidate()."""
+
+    def __init__(self) -> None:
+        self.generation = 1
+        self.invalidations = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}-{self.generation}"}
+
+    def invalidate(self) -> None:
+        self.invalidations += 1
+        self.generation += 1
+
+
+@dataclass
+class Sleeps:
+    calls: list[float] = field(default_factory=list)
+    real: bool = True
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        if self.real:
+            time.sleep(seconds)
+
+
+def make_sink(server: Server, **kwargs: Any) -> IngestionApiSink:
+    options: dict[str, Any] = dict(
+        batch_size=100, max_requests_per_minute=None, timeout_s=2.0, max_attempts=4,
+        backoff_base_s=0.001, backoff_cap_s=0.01, max_in_flight=1, price_book_id=None,
+        store_view_locales={"default": "en_US", "br": "pt_BR"}, today=TODAY,
+    )
+    options.update(kwargs)
+    return IngestionApiSink(f"{server.url}/{TENANT}", options.pop("auth", StaticToken(TOKEN)), **options)
+
+
+def record(sku: str, **overrides: Any) -> dict[str, Any]:
+    base = {**configurable_child(), "sku": sku, "store_view_code": "default", "locale": "en_US", "parent_skus": []}
+    return {**base, **overrides}
+
+
+def upsert(sku: str, **overrides: Any) -> DeltaItem:
+    rec = record(sku, **overrides)
+    return DeltaItem(UPSERT, 1, sku, rec["store_view_code"], orjson.dumps(rec).decode(), "hash")
+
+
+def delete(sku: str, view: str = "default") -> DeltaItem:
+    return DeltaItem(DELETE, 1, sku, view, None, None)
+
+
+def run(sink: IngestionApiSink, items: list[DeltaItem]) -> dict[str, ItemResult]:
+    results = list(sink.send(items, "run-1"))
+    sink.close()
+    by_sku = {r.sku: r for r in results}
+    assert len(results) == len(items) == len(by_sku), results  # exactly one result per item
+    return by_sku
+
+
+def statuses(results: dict[str, ItemResult]) -> dict[str, str]:
+    return {sku: r.status for sku, r in sorted(results.items())}
+
+
+def assert_bodies_valid(server: Server) -> None:
+    for request in server.requests:
+        schema = request_schema_name(request.path)
+        for item in request.body:
+            assert_valid(schema, item)
+
+
+def status(code: int, body: Any = None, **headers: str) -> Action:
+    return ("status", code, body, headers)
+
+
+def invalid(*indexes: int) -> Action:
+    errors = [{"itemIndex": i, "code": "slug", "message": f"bad slug {i}", "value": "x"} for i in indexes]
+    return status(400, {"status": "FAILED", "message": f"Items validation failed for {len(indexes)} items", "errors": errors})
+
+
+# ---- delivery ---------------------------------------------------------------------------------
+
+
+def test_batches_per_endpoint_gzip_headers_and_valid_bodies(server: Server) -> None:
+    items = [upsert(f"P{i}") for i in range(5)] + [delete("D1"), delete("D2", "br")]
+    results = run(make_sink(server, batch_size=2), items)
+    assert set(statuses(results).values()) == {OK}
+    assert all(r.reason is None for r in results.values())
+    assert server.skus("/v1/catalog/products") == [["P0", "P1"], ["P2", "P3"], ["P4"]]
+    assert server.bodies("/v1/catalog/products/delete") == [
+        [{"sku": "D1", "source": {"locale": "en-US"}}, {"sku": "D2", "source": {"locale": "pt-BR"}}]
+    ]
+    assert server.bodies("/v1/catalog/products")[0][0] == mapping.feed_product(record("P0"))
+    for request in server.requests:
+        assert request.headers["Content-Encoding"] == "gzip"
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert_bodies_valid(server)
+
+
+def test_400_rejects_the_listed_items_and_resends_the_rest(server: Server, caplog) -> None:
+    server.queue("/v1/catalog/products", invalid(1, 3))
+    caplog.set_level(logging.DEBUG)
+    results = run(make_sink(server), [upsert(f"P{i}") for i in range(5)])
+    assert statuses(results) == {"P0": OK, "P1": REJECTED, "P2": OK, "P3": REJECTED, "P4": OK}
+    assert results["P1"].reason == "product: HTTP 400: slug: bad slug 1"
+    assert results["P3"].reason == "product: HTTP 400: slug: bad slug 3"
+    assert server.skus("/v1/catalog/products") == [["P0", "P1", "P2", "P3", "P4"], ["P0", "P2", "P4"]]
+    assert server.bodies("/v1/catalog/products")[1] == [mapping.feed_product(record(s)) for s in ("P0", "P2", "P4")]
+    assert "2 of 5 item(s) rejected, re-sending 3" in caplog.text
+    assert TOKEN not in caplog.text and "Moletom" not in caplog.text
+
+
+def test_400_on_the_resent_rest_rejects_by_its_new_index(server: Server) -> None:
+    server.queue("/v1/catalog/products", invalid(0), invalid(1))
+    results = run(make_sink(server), [upsert(f"P{i}") for i in range(4)])
+    assert statuses(results) == {"P0": REJECTED, "P1": OK, "P2": REJECTED, "P3": OK}
+    assert server.skus("/v1/catalog/products") == [["P0", "P1", "P2", "P3"], ["P1", "P2", "P3"], ["P1", "P3"]]
+
+
+def test_400_without_item_errors_rejects_the_batch(server: Server) -> None:
+    server.queue("/v1/catalog/products", status(400, {"status": "FAILED", "message": "Malformed JSON"}))
+    results = run(make_sink(server), [upsert("P0"), upsert("P1")])
+    assert statuses(results) == {"P0": REJECTED, "P1": REJECTED}
+    assert results["P0"].reason == "product: HTTP 400: Malformed JSON"
+    assert len(server.requests) == 1
+
+
+def test_413_splits_in_halves(server: Server) -> None:
+    server.queue("/v1/catalog/products", status(413), status(200), status(413), status(200), status(200))
+    results = run(make_sink(server), [upsert(f"P{i}") for i in range(5)])
+    assert set(statuses(results).values()) == {OK}
+    assert server.skus("/v1/catalog/products") == [
+        ["P0", "P1", "P2", "P3", "P4"], ["P0", "P1"], ["P2", "P3", "P4"], ["P2"], ["P3", "P4"]
+    ]
+
+
+def test_413_for_a_single_item_rejects_it(server: Server) -> None:
+    server.queue("/v1/catalog/products", status(413), status(200), status(413))
+    results = run(make_sink(server), [upsert("P0"), upsert("P1")])
+    assert statuses(results) == {"P0": OK, "P1": REJECTED}
+    assert results["P1"].reason == "product: HTTP 413: the item alone is too large"
+
+
+def test_429_waits_retry_after_then_retries(server: Server) -> None:
+    sleeps = Sleeps(real=False)
+    server.queue("/v1/catalog/products", status(429, None, **{"retry-after": "0"}), status(429), status(200))
+    results = run(make_sink(server, sleep=sleeps), [upsert("P0")])
+    assert statuses(results) == {"P0": OK}
+    assert sleeps.calls == [0.0, 1.0]  # the header, then the default
+    assert len(server.requests) == 3
+
+
+def test_429_is_bounded(server: Server) -> None:
+    server.queue("/v1/catalog/products", *[status(429, None, **{"retry-after": "0"})] * 3)
+    results = run(make_sink(server, max_throttled_retries=2), [upsert("P0")])
+    assert results["P0"] == ItemResult("P0", "default", RETRYABLE, "product: HTTP 429: still throttled after 2 waits")
+    assert len(server.requests) == 3
+
+
+def test_5xx_retries_with_full_jitter_then_retryable(server: Server, caplog) -> None:
+    sleeps = Sleeps()
+    server.queue("/v1/catalog/products", *[status(503)] * 4)
+    caplog.set_level(logging.WARNING)
+    sink = make_sink(server, max_attempts=4, backoff_base_s=0.004, backoff_cap_s=0.01, sleep=sleeps)
+    results = run(sink, [upsert("P0"), upsert("P1")])
+    assert statuses(results) == {"P0": RETRYABLE, "P1": RETRYABLE}
+    assert results["P0"].reason == "product: HTTP 503 (4 attempts)"
+    assert len(server.requests) == 4
+    # sleep n is uniform(0, min(cap, base * 2**n)): 0.004, 0.008, then capped at 0.01
+    assert len(sleeps.calls) == 3
+    assert all(0 <= s <= bound for s, bound in zip(sleeps.calls, [0.004, 0.008, 0.01]))
+    assert caplog.text.count("HTTP 503 for 2 item(s), retry") == 3
+    assert "giving up after 4 attempt(s)" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_5xx_then_success(server: Server) -> None:
+    server.queue("/v1/catalog/products", status(500), status(502))
+    results = run(make_sink(server), [upsert("P0")])
+    assert statuses(results) == {"P0": OK}
+    assert server.skus("/v1/catalog/products") == [["P0"]] * 3
+
+
+def test_timeout_then_success_and_timeouts_exhausted(server: Server) -> None:
+    server.queue("/v1/catalog/products", ("slow", 0.6))
+    results = run(make_sink(server, timeout_s=0.2), [upsert("P0")])
+    assert statuses(results) == {"P0": OK}
+    assert len(server.requests) == 2
+
+    server.requests.clear()
+    server.queue("/v1/catalog/products", ("slow", 0.6), ("slow", 0.6))
+    results = run(make_sink(server, timeout_s=0.2, max_attempts=2), [upsert("P1")])
+    assert results["P1"] == ItemResult("P1", "default", RETRYABLE, "product: ReadTimeout after 0.2s timeout (2 attempts)")
+
+
+def test_connection_closed_without_answer_is_retried(server: Server) -> None:
+    server.queue("/v1/catalog/products", ("close",), ("close",))
+    results = run(make_sink(server), [upsert("P0")])
+    assert statuses(results) == {"P0": OK}
+    assert len(server.requests) == 3
+
+    server.requests.clear()
+    server.queue("/v1/catalog/products", *[("close",)] * 2)
+    results = run(make_sink(server, max_attempts=2), [upsert("P1")])
+    assert results["P1"].status == RETRYABLE
+    assert results["P1"].reason == "product: ConnectionError: connection failed (2 attempts)"
+
+
+def test_401_refreshes_the_credentials_once(server: Server) -> None:
+    auth = CountingAuth()
+    server.queue("/v1/catalog/products", status(401, {"title": "ErrInvalidOauthToken"}))
+    results = run(make_sink(server, auth=auth), [upsert("P0")])
+    assert statuses(results) == {"P0": OK}
+    assert auth.invalidations == 1
+    assert [r.headers["Authorization"] for r in server.requests] == [f"Bearer {TOKEN}-1", f"Bearer {TOKEN}-2"]
+
+
+def test_a_second_401_fails_the_run(server: Server) -> None:
+    auth = CountingAuth()
+    server.queue("/v1/catalog/products", status(401), status(401))
+    with pytest.raises(IngestionAuthError) as error:
+        run(make_sink(server, auth=auth), [upsert("P0")])
+    assert str(error.value) == "the ingestion API refused the credentials (HTTP 401): check the catalog_sync_target Connection"
+    assert auth.invalidations == 1
+    assert len(server.requests) == 2
+
+
+def test_403_fails_the_run_without_leaking_the_token(server: Server, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.queue("/v1/catalog/products", status(403, {"title": "ErrMissingOauthToken"}))
+    with pytest.raises(IngestionAuthError) as error:
+        run(make_sink(server, batch_size=2, max_in_flight=2), [upsert(f"P{i}") for i in range(6)])
+    assert str(error.value) == "the ingestion API refused the credentials (HTTP 403): check the catalog_sync_target Connection"
+    assert TOKEN not in caplog.text and TOKEN not in repr(StaticToken(TOKEN))
+
+
+def test_404_points_at_the_base_url(server: Server) -> None:
+    server.queue("/v1/catalog/products", status(404))
+    with pytest.raises(IngestionApiError, match="check the base URL"):
+        run(make_sink(server), [upsert("P0")])
+
+
+def test_rate_limiter_spaces_requests(server: Server) -> None:
+    sink = make_sink(server, batch_size=1, max_in_flight=4, max_requests_per_minute=600)
+    results = run(sink, [upsert(f"P{i}") for i in range(5)])
+    assert set(statuses(results).values()) == {OK}
+    times = sorted(r.at for r in server.requests)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # The client spaces sends by 0.1 s; the server's clock sees them give or take transit jitter.
+    assert len(gaps) == 4 and min(gaps) >= 0.07 and times[-1] - times[0] >= 0.38, gaps
+
+
+def test_batches_go_in_parallel_up_to_max_in_flight(server: Server) -> None:
+    server.delay_s = 0.3
+    started = time.monotonic()
+    results = run(make_sink(server, batch_size=1, max_in_flight=3), [upsert(f"P{i}") for i in range(6)])
+    elapsed = time.monotonic() - started
+    assert set(statuses(results).values()) == {OK}
+    assert server.max_in_flight == 3
+    assert elapsed < 6 * 0.3 * 0.75, elapsed
+
+
+def test_delete_of_an_unknown_store_view_is_rejected_unsent(server: Server) -> None:
+    results = run(make_sink(server), [delete("D1", "gone")])
+    assert results["D1"] == ItemResult("D1", "gone", REJECTED, "delete: no locale known for store view 'gone'")
+    assert server.requests == []
+
+
+def test_prices_go_after_their_price_book_and_join_the_item_result(server: Server) -> None:
+    server.queue("/v1/catalog/products/prices", invalid(1))
+    items = [
+        upsert("S1"),
+        upsert("S2", special_price=None),
+        upsert("C1", type="configurable"),  # no price for configurables
+        upsert("S3", website_code="eu", currency="EUR"),
+    ]
+    results = run(make_sink(server, price_book_id=lambda r: r["website_code"]), items)
+    assert statuses(results) == {"C1": OK, "S1": OK, "S2": REJECTED, "S3": OK}
+    assert results["S2"].reason == "price: HTTP 400: slug: bad slug 1"
+    assert server.bodies("/v1/catalog/price-books") == [
+        [{"priceBookId": "latam", "name": "latam", "currency": "BRL"}],
+        [{"priceBookId": "eu", "name": "eu", "currency": "EUR"}],
+    ]
+    assert server.bodies("/v1/catalog/products/prices")[0] == [
+        {"sku": "S1", "priceBookId": "latam", "regular": 52.0, "discounts": [{"code": "special_price", "price": 12.1}]},
+        {"sku": "S2", "priceBookId": "latam", "regular": 52.0},
+        {"sku": "S3", "priceBookId": "eu", "regular": 52.0, "discounts": [{"code": "special_price", "price": 12.1}]},
+    ]
+    assert server.skus("/v1/catalog/products") == [["S1", "S2", "C1", "S3"]]
+    first_price = min(i for i, r in enumerate(server.requests) if r.path == "/v1/catalog/products/prices")
+    assert all(r.path == "/v1/catalog/price-books" for r in server.requests[:2]) and first_price > 1
+    assert_bodies_valid(server)
+
+
+def test_a_refused_price_book_makes_its_prices_retryable(server: Server) -> None:
+    server.queue("/v1/catalog/price-books", invalid(0))
+    results = run(make_sink(server, price_book_id=lambda r: r["website_code"]), [upsert("S1"), upsert("S2")])
+    assert statuses(results) == {"S1": RETRYABLE, "S2": RETRYABLE}
+    assert results["S1"].reason == "price: price book 'latam' not accepted: HTTP 400: slug: bad slug 0"
+    assert len(server.bodies("/v1/catalog/price-books")) == 1  # not retried per item
+    assert server.skus("/v1/catalog/products") == [["S1", "S2"]]
+
+
+def test_unmappable_record_is_rejected(server: Server) -> None:
+    bad = DeltaItem(UPSERT, 1, "B1", "default", orjson.dumps({"sku": "B1"}).decode(), "h")
+    results = run(make_sink(server), [bad, upsert("P0")])
+    assert statuses(results) == {"B1": REJECTED, "P0": OK}
+    assert results["B1"].reason.startswith("mapping: cannot map the feed record: KeyError")
+
+
+def test_every_item_gets_one_result_under_mixed_failures(server: Server) -> None:
+    def chaos(request: Request) -> Action:
+        n = len(server.requests)
+        return [status(200), invalid(0), status(413), status(500), ("close",), status(429, None, **{"retry-after": "0"})][n % 6]
+
+    server.queue("/v1/catalog/products", *[chaos] * 200)
+    server.queue("/v1/catalog/products/delete", *[chaos] * 200)
+    items = [upsert(f"P{i}") if i % 5 else delete(f"P{i}") for i in range(60)]
+    results = run(make_sink(server, batch_size=7, max_in_flight=3, max_attempts=3), items)
+    assert set(results) == {f"P{i}" for i in range(60)}
+    assert {OK, REJECTED} <= set(statuses(results).values()) <= {OK, REJECTED, RETRYABLE}
+    assert_bodies_valid(server)
+
+
+def test_metadata_via_deliver(server: Server) -> None:
+    sink = make_sink(server, batch_size=4)
+    items = mapping.metadata_items([mapping.AttributeMeta("color", "Color", "int", "select")], ["en_US"])
+    results = sink.deliver("/v1/catalog/products/metadata", items)
+    assert [(r.index, r.status) for r in results] == [(i, OK) for i in range(6)]
+    assert [len(b) for b in server.bodies("/v1/catalog/products/metadata")] == [4, 2]
+    assert_bodies_valid(server)
+
+
+# ---- IMS client credentials ------------------------------------------------------------------
+
+
+def test_ims_token_is_fetched_once_cached_and_refreshed(server: Server) -> None:
+    def token(n: int, expires_in: int = 3600) -> Action:
+        return status(200, {"access_token": f"ims-{n}", "token_type": "bearer", "expires_in": expires_in})
+
+    server.queue("/ims/token", token(1, 120), token(2), token(3))
+    now = [1000.0]
+    auth = ImsClientCredentials(f"{server.url}/ims/token", "client-id", "client-secret", "openid,commerce.aco",
+                                clock=lambda: now[0])
+    threads = [threading.Thread(target=auth.headers) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert auth.headers() == {"Authorization": "Bearer ims-1"}
+    assert server.bodies("/ims/token") == [{"grant_type": "client_credentials", "client_id": "client-id",
+                                            "client_secret": "client-secret", "scope": "openid,commerce.aco"}]
+    now[0] += 59  # 120 s token, refreshed 60 s before expiry
+    assert auth.headers() == {"Authorization": "Bearer ims-1"}
+    now[0] += 2
+    assert auth.headers() == {"Authorization": "Bearer ims-2"}
+    auth.invalidate()
+    assert auth.headers() == {"Authorization": "Bearer ims-3"}
+    assert len(server.bodies("/ims/token")) == 3
+    assert "client-secret" not in repr(auth)
+
+
+def test_ims_refusal_is_a_clear_error(server: Server) -> None:
+    server.queue("/ims/token", status(401, {"error": "invalid_client"}))
+    auth = ImsClientCredentials(f"{server.url}/ims/token", "client-id", "client-secret", "openid")
+    with pytest.raises(IngestionAuthError) as error:
+        auth.headers()
+    assert "HTTP 401" in str(error.value) and "client-secret" not in str(error.value)
+
+
+def test_sink_uses_ims_tokens_and_refreshes_on_401(server: Server) -> None:
+    server.queue("/ims/token", status(200, {"access_token": "ims-1", "expires_in": 3600}),
+                 status(200, {"access_token": "ims-2", "expires_in": 3600}))
+    server.queue("/v1/catalog/products", status(401))
+    auth = ImsClientCredentials(f"{server.url}/ims/token", "client-id", "client-secret", "openid")
+    results = run(make_sink(server, auth=auth), [upsert("P0")])
+    assert statuses(results) == {"P0": OK}
+    assert [r.headers["Authorization"] for r in server.requests if r.path == "/v1/catalog/products"] == [
+        "Bearer ims-1", "Bearer ims-2"]
