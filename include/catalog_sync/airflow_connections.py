@@ -2,7 +2,9 @@
 
 Connections:
     catalog_sync_source   the Magento database (mysql, postgres or sqlite; or extra {"sqlalchemy_url": ...})
-    catalog_sync_target   where the delta goes: extra {"url": "file:///..."} (http(s) later: the ingestion API)
+    catalog_sync_target   where the delta goes: extra {"url": "file:///..."}, or the ingestion API's
+                          https://.../<tenantId> with the bearer token as password, or IMS client
+                          credentials: extras ims_token_url, ims_client_id, ims_scope + the secret as password
     catalog_sync_status   optional: the status store database (default SQLite beside a local state folder)
 Variables:
     catalog_sync_state_url     folder or URL of the snapshot and staging (default $AIRFLOW_HOME/catalog_sync_state)
@@ -81,10 +83,18 @@ def load_settings() -> SyncSettings:
             raise ConfigurationError(f"Airflow Connection {conn_id!r} is missing or unreadable: create it (see README, Configuration)") from exc
 
     status = connection(STATUS_CONN_ID, required=False)
+    target = connection(TARGET_CONN_ID)
+    extra = target.extra_dejson or {}
+    ims = {}
+    if extra.get("ims_token_url"):
+        ims = {"token_url": extra["ims_token_url"], "client_id": extra.get("ims_client_id", ""),
+               "client_secret": target.password or "", "scope": extra.get("ims_scope", "")}
     default_state = os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "catalog_sync_state")
     return SyncSettings(
         source_url=sqlalchemy_url(connection(SOURCE_CONN_ID)),
-        target_url=target_url(connection(TARGET_CONN_ID)),
+        target_url=target_url(target),
+        target_token="" if ims else (target.password or ""),
+        target_ims=ims,
         state_url=Variable.get(STATE_URL_VARIABLE, default=default_state),
         status_url=sqlalchemy_url(status) if status else "",
         chunk_size=int(Variable.get("catalog_sync_chunk_size", default=DEFAULT_CHUNK_SIZE)),

@@ -32,7 +32,7 @@ from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
 from catalog_sync.settings import SyncSettings, redact_url
-from catalog_sync.sinks import open_sink
+from catalog_sync.sinks import check_distinct_locales, is_ingestion_api, open_sink
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
 from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA, SnapshotStore
 from catalog_sync.status_store import FAILED, SUCCESS, StatusStore, this_process
@@ -135,7 +135,7 @@ def _run_key(run_id: str, started: datetime) -> str:
 def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
     """Take the sync lock, read the manifest, and choose the mode."""
     ws = Workspace(settings)
-    open_sink(settings.target_url).close()  # an unusable target URL fails here, before any work
+    open_sink(settings).close()  # an unusable target fails here, before any work
     MagentoCatalogReader(ws.source).verify_schema()
     try:
         stale = ws.status.acquire_lock(request.run_id, settings.lock_ttl_s, process=request.holder_process)
@@ -352,7 +352,12 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         staging.write_json_atomic(counts, "export.json")
         return counts
     started = time.perf_counter()
-    sink = open_sink(settings.target_url)
+    locales = None
+    if is_ingestion_api(settings.target_url):
+        views = MagentoCatalogReader(ws.source).load_context().store_views
+        locales = {v.code: v.locale for v in views}
+        check_distinct_locales(locales)
+    sink = open_sink(settings, locales)
     counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}
     not_sent: list[ItemResult] = []
 
