@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # THE demo command (README and `make run` run this).
 #
-#   scripts/run_demo.sh [--port N]
+#   scripts/run_demo.sh [--port N] [--receiver-port N]
 #
 # Runs Airflow standalone (scheduler, dag-processor, triggerer, API server/UI)
 # with this repository's DAGs and plugin, against the embedded setup: a
-# generated Magento demo catalog in SQLite, snapshot/state and target under a
-# local folder, status store in SQLite. Nothing external is needed.
+# generated Magento demo catalog in SQLite, snapshot/state under a local
+# folder, status store in SQLite, and the reference Catalog Data Ingestion API
+# receiver on localhost as the target. Nothing external is needed.
 #
 # Everything lives under .demo/ (or $CATALOG_SYNC_DEMO_DIR); delete it, or run
 # `make clean`, to start over. The AIRFLOW__* / AIRFLOW_CONN_* / AIRFLOW_VAR_*
@@ -18,15 +19,18 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 PORT=8080
+RECEIVER_PORT=8765
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) PORT="${2:?--port needs a number}"; shift 2 ;;
         --port=*) PORT="${1#--port=}"; shift ;;
+        --receiver-port) RECEIVER_PORT="${2:?--receiver-port needs a number}"; shift 2 ;;
+        --receiver-port=*) RECEIVER_PORT="${1#--receiver-port=}"; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_demo.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
 done
-case "$PORT" in ''|*[!0-9]*) echo "run_demo.sh: --port must be a number, got '$PORT'" >&2; exit 2 ;; esac
+case "$PORT$RECEIVER_PORT" in ''|*[!0-9]*) echo "run_demo.sh: --port and --receiver-port take numbers" >&2; exit 2 ;; esac
 
 scripts/bootstrap_venv.sh
 
@@ -89,9 +93,13 @@ json_str() { "$PY" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 
 # Source: the Magento demo database (SQLite).
 : "${AIRFLOW_CONN_CATALOG_SYNC_SOURCE:=$(json_conn sqlite "host=$SOURCE_DB")}"
-# Target: files in .demo/target. Swap this one line to point the demo at another
-# sink (the reference HTTP receiver, a real ingestion API, ...).
-: "${AIRFLOW_CONN_CATALOG_SYNC_TARGET:=$(json_conn generic "extra={\"url\": $(json_str "file://$TARGET_DIR")}")}"
+# Target: the reference receiver started below (a local stand-in for the Catalog Data
+# Ingestion API; its token is a demo value, not a secret). Swap this one line to point
+# the demo elsewhere, e.g. files: extra={"url": "file://$TARGET_DIR"}.
+RECEIVER_TENANT=demo
+RECEIVER_TOKEN=demo-token
+RECEIVER_URL="http://127.0.0.1:$RECEIVER_PORT"
+: "${AIRFLOW_CONN_CATALOG_SYNC_TARGET:=$(json_conn generic "password=$RECEIVER_TOKEN" "extra={\"url\": $(json_str "$RECEIVER_URL/$RECEIVER_TENANT")}")}"
 # Status store (SQLite).
 : "${AIRFLOW_CONN_CATALOG_SYNC_STATUS:=$(json_conn sqlite "host=$STATUS_DB")}"
 # Snapshot, manifest and staging.
@@ -114,10 +122,22 @@ cat <<EOF
                 (written on the first start; also printed below the first time)
    Demo data  : $DEMO
    Source     : $SOURCE_DB
-   Target     : $TARGET_DIR
+   Target     : the reference receiver, $RECEIVER_URL/$RECEIVER_TENANT
+                (what it accepted: $RECEIVER_URL/_receiver/products)
    Stop       : Ctrl-C
 ================================================================================
 
 EOF
 
-exec airflow standalone
+# --- the reference receiver (the target), stopped with the demo ---------------------
+"$PY" -m catalog_sync receiver --port "$RECEIVER_PORT" --db "$DEMO/receiver.db" \
+    --tenant-id "$RECEIVER_TENANT" --token "$RECEIVER_TOKEN" &
+RECEIVER_PID=$!
+trap 'kill "$RECEIVER_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do
+    "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+        "$RECEIVER_URL/_receiver/health" 2>/dev/null && break
+    sleep 0.2
+done
+
+airflow standalone

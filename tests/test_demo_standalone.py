@@ -94,6 +94,7 @@ class Demo:
     def __init__(self, demo_dir: Path):
         self.dir = demo_dir
         self.port = free_port()
+        self.receiver_port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = demo_dir.parent / "run_demo.log"
         self.airflow_home = demo_dir / "airflow"
@@ -107,7 +108,7 @@ class Demo:
     def start(self) -> None:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(RUN_DEMO), "--port", str(self.port)],
+            [str(RUN_DEMO), "--port", str(self.port), "--receiver-port", str(self.receiver_port)],
             cwd=ROOT,
             env=clean_env(self.dir),
             stdin=subprocess.DEVNULL,
@@ -303,19 +304,13 @@ def test_readme_run_command_lists_both_dags_and_the_first_sync_succeeds(demo):
         states = demo.task_states("catalog_sync", run["dag_run_id"])
         assert states == {task_id: "success" for task_id in TASK_IDS}, note + f"task states: {states}"
 
-        # ... and sent the whole demo catalog to the file target: one delta, one line per feed record.
+        # ... and sent the whole demo catalog to the target, the reference receiver: one product per
+        # (sku, store view), each store view on its own locale.
         expected = demo_feed_records(demo.dir / "magento-demo.db")
         assert expected > 10_000  # 10,000 products on 2 store views, most products on both
-        deltas = sorted((demo.dir / "target" / "deltas").glob("*.jsonl"))
-        assert len(deltas) == 1, note + f"delta files: {[p.name for p in deltas]}"
-        lines = deltas[0].read_bytes().splitlines()
-        assert len(lines) == expected, note + f"{deltas[0].name}: {len(lines)} lines, demo catalog feed: {expected}"
-        keys = set()
-        for raw in lines:
-            line = json.loads(raw)
-            assert line["op"] == "upsert"
-            keys.add((line["sku"], line["store_view_code"]))
-        assert len(keys) == expected, "duplicate (sku, store view) lines in the first delta"
+        received = requests.get(f"http://127.0.0.1:{demo.receiver_port}/_receiver/products", timeout=30).json()
+        assert len(received) == expected, note + f"receiver holds {len(received)} products, demo catalog feed: {expected}"
+        assert {key.rsplit("|", 1)[1] for key in received} == {"en-US", "fr-FR"}
         print(f"\n[demo standalone] port {demo.port}, {expected} feed records, timings (s): {demo.timings}"
               + (f"\n{note}" if note else ""))
     except BaseException:
