@@ -97,3 +97,41 @@ def _cli_sync(env: SyncEnv, capsys, *extra: str, expect_exit: int = 0) -> dict:
     out = capsys.readouterr().out.strip().splitlines()
     assert code == expect_exit, out
     return json.loads(out[-1])
+
+
+def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sync_env, receiver, capsys, monkeypatch):
+    """30% 5xx, 20% 429 and three invalid SKUs; then the faults stop: nothing lost, nothing extra."""
+    from catalog_sync.status_store import StatusStore
+
+    root, target = receiver
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+    monkeypatch.setenv("CATALOG_SYNC_BATCH_SIZE", "25")  # more requests, more faults
+    invalid = sync_env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
+                              "WHERE type_id = 'simple' ORDER BY entity_id LIMIT 3 OFFSET 40)").split(",")
+    faults = {"rate_5xx": 0.3, "rate_429": 0.2, "retry_after_s": 1, "reject_skus": invalid, "seed": 7}
+    assert requests.post(f"{root}/_receiver/faults", json=faults, timeout=10).ok
+
+    faulty = _cli_sync(sync_env, capsys, "--target-url", target, expect_exit=0)
+    requests.post(f"{root}/_receiver/faults", json={"rate_5xx": 0.0, "rate_429": 0.0}, timeout=10)
+    clean = _cli_sync(sync_env, capsys, "--target-url", target)
+
+    stats = requests.get(f"{root}/_receiver/stats", timeout=10).json()
+    assert stats["faults_injected"] > 0
+    expected = {k: v for k, v in _mapped_source(sync_env.source_url).items() if k.split("|")[0] not in invalid}
+    assert _received(root) == expected
+    assert faulty["failed"] >= len(invalid)  # each invalid SKU, in every store view it is in
+    store = StatusStore(f"sqlite:///{sync_env.state_dir / 'status.db'}")
+    clean_run, faulty_run = store.recent_runs(2)
+    rejected = [f for f in store.failures(faulty_run["run_id"]) if f["status"] == "rejected"]
+    assert {f["sku"] for f in rejected} == set(invalid)
+    assert all("Invalid SKU" in f["reason"] for f in rejected)
+    # Still pending as rejected after the clean run, which did not send them again (their content did not change).
+    from catalog_sync.snapshot import SnapshotStore
+    from catalog_sync.storage import StateLocation
+
+    snapshots = SnapshotStore(StateLocation(str(sync_env.state_dir)))
+    import pyarrow.parquet as pq
+
+    pending = pq.read_table(snapshots.file_url(snapshots.read_manifest().pending_file)).to_pylist()
+    assert {(p["sku"], p["status"]) for p in pending} == {(sku, "rejected") for sku in invalid}
+    assert clean["failed"] == 0 and clean_run["state"] == "success"
