@@ -63,6 +63,12 @@ def test_the_receiver_converges_to_the_mapped_source(sync_env, receiver, capsys,
     first = sync()
     assert first["failed"] == 0 and first["inserted"] > 0
     assert _received(root) == _mapped_source(env.source_url)
+    metadata = requests.get(f"{root}/_receiver/metadata", timeout=10).json()
+    # sku, name, description, shortDescription, price and the demo's custom attributes, for both locales.
+    assert {key.split("|")[1] for key in metadata} == {"en-US", "fr-FR"}
+    assert {"sku|en-US", "name|fr-FR", "price|en-US", "color|fr-FR", "activity|en-US"} <= set(metadata)
+    metadata_requests = _metadata_requests(root)
+    assert metadata_requests > 0
 
     sku = env.scalar("SELECT sku FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id DESC LIMIT 1")
     env.execute("UPDATE catalog_product_entity_varchar SET value = 'Renamed for the API' WHERE attribute_id = 73 "
@@ -75,7 +81,13 @@ def test_the_receiver_converges_to_the_mapped_source(sync_env, receiver, capsys,
 
     assert second["mode"] == "incremental" and second["failed"] == 0
     assert second["deleted"] >= 1 and second["updated"] >= 1
+    assert _metadata_requests(root) == metadata_requests  # unchanged metadata is not re-sent
     assert _received(root) == _mapped_source(env.source_url)
+
+
+def _metadata_requests(root: str) -> int:
+    by_endpoint = requests.get(f"{root}/_receiver/stats", timeout=10).json()["requests"]
+    return sum(sum(by_status.values()) for endpoint, by_status in by_endpoint.items() if "metadata" in endpoint)
 
 
 def test_a_wrong_token_fails_the_run_with_a_clear_message(sync_env, receiver, capsys, monkeypatch):

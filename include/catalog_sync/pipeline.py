@@ -9,6 +9,7 @@ its own outputs and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -353,11 +354,14 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         return counts
     started = time.perf_counter()
     locales = None
+    ctx = None
     if is_ingestion_api(settings.target_url):
-        views = MagentoCatalogReader(ws.source).load_context().store_views
-        locales = {v.code: v.locale for v in views}
+        ctx = MagentoCatalogReader(ws.source).load_context()
+        locales = {v.code: v.locale for v in ctx.store_views}
         check_distinct_locales(locales)
     sink = open_sink(settings, locales)
+    if ctx is not None:
+        _send_attribute_metadata(ws, sink, ctx, set(locales.values()))
     counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}
     not_sent: list[ItemResult] = []
 
@@ -393,6 +397,31 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         counts[OK], counts["retryable"], counts[REJECTED],
     )
     return counts
+
+
+METADATA_STATE = "target_metadata.json"
+
+
+def _send_attribute_metadata(ws: Workspace, sink, ctx, locales: set[str]) -> None:
+    """Attribute metadata goes before products, for every locale, and again whenever it changes."""
+    from catalog_sync.feed.content_hash import canonical_json
+    from catalog_sync.feed.feed_record import CORE_ATTRIBUTES
+    from catalog_sync.ingestion.mapping import metadata_items
+    from catalog_sync.sinks.ingestion_api import METADATA
+
+    custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
+    bodies = metadata_items(custom, locales)
+    digest = hashlib.sha1(canonical_json({"items": bodies}), usedforsecurity=False).hexdigest()
+    if ws.state.exists(METADATA_STATE) and ws.state.read_json(METADATA_STATE).get("sha1") == digest:
+        return
+    failed = [r for r in sink.deliver(METADATA, bodies) if r.status != OK]
+    if failed:
+        # Products can still go; the metadata is re-sent next run because its state is not recorded.
+        log.warning("export: %d of %d attribute metadata item(s) not accepted, e.g. %s",
+                    len(failed), len(bodies), failed[0].reason)
+        return
+    ws.state.write_json_atomic({"sha1": digest, "items": len(bodies), "locales": sorted(locales)}, METADATA_STATE)
+    log.info("export: sent attribute metadata (%d item(s) for %d locale(s))", len(bodies), len(locales))
 
 
 def _results_table(results: list[ItemResult]) -> pa.Table:
