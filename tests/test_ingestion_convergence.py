@@ -147,3 +147,18 @@ def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sy
     pending = pq.read_table(snapshots.file_url(snapshots.read_manifest().pending_file)).to_pylist()
     assert {(p["sku"], p["status"]) for p in pending} == {(sku, "rejected") for sku in invalid}
     assert clean["failed"] == 0 and clean_run["state"] == "success"
+
+
+@pytest.mark.mariadb
+def test_the_real_magento_fixture_converges_on_the_receiver(magento_fixture_url, receiver, tmp_path, capsys, monkeypatch):
+    root, target = receiver
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+    env = SyncEnv(magento_fixture_url, tmp_path / "unused", tmp_path / "state")
+
+    summary = _cli_sync(env, capsys, "--target-url", target)
+
+    assert (summary["inserted"], summary["failed"]) == (23, 0)
+    received = _received(root)
+    assert received == _mapped_source(magento_fixture_url)
+    assert {key.split("|")[1] for key in received} == {"pt-BR"}
+    assert received["Camiseta Básica Algodão-azul|pt-BR"]["links"] == [{"type": "VARIANT_OF", "sku": "Camiseta Básica Algodão"}]
