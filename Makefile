@@ -5,6 +5,7 @@
 #   make test          the test suite (scripts/test.sh); extra args: make test ARGS="-k diff"
 #   make bench         the benchmark (benchmarks/bench_sync.py); extra args: ARGS="..."
 #   make bench-extract the extraction benchmark on MariaDB (benchmarks/bench_extract.py)
+#   make bench-export  the export benchmark against the reference receiver (benchmarks/bench_export.py)
 #   make venv          create/refresh .venv only
 #   make constraints   re-resolve constraints.txt in a fresh, throw-away venv
 #   make clean         remove .demo/, caches and the .venv stamp (forces a re-install)
@@ -14,7 +15,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test bench bench-extract venv constraints clean distclean
+.PHONY: run test bench bench-extract bench-export venv constraints clean distclean
 
 run:
 	scripts/run_demo.sh $(ARGS)
@@ -28,6 +29,10 @@ bench: venv
 # Full extract of 300k and 30k products x 2 store views from MariaDB (generated once).
 bench-extract: venv
 	.venv/bin/python benchmarks/bench_extract.py $(ARGS)
+
+# Full sync of 100k x 2 to the reference receiver (validation off); ARGS="--rpm 300" for the default limit.
+bench-export: venv
+	.venv/bin/python benchmarks/bench_export.py $(ARGS)
 
 venv:
 	scripts/bootstrap_venv.sh

@@ -1,0 +1,95 @@
+"""Export benchmark: a full sync of the cached 100k x 2 demo catalog to the reference receiver.
+
+    .venv/bin/python benchmarks/bench_export.py [--products 100000] [--rpm 0]
+
+Starts the receiver with schema validation off (so the sink is what is measured)
+in its own process, runs `python -m catalog_sync sync` against it with the
+client-side rate limit set by --rpm (0 lifts it; the default limit of 300
+requests/minute makes 100k x 2 take about 12 minutes), and reports the export
+stage's items/s and requests/s (from the receiver's counters) and the sync
+process's peak RSS. Writes benchmarks/results/bench_export-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _catalog(products: int) -> Path:
+    cached = sorted((HERE / ".cache").glob(f"catalog-p{products}-v2-*.sqlite"))
+    if cached:
+        return cached[-1]
+    path = Path(tempfile.mkdtemp(prefix="cs-bench-export-")) / "catalog.sqlite"
+    subprocess.run([sys.executable, "-m", "catalog_sync", "demo-catalog", "--db", f"sqlite:///{path}",
+                    "--products", str(products), "--store-views", "2"], check=True)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--rpm", type=int, default=0, help="client-side requests/minute (0: no limit)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cs-bench-export-"))
+    port = _free_port()
+    receiver = subprocess.Popen([sys.executable, "-m", "catalog_sync", "receiver", "--port", str(port), "--db",
+                                 str(work / "receiver.db"), "--no-validate", "--token", "bench"])
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/_receiver/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        env = {**os.environ, "CATALOG_SYNC_TARGET_TOKEN": "bench", "CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE": str(args.rpm)}
+        driver = ("import resource, sys; from catalog_sync.cli import main; code = main(sys.argv[1:]); "
+                  "print('PEAK_RSS_MIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr); "
+                  "sys.exit(code)")
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", driver, "sync", "--source-url", f"sqlite:///{_catalog(args.products)}",
+                              "--target-url", f"http://127.0.0.1:{port}/bench", "--state-url", str(work / "state")],
+                             env=env, capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - started
+        export = re.search(r"export: sent (\d+) item\(s\) .* in ([0-9.]+)s \(([0-9]+) items/s\)", out.stderr)
+        stats = requests.get(f"http://127.0.0.1:{port}/_receiver/stats", timeout=30).json()
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=20)
+    contract_requests = sum(sum(v.values()) for v in stats["requests"].values())
+    items, seconds = int(export.group(1)), float(export.group(2))
+    result = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "products": args.products,
+        "rpm_limit": args.rpm, "items": items, "export_seconds": seconds, "items_per_s": items / seconds,
+        "requests": contract_requests, "requests_per_s": contract_requests / seconds, "sync_wall_s": wall,
+        "peak_rss_mib": float(re.search(r"PEAK_RSS_MIB ([0-9.]+)", out.stderr).group(1)),
+        "summary": json.loads(out.stdout.strip().splitlines()[-1]),
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    (HERE / "results" / f"bench_export-{stamp}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
