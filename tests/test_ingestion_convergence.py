@@ -162,3 +162,23 @@ def test_the_real_magento_fixture_converges_on_the_receiver(magento_fixture_url,
     assert received == _mapped_source(magento_fixture_url)
     assert {key.split("|")[1] for key in received} == {"pt-BR"}
     assert received["Camiseta Básica Algodão-azul|pt-BR"]["links"] == [{"type": "VARIANT_OF", "sku": "Camiseta Básica Algodão"}]
+
+
+def test_slow_answers_and_dropped_connections_then_a_clean_run_converge(sync_env, receiver, capsys, monkeypatch):
+    """Latency above the client's timeout and connections closed unanswered: retried, then a clean run."""
+    root, target = receiver
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+    monkeypatch.setenv("CATALOG_SYNC_HTTP_TIMEOUT_S", "0.5")
+    assert requests.post(f"{root}/_receiver/faults", json={"latency_s": 0.8, "seed": 3}, timeout=10).ok
+
+    slow = _cli_sync(sync_env, capsys, "--target-url", target)
+    assert slow["failed"] > 0  # every request timed out: nothing accepted, everything retryable
+
+    assert requests.post(f"{root}/_receiver/faults", json={"latency_s": 0.0, "drop_rate": 0.3}, timeout=10).ok
+    _cli_sync(sync_env, capsys, "--target-url", target)
+    requests.post(f"{root}/_receiver/faults", json={"drop_rate": 0.0}, timeout=10)
+    clean = _cli_sync(sync_env, capsys, "--target-url", target)
+
+    assert requests.get(f"{root}/_receiver/stats", timeout=10).json()["faults_injected"] > 0
+    assert clean["failed"] == 0
+    assert _received(root) == _mapped_source(sync_env.source_url)

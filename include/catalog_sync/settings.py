@@ -40,6 +40,7 @@ class SyncSettings:
     target_token: str = field(default="", repr=False)
     target_ims: dict = field(default_factory=dict, repr=False)
     max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE
+    http_timeout_s: float = 30.0  # per request to the ingestion API
     lock_ttl_s: int = DEFAULT_LOCK_TTL_S
     keep_snapshot_versions: int = DEFAULT_KEEP_SNAPSHOT_VERSIONS
     target_name: str = "default"
@@ -75,6 +76,7 @@ class SyncSettings:
                 if env.get(f"CATALOG_SYNC_IMS_{key.upper()}")
             },
             "max_requests_per_minute": int(env.get("CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE", DEFAULT_MAX_REQUESTS_PER_MINUTE)),
+            "http_timeout_s": float(env.get("CATALOG_SYNC_HTTP_TIMEOUT_S", 30.0)),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]

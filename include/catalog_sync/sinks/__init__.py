@@ -28,7 +28,7 @@ def open_sink(settings: SyncSettings, store_view_locales: Mapping[str, str] | No
 
         return IngestionApiSink(
             url, _auth(settings), batch_size=settings.batch_size,
-            max_requests_per_minute=settings.max_requests_per_minute or None,
+            max_requests_per_minute=settings.max_requests_per_minute or None, timeout_s=settings.http_timeout_s,
             store_view_locales=store_view_locales,
         )
     raise ConfigurationError(f"unsupported target URL scheme {scheme!r}: use file://PATH or the ingestion API's https:// URL")
