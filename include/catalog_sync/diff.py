@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import duckdb
 
 from catalog_sync import duckdb_session
+from catalog_sync.duckdb_session import file_or_empty_view, sql_literal
+from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -51,39 +53,25 @@ class DiffCounts:
         return asdict(self)
 
 
-def _literal(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
-
-
 def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = None) -> DiffCounts:
     con = con or duckdb_session.connect()
-    con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet({_literal(inputs.extract_glob)})")
-    if inputs.snapshot_path:
-        scope_filter = ""
-        if inputs.scope_path:
-            scope_filter = (
-                f" WHERE product_id IN (SELECT product_id FROM read_parquet({_literal(inputs.scope_path)}))"
-                " OR sku IN (SELECT sku FROM e)"
-            )
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW s AS SELECT product_id, sku, store_view_code, content_hash "
-            f"FROM read_parquet({_literal(inputs.snapshot_path)}){scope_filter}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet({sql_literal(inputs.extract_glob)})")
+    con.execute(file_or_empty_view("snapshot_all", inputs.snapshot_path, SNAPSHOT_SCHEMA))
+    scope_filter = ""
+    if inputs.scope_path:
+        scope_filter = (
+            f" WHERE product_id IN (SELECT product_id FROM read_parquet({sql_literal(inputs.scope_path)}))"
+            " OR sku IN (SELECT sku FROM e)"
         )
-    else:
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW s AS SELECT NULL::BIGINT AS product_id, NULL::VARCHAR AS sku, "
-            "NULL::VARCHAR AS store_view_code, NULL::VARCHAR AS content_hash WHERE false"
-        )
-    if inputs.pending_path:
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW r AS SELECT sku, store_view_code, content_hash, reason "
-            f"FROM read_parquet({_literal(inputs.pending_path)}) WHERE status = 'rejected'"
-        )
-    else:
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW r AS SELECT NULL::VARCHAR AS sku, NULL::VARCHAR AS store_view_code, "
-            "NULL::VARCHAR AS content_hash, NULL::VARCHAR AS reason WHERE false"
-        )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW s AS SELECT product_id, sku, store_view_code, content_hash "
+        f"FROM snapshot_all{scope_filter}"
+    )
+    con.execute(file_or_empty_view("pending_all", inputs.pending_path, PENDING_SCHEMA))
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW r AS SELECT sku, store_view_code, content_hash, reason "
+        "FROM pending_all WHERE status = 'rejected'"
+    )
     force = "true" if inputs.force_resend else "false"
     con.execute(
         f"""
@@ -107,11 +95,11 @@ def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = No
             FULL OUTER JOIN s ON e.sku = s.sku AND e.store_view_code = s.store_view_code
             LEFT JOIN r ON r.sku = e.sku AND r.store_view_code = e.store_view_code AND r.content_hash = e.content_hash
             WHERE op <> 'unchanged'
-        ) TO {_literal(inputs.delta_path)} (FORMAT parquet, COMPRESSION zstd)
+        ) TO {sql_literal(inputs.delta_path)} (FORMAT parquet, COMPRESSION zstd)
         """
     )
     by_op = dict(
-        con.execute(f"SELECT op, count(*) FROM read_parquet({_literal(inputs.delta_path)}) GROUP BY op").fetchall()
+        con.execute(f"SELECT op, count(*) FROM read_parquet({sql_literal(inputs.delta_path)}) GROUP BY op").fetchall()
     )
     extracted = con.execute("SELECT count(*) FROM e").fetchone()[0]
     changed = sum(by_op.get(op, 0) for op in ("insert", "update", "quarantined", "held"))

@@ -11,6 +11,7 @@ import os
 import tempfile
 
 import duckdb
+import pyarrow as pa
 
 MEMORY_LIMIT = os.environ.get("CATALOG_SYNC_DUCKDB_MEMORY_LIMIT", "512MB")
 THREADS = int(os.environ.get("CATALOG_SYNC_DUCKDB_THREADS", "2"))
@@ -33,3 +34,20 @@ def fetch_all(sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def sql_literal(value: str) -> str:
+    """A quoted SQL string literal (file paths go into read_parquet/COPY, which take no parameters)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+_DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.string(): "VARCHAR", pa.float64(): "DOUBLE",
+                 pa.list_(pa.int64()): "BIGINT[]"}
+
+
+def file_or_empty_view(name: str, path: str | None, schema: pa.Schema) -> str:
+    """A view over a Parquet file, or an empty view with the file's columns when there is no file yet."""
+    if path:
+        return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_literal(path)})"
+    cols = ", ".join(f"NULL::{_DUCKDB_TYPES[f.type]} AS {f.name}" for f in schema)
+    return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} WHERE false"

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from catalog_sync import duckdb_session
+from catalog_sync.duckdb_session import file_or_empty_view, sql_literal
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -461,11 +462,11 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
     snapshot_rel, pending_rel = ws.snapshots.new_version_files(manifest)
     ws.state.makedirs("snapshot")
     con = duckdb_session.connect()
-    q = _literal
+    q = sql_literal
     con.execute(f"CREATE TEMP VIEW d AS SELECT * FROM read_parquet({q(staging.local_path('delta.parquet'))})")
     con.execute(f"CREATE TEMP VIEW res AS SELECT * FROM read_parquet({q(staging.local_path('results.parquet'))})")
-    con.execute(_empty_or_file_view("base", ws.snapshots.file_url(run.base_snapshot), SNAPSHOT_SCHEMA))
-    con.execute(_empty_or_file_view("old_pending", ws.snapshots.file_url(run.base_pending), PENDING_SCHEMA))
+    con.execute(file_or_empty_view("base", ws.snapshots.file_url(run.base_snapshot), SNAPSHOT_SCHEMA))
+    con.execute(file_or_empty_view("old_pending", ws.snapshots.file_url(run.base_pending), PENDING_SCHEMA))
     if run.mode == FULL:
         con.execute("CREATE TEMP VIEW scope AS SELECT NULL::BIGINT AS product_id WHERE false")
         keep_old_pending = "false"
@@ -520,19 +521,6 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
     )
     ws.close()
     return counts
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _empty_or_file_view(name: str, path: str | None, schema: pa.Schema) -> str:
-    if path:
-        return f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({_literal(path)})"
-    duck_types = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.string(): "VARCHAR", pa.float64(): "DOUBLE",
-                  pa.list_(pa.int64()): "BIGINT[]"}
-    cols = ", ".join(f"NULL::{duck_types[f.type]} AS {f.name}" for f in schema)
-    return f"CREATE TEMP VIEW {name} AS SELECT {cols} WHERE false"
 
 
 # ---- report ---------------------------------------------------------------------------

@@ -41,9 +41,6 @@ class StateLocation:
     def _join_url(self, *parts: str) -> str:
         return "/".join([self.url.rstrip("/"), *[p.strip("/") for p in parts]])
 
-    def is_local(self) -> bool:
-        return "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
-
     def exists(self, *parts: str) -> bool:
         return self.fs.exists(self.path(*parts))
 

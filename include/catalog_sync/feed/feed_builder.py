@@ -14,8 +14,6 @@ byte-identical payloads):
 
 from __future__ import annotations
 
-import duckdb
-
 from catalog_sync import duckdb_session
 import pyarrow as pa
 
