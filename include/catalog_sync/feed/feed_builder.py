@@ -67,19 +67,31 @@ class FeedBuilder:
             "media_url": [v.media_url for v in views],
         }))
         custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
-        self.con.register("custom_attrs", pa.table({
+        self.con.register("custom_attrs_src", pa.table({
             "attribute_id": pa.array([a.attribute_id for a in custom], pa.int64()),
             "code": pa.array([a.code for a in custom], pa.string()),
             "label": pa.array([a.label for a in custom], pa.string()),
             "frontend_input": pa.array([a.frontend_input for a in custom], pa.string()),
             "backend_type": pa.array([a.backend_type for a in custom], pa.string()),
         }))
+        # Each attribute's JSON text up to its values (the payload's key order: code, label, values).
+        self.con.execute("""CREATE TEMP TABLE custom_attrs AS
+            SELECT *, '{"code":' || to_json(code) || ',"label":' || to_json(label) || ',"values":' AS json_prefix
+            FROM custom_attrs_src""")
         options = list(ctx.option_labels.items())
         self.con.register("opts", pa.table({
             "option_id": pa.array([k[0] for k, _ in options], pa.int64()),
             "store_id": pa.array([k[1] for k, _ in options], pa.int64()),
             "label": pa.array([v for _, v in options], pa.string()),
         }))
+        # An option's label in each store view: the view's own, else the admin one.
+        self.con.execute("""CREATE TEMP TABLE opts_resolved AS
+            SELECT d.option_id, v.store_id, coalesce(nullif(s.label, ''), nullif(d.label, '')) AS label
+            FROM (SELECT * FROM opts WHERE store_id = 0) d CROSS JOIN views v
+            LEFT JOIN opts s ON s.option_id = d.option_id AND s.store_id = v.store_id
+            UNION ALL  -- options with a store label but no admin row
+            SELECT s.option_id, s.store_id, nullif(s.label, '') FROM opts s
+            WHERE s.store_id <> 0 AND NOT EXISTS (SELECT 1 FROM opts d WHERE d.option_id = s.option_id AND d.store_id = 0)""")
         paths = [(cid, v.store_id, ctx.category_path(cid, v.store_id)) for cid in ctx.categories for v in views]
         paths = [p for p in paths if p[2]]
         self.con.register("catpaths", pa.table({
@@ -114,13 +126,13 @@ class FeedBuilder:
         roles = ", ".join(f"('{role}', {a(role)})" for role in IMAGE_ROLES)
         payload = {
             "attribute_set_id": "i.attribute_set_id::BIGINT",
-            "attributes": "coalesce(ca.attributes, [])",
+            "attributes": "coalesce(ca.attributes, '[]')::JSON",
             "category_ids": "coalesce(cat.ids, [])",
             "category_paths": "coalesce(cat.paths, [])",
             "created_at": "i.created_at",
             "currency": "i.currency",
             "description": "c.description",
-            "images": "coalesce(img.images, [])",
+            "images": "coalesce(img.images, '[]')::JSON",
             "in_stock": "coalesce(st.is_in_stock, 0) <> 0",
             "locale": "i.locale",
             "meta_description": "c.meta_description",
@@ -174,39 +186,38 @@ class FeedBuilder:
         ),
         c AS (SELECT entity_id, store_id, {pivot} FROM rv GROUP BY ALL),
         cv AS (
-            SELECT rv.entity_id, rv.store_id, a.code, a.label, a.frontend_input, a.backend_type, rv.value
+            SELECT rv.entity_id, rv.store_id, a.code, a.json_prefix, a.frontend_input, a.backend_type, rv.value
             FROM rv JOIN custom_attrs a ON a.attribute_id = rv.attribute_id
             WHERE rv.value IS NOT NULL AND rv.value <> ''
         ),
         opt_ids AS (
-            SELECT entity_id, store_id, code, label, frontend_input, trim(opt) AS opt, ord FROM (
+            SELECT entity_id, store_id, code, json_prefix, frontend_input, trim(opt) AS opt, ord FROM (
                 SELECT *, unnest(string_split(value, ',')) AS opt, generate_subscripts(string_split(value, ','), 1) AS ord
                 FROM cv WHERE frontend_input IN ('select', 'multiselect'))
         ),
         opt_vals AS (
-            SELECT o.entity_id, o.store_id, o.code, o.label, o.frontend_input, o.ord,
-                   coalesce(nullif(s.label, ''), nullif(d.label, ''), o.opt::BIGINT::VARCHAR) AS val
-            FROM opt_ids o
-            LEFT JOIN opts s ON s.option_id = o.opt::BIGINT AND s.store_id = o.store_id
-            LEFT JOIN opts d ON d.option_id = o.opt::BIGINT AND d.store_id = 0
+            SELECT o.entity_id, o.store_id, o.code, o.json_prefix, o.frontend_input, o.ord,
+                   coalesce(r.label, o.opt::BIGINT::VARCHAR) AS val
+            FROM opt_ids o LEFT JOIN opts_resolved r ON r.option_id = o.opt::BIGINT AND r.store_id = o.store_id
             WHERE regexp_full_match(o.opt, '[0-9]+')
         ),
-        custom_values AS (
-            SELECT entity_id, store_id, code, any_value(label) AS label,
-                   CASE WHEN any_value(frontend_input) = 'multiselect' THEN list_sort(list(val)) ELSE list(val ORDER BY ord) END AS vals
+        -- Each attribute becomes its JSON text: '{{"code":…,"label":…,"values":[…]}}'. Codes are
+        -- [a-z0-9_], all above '"', so sorting the texts sorts by code.
+        custom_json AS (
+            SELECT entity_id, store_id, any_value(json_prefix) || CASE WHEN any_value(frontend_input) = 'multiselect'
+                       THEN to_json(list_sort(list(val))) ELSE to_json(list(val ORDER BY ord)) END::VARCHAR || '}}' AS frag
             FROM opt_vals GROUP BY entity_id, store_id, code
             UNION ALL
-            SELECT entity_id, store_id, code, label,
-                   [CASE backend_type
+            SELECT entity_id, store_id, json_prefix || '[' || to_json(CASE backend_type
                         WHEN 'decimal' THEN CAST(CAST(value AS DOUBLE) AS VARCHAR)
                         WHEN 'int' THEN CAST(CAST(value AS BIGINT) AS VARCHAR)
                         WHEN 'datetime' THEN substr(value, 1, 19)
-                        ELSE value END] AS vals
-            FROM cv WHERE frontend_input IS NULL OR frontend_input NOT IN ('select', 'multiselect')
+                        ELSE value END)::VARCHAR || ']}}'
+            FROM cv WHERE frontend_input IS NULL OR cv.frontend_input NOT IN ('select', 'multiselect')
         ),
         ca AS (
-            SELECT entity_id, store_id, list({{'code': code, 'label': label, 'values': vals}} ORDER BY code) AS attributes
-            FROM custom_values GROUP BY ALL
+            SELECT entity_id, store_id, '[' || array_to_string(list_sort(list(frag)), ',') || ']' AS attributes
+            FROM custom_json GROUP BY ALL
         ),
         st AS (SELECT product_id, any_value(qty) AS qty, any_value(is_in_stock) AS is_in_stock FROM raw_stock GROUP BY ALL),
         cat AS (
@@ -251,13 +262,14 @@ class FeedBuilder:
         ),
         img AS (
             SELECT gal.entity_id, gal.store_id,
-                   list({{'label': gal.label, 'position': gal.position::BIGINT, 'roles': coalesce(ir.roles, []),
-                          'url': gal.media_url || 'catalog/product' || gal.file}}
-                        ORDER BY gal.position, gal.media_url || 'catalog/product' || gal.file) AS images
+                   '[' || array_to_string(list_transform(list_sort(list({{
+                       'p': gal.position::BIGINT, 'u': gal.media_url || 'catalog/product' || gal.file,
+                       'j': to_json({{'label': gal.label, 'position': gal.position::BIGINT, 'roles': coalesce(ir.roles, []),
+                                     'url': gal.media_url || 'catalog/product' || gal.file}})::VARCHAR}})), lambda x: x.j), ',') || ']' AS images
             FROM gal LEFT JOIN img_roles ir ON ir.entity_id = gal.entity_id AND ir.store_id = gal.store_id AND ir.file = gal.file
             WHERE gal.disabled = 0 GROUP BY gal.entity_id, gal.store_id
         )
-        , records AS (
+        , records AS MATERIALIZED (
         SELECT
             i.entity_id::BIGINT AS product_id, i.sku, i.store_view_code, i.updated_at,
             to_json(struct_pack({stable}))::VARCHAR AS stable_json,
