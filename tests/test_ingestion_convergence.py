@@ -112,23 +112,27 @@ def _cli_sync(env: SyncEnv, capsys, *extra: str, expect_exit: int = 0) -> dict:
 
 
 def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sync_env, receiver, capsys, monkeypatch):
-    """30% 5xx, 20% 429 and three invalid SKUs; then the faults stop: nothing lost, nothing extra."""
+    """All faults at once: 30% 5xx, 20% 429, 10% answers slower than the client's timeout, 10% dropped
+    connections and three invalid SKUs; then the faults stop: nothing lost, nothing extra."""
     from catalog_sync.status_store import StatusStore
 
     root, target = receiver
     monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
     monkeypatch.setenv("CATALOG_SYNC_BATCH_SIZE", "25")  # more requests, more faults
+    monkeypatch.setenv("CATALOG_SYNC_HTTP_TIMEOUT_S", "0.5")
     invalid = sync_env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
                               "WHERE type_id = 'simple' ORDER BY entity_id LIMIT 3 OFFSET 40)").split(",")
-    faults = {"rate_5xx": 0.3, "rate_429": 0.2, "retry_after_s": 1, "reject_skus": invalid, "seed": 7}
+    faults = {"rate_5xx": 0.3, "rate_429": 0.2, "retry_after_s": 1, "latency_s": 0.8, "latency_rate": 0.1,
+              "drop_rate": 0.1, "reject_skus": invalid, "seed": 7}
     assert requests.post(f"{root}/_receiver/faults", json=faults, timeout=10).ok
 
     faulty = _cli_sync(sync_env, capsys, "--target-url", target, expect_exit=0)
-    requests.post(f"{root}/_receiver/faults", json={"rate_5xx": 0.0, "rate_429": 0.0}, timeout=10)
+    requests.post(f"{root}/_receiver/faults", json={"rate_5xx": 0.0, "rate_429": 0.0, "latency_s": 0.0, "drop_rate": 0.0},
+                  timeout=10)
     clean = _cli_sync(sync_env, capsys, "--target-url", target)
 
-    stats = requests.get(f"{root}/_receiver/stats", timeout=10).json()
-    assert stats["faults_injected"] > 0
+    injected = requests.get(f"{root}/_receiver/stats", timeout=10).json()["faults"]
+    assert all(injected[kind] > 0 for kind in ("latency", "drop", "429", "5xx", "reject_sku_items")), injected
     expected = {k: v for k, v in _mapped_source(sync_env.source_url).items() if k.split("|")[0] not in invalid}
     assert _received(root) == expected
     assert faulty["failed"] >= len(invalid)  # each invalid SKU, in every store view it is in

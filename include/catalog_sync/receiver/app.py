@@ -108,7 +108,8 @@ class ReceiverOptions:
     rate_429: float = 0.0  # share 0..1 of contract requests answered 429
     retry_after_s: int = 1  # the retry-after header (seconds) of a 429
     rate_5xx: float = 0.0  # share 0..1 of contract requests answered 500, 502 or 503
-    latency_s: float = 0.0  # sleep before answering each contract request
+    latency_s: float = 0.0  # sleep before answering a contract request
+    latency_rate: float = 1.0  # share 0..1 of contract requests that get the latency
     drop_rate: float = 0.0  # share 0..1 of contract requests whose connection is closed without an answer
     reject_skus: frozenset[str] = field(default_factory=frozenset)  # items with these SKUs are always invalid
     seed: int | None = None  # seed of the fault draws (None: random)
@@ -125,6 +126,7 @@ FAULT_FIELDS = (
     "retry_after_s",
     "rate_5xx",
     "latency_s",
+    "latency_rate",
     "drop_rate",
     "reject_skus",
     "seed",
@@ -133,7 +135,7 @@ FAULT_FIELDS = (
 
 def check_fault_values(values: dict[str, Any]) -> None:
     """Raise ValueError when a fault setting is out of range or of the wrong type."""
-    for name in ("rate_429", "rate_5xx", "drop_rate"):
+    for name in ("rate_429", "rate_5xx", "drop_rate", "latency_rate"):
         if name in values:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -229,13 +231,13 @@ class ReceiverState:
                 self._rng = random.Random(changes["seed"])
         return self.fault_settings()
 
-    def draw(self) -> tuple[dict[str, Any], float, float, float, int]:
-        """The fault settings and this request's three draws (drop, 429, 5xx) plus a 5xx status."""
+    def draw(self) -> tuple[dict[str, Any], float, float, float, float, int]:
+        """The fault settings and this request's four draws (latency, drop, 429, 5xx) plus a 5xx status."""
         with self._lock:
             settings = dict(self.faults)
-            drop, r429, r5xx = self._rng.random(), self._rng.random(), self._rng.random()
+            slow, drop, r429, r5xx = self._rng.random(), self._rng.random(), self._rng.random(), self._rng.random()
             status = self._rng.choice(FIVE_XX)
-        return settings, drop, r429, r5xx, status
+        return settings, slow, drop, r429, r5xx, status
 
 
 async def _drop_connection(request: Request) -> Response:
@@ -361,8 +363,8 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
                 state.stats.request(endpoint, 404)
                 return _json({"message": f"unknown tenant {tenant!r}"}, 404)
         raw = await request.body()
-        settings, drop, r429, r5xx, status_5xx = state.draw()
-        if settings["latency_s"] > 0:
+        settings, slow, drop, r429, r5xx, status_5xx = state.draw()
+        if settings["latency_s"] > 0 and slow < settings["latency_rate"]:
             state.stats.fault("latency")
             await asyncio.sleep(settings["latency_s"])
         if drop < settings["drop_rate"]:

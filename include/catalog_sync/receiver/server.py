@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-429", type=float, default=0.0, help="share 0..1 of requests answered 429")
     parser.add_argument("--retry-after", type=int, default=1, help="retry-after seconds of a 429 (default 1)")
     parser.add_argument("--rate-5xx", type=float, default=0.0, help="share 0..1 of requests answered 500/502/503")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds to sleep before each answer")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to sleep before an answer")
+    parser.add_argument("--latency-rate", type=float, default=1.0, help="share 0..1 of requests that get the latency")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share 0..1 of connections closed unanswered")
     parser.add_argument("--reject-sku", action="append", default=[], help="SKU always reported invalid (repeatable)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws")
@@ -80,6 +81,7 @@ def options_from_args(args: argparse.Namespace) -> ReceiverOptions:
         retry_after_s=args.retry_after,
         rate_5xx=args.rate_5xx,
         latency_s=args.latency,
+        latency_rate=args.latency_rate,
         drop_rate=args.drop_rate,
         reject_skus=frozenset(args.reject_sku),
         seed=args.seed,
