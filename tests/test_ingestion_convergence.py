@@ -11,6 +11,7 @@ import requests
 
 from catalog_sync.ingestion.mapping import api_locale, feed_product
 from catalog_sync.receiver import ReceiverOptions
+from catalog_sync.receiver.ims import ImsSettings
 from catalog_sync.receiver.server import base_url, build_server
 from sync_helpers import SyncEnv, expected_feed
 
@@ -30,13 +31,7 @@ def receiver(tmp_path):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     root = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{root}/_receiver/health", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    _wait_healthy(root)
     yield root, base_url(port, TENANT)
     server.should_exit = True
     thread.join(timeout=10)
@@ -186,3 +181,62 @@ def test_slow_answers_and_dropped_connections_then_a_clean_run_converge(sync_env
     assert requests.get(f"{root}/_receiver/stats", timeout=10).json()["faults_injected"] > 0
     assert clean["failed"] == 0
     assert _received(root) == _mapped_source(sync_env.source_url)
+
+
+@pytest.fixture
+def ims_receiver(tmp_path):
+    """A receiver that issues IMS-like tokens which it accepts for 1.5 s only, while claiming an hour."""
+    port = _free_port()
+    options = ReceiverOptions(tenant_id=TENANT, seed=1, ims=ImsSettings("sync-client", "sync-secret", ttl_s=1.5))
+    server = build_server(port, str(tmp_path / "receiver.db"), options)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    root = f"http://127.0.0.1:{port}"
+    _wait_healthy(root)
+    yield root, base_url(port, TENANT)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _wait_healthy(root: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{root}/_receiver/health", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+
+
+def _use_ims(monkeypatch, root: str, secret: str) -> None:
+    monkeypatch.delenv("CATALOG_SYNC_TARGET_TOKEN", raising=False)
+    monkeypatch.setenv("CATALOG_SYNC_IMS_TOKEN_URL", f"{root}/ims/token/v3")
+    monkeypatch.setenv("CATALOG_SYNC_IMS_CLIENT_ID", "sync-client")
+    monkeypatch.setenv("CATALOG_SYNC_IMS_CLIENT_SECRET", secret)
+    monkeypatch.setenv("CATALOG_SYNC_IMS_SCOPE", "openid,AdobeID")
+
+
+def test_an_expired_ims_token_is_refreshed_and_the_run_converges(sync_env, ims_receiver, capsys, monkeypatch):
+    """Tokens die on the server after 1.5 s although IMS said an hour: each 401 fetches a new one, once."""
+    root, target = ims_receiver
+    _use_ims(monkeypatch, root, "sync-secret")
+    monkeypatch.setenv("CATALOG_SYNC_BATCH_SIZE", "20")  # enough requests for the run to outlive a token
+
+    summary = _cli_sync(sync_env, capsys, "--target-url", target)
+
+    stats = requests.get(f"{root}/_receiver/stats", timeout=10).json()
+    refused = sum(by_status.get("401", 0) for by_status in stats["requests"].values())
+    assert refused >= 1 and stats["ims_tokens_issued"] >= 2, (refused, stats["ims_tokens_issued"])
+    assert summary["failed"] == 0
+    assert _received(root) == _mapped_source(sync_env.source_url)
+    assert "sync-secret" not in capsys.readouterr().err
+
+
+def test_wrong_ims_client_credentials_fail_the_run_with_a_clear_message(sync_env, ims_receiver, capsys, monkeypatch):
+    root, target = ims_receiver
+    _use_ims(monkeypatch, root, "not-the-secret")
+
+    summary = _cli_sync(sync_env, capsys, "--target-url", target, expect_exit=1)
+
+    assert "refused the client credentials (HTTP 401)" in summary["error"]
+    assert "not-the-secret" not in summary["error"]

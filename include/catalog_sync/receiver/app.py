@@ -57,6 +57,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from .ims import ImsSettings, TokenIssuer
 from .store import ReceiverStore
 from .validation import ContractValidator, ItemError, failed_response, server_base_path
 
@@ -113,6 +114,7 @@ class ReceiverOptions:
     drop_rate: float = 0.0  # share 0..1 of contract requests whose connection is closed without an answer
     reject_skus: frozenset[str] = field(default_factory=frozenset)  # items with these SKUs are always invalid
     seed: int | None = None  # seed of the fault draws (None: random)
+    ims: ImsSettings | None = None  # set: serve POST /ims/token/v3 and accept the tokens it issues
 
     def __post_init__(self) -> None:
         self.reject_skus = frozenset(self.reject_skus or ())
@@ -211,6 +213,7 @@ class ReceiverState:
         self.stats = _Stats()
         self._lock = threading.Lock()
         self.faults = {name: getattr(options, name) for name in FAULT_FIELDS}
+        self.ims = TokenIssuer(options.ims) if options.ims else None
         self._rng = random.Random(options.seed)
 
     def fault_settings(self) -> dict[str, Any]:
@@ -257,9 +260,9 @@ async def _drop_connection(request: Request) -> Response:
     return Response(status_code=499)  # never reaches the client
 
 
-def _auth_error(settings: dict[str, Any], authorization: str | None) -> Response | None:
+def _auth_error(settings: dict[str, Any], authorization: str | None, issuer: TokenIssuer | None) -> Response | None:
     token = settings["required_token"]
-    if not token:
+    if not token and issuer is None:
         return None
     if not authorization or not authorization.strip():
         return _json(
@@ -267,7 +270,8 @@ def _auth_error(settings: dict[str, Any], authorization: str | None) -> Response
             403,
         )
     scheme, _, given = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or given.strip() != token:
+    given = given.strip()
+    if scheme.lower() != "bearer" or not ((token and given == token) or (issuer and issuer.is_valid(given))):
         return _json(
             {"title": "ErrInvalidOauthToken", "status": "401", "error_code": "401013", "message": "Oauth token is not valid"},
             401,
@@ -384,7 +388,7 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
             state.stats.fault("5xx")
             state.stats.request(endpoint, status_5xx)
             return Response(f"Injected fault {status_5xx}", status_code=status_5xx, media_type="text/plain")
-        response = _auth_error(settings, request.headers.get("authorization"))
+        response = _auth_error(settings, request.headers.get("authorization"), state.ims)
         if response is None:
             body, response = _decode_body(request, raw)
         if response is None:
@@ -418,7 +422,14 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
 
     @app.get("/_receiver/stats")
     async def stats() -> dict[str, Any]:
-        return {**state.stats.snapshot(), "stored": state.store.counts()}
+        tokens = {"ims_tokens_issued": state.ims.issued} if state.ims else {}
+        return {**state.stats.snapshot(), "stored": state.store.counts(), **tokens}
+
+    if state.ims is not None:
+        @app.post("/ims/token/v3")
+        async def ims_token(request: Request) -> Response:
+            status, body = state.ims.answer(await request.body())
+            return _json(body, status)
 
     @app.post("/_receiver/reset")
     async def reset() -> dict[str, Any]:

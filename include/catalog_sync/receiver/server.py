@@ -16,6 +16,7 @@ from dataclasses import replace
 import uvicorn
 
 from .app import ReceiverOptions, create_app
+from .ims import ImsSettings
 
 HOST = "127.0.0.1"
 
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share 0..1 of connections closed unanswered")
     parser.add_argument("--reject-sku", action="append", default=[], help="SKU always reported invalid (repeatable)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws")
+    parser.add_argument("--ims-client-id", default=None,
+                        help="serve an IMS-like POST /ims/token/v3 for this client id (secret: --ims-client-secret)")
+    parser.add_argument("--ims-client-secret", default=None)
+    parser.add_argument("--ims-token-ttl", type=float, default=3600.0,
+                        help="seconds an issued token is accepted (the answer always claims expires_in 3600)")
     parser.add_argument("--log-level", default="warning")
     return parser
 
@@ -85,6 +91,8 @@ def options_from_args(args: argparse.Namespace) -> ReceiverOptions:
         drop_rate=args.drop_rate,
         reject_skus=frozenset(args.reject_sku),
         seed=args.seed,
+        ims=ImsSettings(args.ims_client_id, args.ims_client_secret or "", ttl_s=args.ims_token_ttl)
+        if args.ims_client_id else None,
     )
 
 
