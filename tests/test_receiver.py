@@ -337,7 +337,7 @@ def test_receiver_endpoints_stats_reset_and_faults():
     assert r.status_code == 200
     assert r.json() == {
         "validate": True, "required_token": None, "rate_429": 1.0, "retry_after_s": 3, "rate_5xx": 0.0,
-        "latency_s": 0.0, "drop_rate": 0.0, "reject_skus": ["z"], "seed": 5,
+        "latency_s": 0.0, "latency_rate": 1.0, "drop_rate": 0.0, "reject_skus": ["z"], "seed": 5,
     }
     assert c.get("/_receiver/faults").json()["rate_429"] == 1.0
     assert c.post(PRODUCTS, json=[product()], headers=JSON).headers["retry-after"] == "3"
