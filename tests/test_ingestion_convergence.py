@@ -240,3 +240,19 @@ def test_wrong_ims_client_credentials_fail_the_run_with_a_clear_message(sync_env
 
     assert "refused the client credentials (HTTP 401)" in summary["error"]
     assert "not-the-secret" not in summary["error"]
+
+
+def test_price_book_ids_follow_the_configured_mapping(sync_env, receiver, capsys, monkeypatch):
+    """--price-books names the book of each website; a website left out keeps its code as the id."""
+    root, target = receiver
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+
+    summary = _cli_sync(sync_env, capsys, "--target-url", target, "--price-books", "base=main-usd")
+
+    assert summary["failed"] == 0
+    books = requests.get(f"{root}/_receiver/price-books", timeout=10).json()
+    websites = set(sync_env.scalar("SELECT group_concat(code) FROM store_website WHERE website_id > 0").split(","))
+    assert set(books) == {"main-usd"} | (websites - {"base"})
+    assert books["main-usd"]["currency"] == "USD"
+    prices = requests.get(f"{root}/_receiver/prices", timeout=10).json()
+    assert {p["priceBookId"] for p in prices.values()} == set(books)

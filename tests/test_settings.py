@@ -1,3 +1,5 @@
+import pytest
+
 from catalog_sync.airflow_connections import sqlalchemy_url, target_url
 from catalog_sync.settings import SyncSettings, redact_url
 
@@ -29,3 +31,13 @@ def test_connections_become_sqlalchemy_urls():
     assert sqlalchemy_url(FakeConnection("postgres", "pg", "u", None, "status", 5432)) == "postgresql+psycopg2://u@pg:5432/status"
     assert sqlalchemy_url(FakeConnection("generic", extra={"sqlalchemy_url": "sqlite:///x.db"})) == "sqlite:///x.db"
     assert target_url(FakeConnection("generic", extra={"url": "file:///out"})) == "file:///out"
+
+
+def test_price_books_are_website_to_id_pairs():
+    from catalog_sync.settings import ConfigurationError, parse_price_books
+
+    assert parse_price_books("base=main-usd, eu = main-eur") == {"base": "main-usd", "eu": "main-eur"}
+    assert parse_price_books({"base": "main-usd"}) == {"base": "main-usd"}
+    assert parse_price_books("") == {}
+    with pytest.raises(ConfigurationError, match="website=price_book_id"):
+        parse_price_books("base")

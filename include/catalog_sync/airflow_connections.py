@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from urllib.parse import quote_plus
 
-from catalog_sync.settings import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, ConfigurationError, SyncSettings
+from catalog_sync.settings import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, ConfigurationError, SyncSettings, parse_price_books
 
 SOURCE_CONN_ID = "catalog_sync_source"
 TARGET_CONN_ID = "catalog_sync_target"
@@ -99,4 +99,5 @@ def load_settings() -> SyncSettings:
         status_url=sqlalchemy_url(status) if status else "",
         chunk_size=int(Variable.get("catalog_sync_chunk_size", default=DEFAULT_CHUNK_SIZE)),
         batch_size=int(Variable.get("catalog_sync_batch_size", default=DEFAULT_BATCH_SIZE)),
+        price_books=parse_price_books(extra.get("price_books") or {}),
     )

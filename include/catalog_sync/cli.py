@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Any
 
-from catalog_sync.settings import ConfigurationError, SyncSettings
+from catalog_sync.settings import ConfigurationError, SyncSettings, parse_price_books
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 3
 
@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--skus", help="comma-separated SKUs: resync only these")
     sync.add_argument("--chunk-size", type=int, help="products read per chunk (default 10000)")
     sync.add_argument("--batch-size", type=int, help="items per request to the target (default 100)")
+    sync.add_argument("--price-books", help="price book id per website, e.g. base=main_usd,eu=main_eur "
+                                            "(env CATALOG_SYNC_PRICE_BOOKS; default: the website's code)")
     sync.set_defaults(handler=_cmd_sync)
 
     status = commands.add_parser("status", help="show the last runs and their failed items")
@@ -90,6 +92,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     settings = SyncSettings.from_env(
         source_url=args.source_url, target_url=args.target_url, state_url=args.state_url,
         status_url=args.status_url, chunk_size=args.chunk_size, batch_size=args.batch_size,
+        price_books=parse_price_books(args.price_books) if args.price_books else None,
     )
     skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())
     request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run)

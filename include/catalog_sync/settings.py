@@ -41,6 +41,8 @@ class SyncSettings:
     target_ims: dict = field(default_factory=dict, repr=False)
     max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE
     http_timeout_s: float = 30.0  # per request to the ingestion API
+    # Price book id per Magento website code; a website not listed uses its own code.
+    price_books: dict = field(default_factory=dict)
     lock_ttl_s: int = DEFAULT_LOCK_TTL_S
     keep_snapshot_versions: int = DEFAULT_KEEP_SNAPSHOT_VERSIONS
     target_name: str = "default"
@@ -77,9 +79,23 @@ class SyncSettings:
             },
             "max_requests_per_minute": int(env.get("CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE", DEFAULT_MAX_REQUESTS_PER_MINUTE)),
             "http_timeout_s": float(env.get("CATALOG_SYNC_HTTP_TIMEOUT_S", 30.0)),
+            "price_books": parse_price_books(env.get("CATALOG_SYNC_PRICE_BOOKS", "")),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_price_books(text: str | dict) -> dict[str, str]:
+    """`website=price_book_id` pairs, comma-separated (or a mapping, from a Connection extra)."""
+    if isinstance(text, dict):
+        pairs = list(text.items())
+    else:
+        pairs = [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in (x.strip() for x in text.split(",")) if p]
+    books = {str(k).strip(): str(v).strip() for k, v in pairs}
+    bad = sorted(k for k, v in books.items() if not k or not v)
+    if bad:
+        raise ConfigurationError(f"price books must be website=price_book_id pairs; check {', '.join(bad) or 'an empty website'}")
+    return books
 
 
 def default_status_url(state_url: str) -> str:

@@ -24,12 +24,12 @@ def open_sink(settings: SyncSettings, store_view_locales: Mapping[str, str] | No
 
         return FileSink(url)
     if scheme in ("http", "https"):
-        from catalog_sync.sinks.ingestion_api import IngestionApiSink
+        from catalog_sync.sinks.ingestion_api import IngestionApiSink, website_price_book
 
         return IngestionApiSink(
             url, _auth(settings), batch_size=settings.batch_size,
             max_requests_per_minute=settings.max_requests_per_minute or None, timeout_s=settings.http_timeout_s,
-            store_view_locales=store_view_locales,
+            store_view_locales=store_view_locales, price_book_id=website_price_book(settings.price_books),
         )
     raise ConfigurationError(f"unsupported target URL scheme {scheme!r}: use file://PATH or the ingestion API's https:// URL")
 

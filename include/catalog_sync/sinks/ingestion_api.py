@@ -139,9 +139,16 @@ class _Part:
     label: str  # what failed, in a reason: "product", "price"
 
 
-def website_price_book(record: dict[str, Any]) -> str | None:
-    """Default price book: one per website (Magento's price scope), in its base currency."""
-    return record.get("website_code")
+def website_price_book(ids: Mapping[str, str] | None = None) -> Callable[[dict[str, Any]], str | None]:
+    """One price book per website (Magento's price scope), in its base currency: the id
+    configured for the website's code in `ids`, else the code itself."""
+    ids = dict(ids or {})
+
+    def price_book(record: dict[str, Any]) -> str | None:
+        website = record.get("website_code")
+        return ids.get(website, website) if website else None
+
+    return price_book
 
 
 class IngestionApiSink:
@@ -159,7 +166,7 @@ class IngestionApiSink:
         max_in_flight: int = 4,
         max_throttled_retries: int = 20,
         store_view_locales: Mapping[str, str] | None = None,
-        price_book_id: Callable[[dict[str, Any]], str | None] | None = website_price_book,
+        price_book_id: Callable[[dict[str, Any]], str | None] | None = website_price_book(),
         today: date | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
