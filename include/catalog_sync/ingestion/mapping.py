@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -36,10 +37,20 @@ def source(magento_locale: str) -> dict[str, str]:
     return {"locale": api_locale(magento_locale)}
 
 
+_NON_SLUG = re.compile(r"[^a-z0-9]+")
+_KEYWORD_SEPARATORS = re.compile(r"[,\n]")
+
+
 def slugify(text: str) -> str:
     """Lowercase ASCII words joined by '-', as Magento builds url keys from names."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return _NON_SLUG.sub("-", ascii_text.lower()).strip("-")
+
+
+@lru_cache(maxsize=65536)
+def route_path(category_path: str) -> str:
+    """'Gear/Water Bottles' -> 'gear/water-bottles'; category paths repeat across products, hence the cache."""
+    return "/".join(slugify(part) for part in category_path.split("/"))
 
 
 # ---- products ---------------------------------------------------------------------------
@@ -94,7 +105,7 @@ def meta_tags(record: dict[str, Any]) -> dict[str, Any]:
 def split_keywords(raw: str | None) -> list[str]:
     if not raw:
         return []
-    return [word.strip() for word in re.split(r"[,\n]", raw) if word.strip()]
+    return [word.strip() for word in _KEYWORD_SEPARATORS.split(raw) if word.strip()]
 
 
 def attributes(record_attributes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -129,7 +140,7 @@ def links(parent_skus: Iterable[str]) -> list[dict[str, str]]:
 
 def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
     """ProductRoutes: one per assigned category, its path of name slugs ('Gear/Water Bottles' -> 'gear/water-bottles')."""
-    paths = {"/".join(slugify(part) for part in path.split("/")) for path in category_paths}
+    paths = {route_path(path) for path in category_paths}
     return [{"path": p} for p in sorted(paths) if p]
 
 

@@ -53,6 +53,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -296,8 +297,8 @@ def _decode_body(request: Request, raw: bytes) -> tuple[Any, Response | None]:
     elif encoding not in ("", "identity"):
         return None, _request_error(f"Content-Encoding {encoding!r} is not supported (use gzip or none)", 415)
     try:
-        return json.loads(raw), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError as exc:  # also bad UTF-8
         return None, _request_error(f"Body is not valid JSON: {exc}")
 
 

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+import orjson
+
 
 def _locale(item: dict[str, Any]) -> str:
     source = item.get("source")
@@ -85,7 +87,7 @@ class ReceiverStore:
         """Create or replace items (one transaction). Returns how many were written."""
         kind = KINDS[kind_name]
         now = time.time()
-        rows = [(*kind.key(item), json.dumps(item, ensure_ascii=False, sort_keys=True), now) for item in items]
+        rows = [(*kind.key(item), orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode(), now) for item in items]
         marks = ", ".join("?" for _ in range(len(kind.columns) + 2))
         with self._lock:
             self._conn.execute("BEGIN")
