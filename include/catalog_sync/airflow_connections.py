@@ -70,14 +70,19 @@ def target_url(conn) -> str:
     )
 
 
-def load_settings() -> SyncSettings:
-    from airflow.sdk import BaseHook, Variable
-    from airflow.sdk.exceptions import AirflowRuntimeError
+def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
+    """Settings from the Connections and Variables above. Tasks use the Task SDK's lookups (the
+    defaults); the plugin page, which runs in the API server, passes the server-side ones."""
+    if get_connection is None or get_variable is None:
+        from airflow.sdk import BaseHook, Variable
+
+        get_connection = get_connection or BaseHook.get_connection
+        get_variable = get_variable or (lambda key, default: Variable.get(key, default=default))
 
     def connection(conn_id: str, required: bool = True):
         try:
-            return BaseHook.get_connection(conn_id)
-        except (AirflowRuntimeError, Exception) as exc:  # the SDK raises its own "not found" error
+            return get_connection(conn_id)
+        except Exception as exc:  # each Airflow layer raises its own "not found" error
             if not required:
                 return None
             raise ConfigurationError(f"Airflow Connection {conn_id!r} is missing or unreadable: create it (see README, Configuration)") from exc
@@ -95,9 +100,9 @@ def load_settings() -> SyncSettings:
         target_url=target_url(target),
         target_token="" if ims else (target.password or ""),
         target_ims=ims,
-        state_url=Variable.get(STATE_URL_VARIABLE, default=default_state),
+        state_url=get_variable(STATE_URL_VARIABLE, default_state),
         status_url=sqlalchemy_url(status) if status else "",
-        chunk_size=int(Variable.get("catalog_sync_chunk_size", default=DEFAULT_CHUNK_SIZE)),
-        batch_size=int(Variable.get("catalog_sync_batch_size", default=DEFAULT_BATCH_SIZE)),
+        chunk_size=int(get_variable("catalog_sync_chunk_size", DEFAULT_CHUNK_SIZE)),
+        batch_size=int(get_variable("catalog_sync_batch_size", DEFAULT_BATCH_SIZE)),
         price_books=parse_price_books(extra.get("price_books") or {}),
     )

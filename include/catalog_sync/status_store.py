@@ -51,7 +51,7 @@ item_failures = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(250), nullable=False, index=True),
     sa.Column("product_id", sa.BigInteger),
-    sa.Column("sku", sa.String(255), nullable=False),
+    sa.Column("sku", sa.String(255), nullable=False, index=True),
     sa.Column("store_view_code", sa.String(64), nullable=False),
     sa.Column("op", sa.String(20), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
@@ -185,6 +185,19 @@ class StatusStore:
                 sa.select(item_failures).where(item_failures.c.run_id == run_id).order_by(item_failures.c.id)
             ).all()
         return [dict(r._mapping) for r in rows]
+
+    def item_history(self, sku: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The runs in which this SKU did not sync, newest first, with the run's time and state."""
+        stmt = (
+            sa.select(item_failures.c.run_id, item_failures.c.store_view_code, item_failures.c.op, item_failures.c.status,
+                      item_failures.c.reason, runs.c.started_at, runs.c.mode, runs.c.state.label("run_state"))
+            .join(runs, runs.c.run_id == item_failures.c.run_id)
+            .where(item_failures.c.sku == sku, runs.c.target == self.target)
+            .order_by(runs.c.started_at.desc(), item_failures.c.store_view_code)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt).all()]
 
     # ---- the sync lock -------------------------------------------------------------
 

@@ -1,0 +1,241 @@
+"""The Catalog Sync page: a FastAPI app that Airflow mounts at /catalog-sync (see plugins/).
+
+Pages are rendered on the server with Jinja2 (autoescape on: a product name is
+always text, never markup) and need no asset from outside the package. Every
+route depends on `read_access` (in Airflow: a login with read access to the
+catalog_sync DAG); actions also on `trigger_access` (permission to run DAGs).
+Actions are JSON POSTs made by the page's own script: a cross-site form cannot
+send `application/json`, so a logged-in user's cookie cannot be used to start a
+resync from another site.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from catalog_sync.ingestion.mapping import feed_product
+from catalog_sync.settings import SyncSettings
+from catalog_sync.sinks import is_ingestion_api
+from catalog_sync.status_store import StatusStore
+from catalog_sync.ui.airflow_side import JWT_COOKIE, AirflowSide, DagState, TriggerError
+from catalog_sync.ui.magento_lookup import MagentoLookup, field_diff
+from catalog_sync.ui.sync_overview import format_time, history_chart, last_sync
+from catalog_sync.ui.synced_products import VISIBILITY_LABELS, SyncedProducts
+
+log = logging.getLogger(__name__)
+
+SYNC_DAG, RESYNC_DAG = "catalog_sync", "catalog_full_resync"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class PageContext:
+    """Per-process handles, opened on first use and reopened when the settings change."""
+
+    def __init__(self, settings: Callable[[], SyncSettings]):
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self.products: SyncedProducts | None = None
+        self.status: StatusStore | None = None
+        self.magento: MagentoLookup | None = None
+        self.settings: SyncSettings | None = None
+
+    def get(self) -> "PageContext":
+        settings = self._settings()
+        key = (settings.state_url, settings.status_url, settings.source_url, settings.target_name)
+        with self._lock:
+            if key != self._key:
+                self.close()
+                self.products = SyncedProducts(settings.state_url)
+                self.status = StatusStore(settings.status_url, settings.target_name)
+                self.magento = MagentoLookup(settings.source_url)
+                self._key = key
+            self.settings = settings
+        return self
+
+    def close(self) -> None:
+        for handle in (self.products, self.magento):
+            if handle is not None:
+                handle.close()
+        if self.status is not None:
+            self.status.dispose()
+        self.products = self.status = self.magento = None
+
+
+def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
+               read_access: Sequence[Callable] = (), trigger_access: Sequence[Callable] = ()) -> FastAPI:
+    app = FastAPI(title="Catalog Sync", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(d) for d in read_access])
+    jinja = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
+    jinja.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    jinja.filters["dt"] = format_time
+    context = PageContext(settings)
+    actions = [Depends(d) for d in trigger_access]
+
+    def render(request: Request, template: str, **values: Any) -> HTMLResponse:
+        base = request.scope.get("root_path", "").rstrip("/")
+        html = jinja.get_template(template).render(base=base, active=template.split(".")[0], **values)
+        return HTMLResponse(html)
+
+    def overview_data() -> dict[str, Any]:
+        ctx = context.get()
+        runs = ctx.status.recent_runs(48)
+        last = last_sync(runs)
+        dag = airflow.dag_state(SYNC_DAG)
+        failed_task = None
+        if last.run and last.state == "Failed" and last.run.get("airflow_run_id"):
+            failed_task = airflow.failed_task_id(last.run["dag_id"], last.run["airflow_run_id"])
+        return {"last": last, "dag": dag, "failed_task": failed_task, "runs": runs,
+                "products_synced": ctx.products.count(), "pending": ctx.products.pending_counts()}
+
+    # ---- pages ------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> HTMLResponse:
+        data = overview_data()
+        return render(request, "overview.html", chart=history_chart(data["runs"]), **data)
+
+    @app.get("/products", response_class=HTMLResponse)
+    def products(request: Request, q: str = "", store_view: str = "", sort: str = "exported_desc",
+                 page: int = Query(1, ge=1)) -> HTMLResponse:
+        ctx = context.get()
+        result = ctx.products.search(q, store_view or None, sort, page)
+        return render(request, "products.html", result=result, q=q, store_view=store_view, sort=sort,
+                      store_views=ctx.products.store_views())
+
+    @app.get("/products/{sku:path}", response_class=HTMLResponse)
+    def product(request: Request, sku: str, store_view: str = "") -> HTMLResponse:
+        detail = product_detail(sku, store_view or None)
+        return render(request, "product.html", **detail)
+
+    @app.get("/search", response_class=HTMLResponse)
+    def catalog_search(request: Request, q: str = "") -> HTMLResponse:
+        ctx = context.get()
+        hits = ctx.magento.search(q) if q.strip() else []
+        states = ctx.products.sync_states([h.sku for h in hits])
+        reasons = {p.sku: p.reason for h in hits for p in ctx.products.pending(sku=h.sku, limit=1)}
+        return render(request, "search.html", q=q, hits=hits, states=states, reasons=reasons)
+
+    @app.get("/failed", response_class=HTMLResponse)
+    def failed(request: Request) -> HTMLResponse:
+        ctx = context.get()
+        return render(request, "failed.html", items=ctx.products.pending(limit=1000), counts=ctx.products.pending_counts())
+
+    @app.get("/settings", response_class=HTMLResponse)
+    def settings_page(request: Request) -> HTMLResponse:
+        return render(request, "settings.html", dag=airflow.dag_state(RESYNC_DAG))
+
+    # ---- actions ----------------------------------------------------------------------
+
+    @app.post("/actions/resync", dependencies=actions)
+    async def resync(request: Request) -> JSONResponse:
+        """Body: {} for the whole catalog, {"skus": [...]} for some products."""
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise HTTPException(415, "send a JSON body (application/json)")
+        body = await request.json()
+        skus = body.get("skus") if isinstance(body, dict) else None
+        conf: dict[str, Any] = {}
+        if skus:
+            if not isinstance(skus, list) or not all(isinstance(s, str) and s for s in skus):
+                raise HTTPException(400, "skus must be a list of SKUs")
+            conf["skus"] = skus
+        api_root = f"{request.url.scheme}://{request.url.netloc}"
+        try:
+            run_id = airflow.trigger(api_root, RESYNC_DAG, conf, request.headers.get("authorization"),
+                                     request.cookies.get(JWT_COOKIE))
+        except TriggerError as exc:
+            raise HTTPException(exc.status if exc.status in (401, 403, 404, 409) else 502, str(exc)) from None
+        log.info("catalog sync page: %s started (%s)", RESYNC_DAG, f"{len(conf['skus'])} SKU(s)" if skus else "whole catalog")
+        return JSONResponse({"dag_id": RESYNC_DAG, "dag_run_id": run_id, "conf": conf,
+                             "url": f"/dags/{RESYNC_DAG}/runs/{run_id}"})
+
+    # ---- JSON API ---------------------------------------------------------------------
+
+    @app.get("/api/status")
+    def api_status() -> JSONResponse:
+        data = overview_data()
+        last, dag = data["last"], data["dag"]
+        return JSONResponse({
+            "last_sync": {"state": last.state, "at": _iso(last.at), "products_updated": last.products_updated,
+                          "error": last.error, "run_id": (last.run or {}).get("run_id"),
+                          "failed_task": data["failed_task"]},
+            "dag": _dag_json(dag),
+            "products_synced": data["products_synced"],
+            "pending": data["pending"],
+            "runs": [_run_json(r) for r in data["runs"]],
+        })
+
+    @app.get("/api/products")
+    def api_products(q: str = "", store_view: str = "", sort: str = "exported_desc", page: int = Query(1, ge=1)) -> JSONResponse:
+        result = context.get().products.search(q, store_view or None, sort, page)
+        return JSONResponse({"total": result.total, "page": result.page, "pages": result.pages,
+                             "page_size": result.page_size, "items": result.rows})
+
+    @app.get("/api/products/{sku:path}")
+    def api_product(sku: str, store_view: str = "") -> JSONResponse:
+        detail = product_detail(sku, store_view or None)
+        return JSONResponse({
+            "sku": sku,
+            "store_views": [{k: v for k, v in view.items() if k != "diff"} | {"diff": [d for d in view["diff"] if d["differs"]]}
+                            for view in detail["views"]],
+            "history": [{**h, "started_at": _iso(h["started_at"])} for h in detail["history"]],
+            "sync_state": detail["sync_state"],
+        })
+
+    def product_detail(sku: str, store_view: str | None) -> dict[str, Any]:
+        ctx = context.get()
+        listed = {r["store_view_code"]: r for r in ctx.products.find_sku(sku)}
+        sent = ctx.products.payloads(sku)
+        try:
+            now = ctx.magento.current_records(sku)
+            magento_error = None
+        except Exception as exc:  # the page still shows what was sent when Magento is unreachable
+            log.warning("catalog sync page: cannot read %r from Magento: %s", sku, exc)
+            now, magento_error = {}, f"cannot read the Magento database: {type(exc).__name__}"
+        pending = {p.store_view_code: p for p in ctx.products.pending(sku=sku)}
+        views = sorted(set(sent) | set(now) | set(pending))
+        if store_view:
+            views = [v for v in views if v == store_view]
+        if not views:
+            raise HTTPException(404, f"SKU {sku!r} is neither in the snapshot nor in Magento")
+        as_sent = feed_product if is_ingestion_api(ctx.settings.target_url) else (lambda record: record)
+        detail_views = []
+        for view in views:
+            record = sent.get(view)
+            detail_views.append({
+                "store_view_code": view,
+                "listed": listed.get(view),
+                "sent": as_sent(record) if record else None,
+                "sent_record": record,
+                "now": now.get(view),
+                "diff": field_diff(record, now.get(view)),
+                "pending": pending.get(view).__dict__ if view in pending else None,
+            })
+        return {"sku": sku, "views": detail_views, "history": ctx.status.item_history(sku),
+                "sync_state": ctx.products.sync_states([sku])[sku], "magento_error": magento_error,
+                "visibility_labels": VISIBILITY_LABELS, "target_is_api": is_ingestion_api(ctx.settings.target_url)}
+
+    app.state.page_context = context
+    return app
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _dag_json(dag: DagState) -> dict[str, Any]:
+    return {"dag_id": dag.dag_id, "exists": dag.exists, "is_paused": dag.is_paused, "next_run_at": _iso(dag.next_run_at)}
+
+
+def _run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: _iso(v) if k in ("started_at", "ended_at") else v for k, v in run.items()}

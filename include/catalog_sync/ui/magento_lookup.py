@@ -1,0 +1,84 @@
+"""What the page asks the Magento database directly: one product as it is now, and a catalog search.
+
+Both only read (the engine is `read_only_engine`), touch a handful of rows, and
+build the product with the same reference rules as the extract, so "Magento now"
+and "last sent" are comparable field by field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from catalog_sync.feed.feed_record import build_feed_rows
+from catalog_sync.magento import schema as m
+from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
+
+SEARCH_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CatalogHit:
+    product_id: int
+    sku: str
+    name: str | None
+    type: str
+
+
+class MagentoLookup:
+    def __init__(self, source_url: str):
+        self.engine = read_only_engine(source_url)
+        self.reader = MagentoCatalogReader(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def current_records(self, sku: str) -> dict[str, dict[str, Any]]:
+        """store view -> the feed record Magento would give now (empty: the SKU is gone or in no website)."""
+        ids = self.reader.ids_for_skus([sku])
+        if not ids:
+            return {}
+        ctx = self.reader.load_context()
+        rows = build_feed_rows(self.reader.load_chunk(ids), ctx)
+        return {row.store_view_code: row.payload for row in rows}
+
+    def search(self, q: str, limit: int = SEARCH_LIMIT) -> list[CatalogHit]:
+        """Products whose SKU or default-scope name contains `q` (case-insensitive), exact SKU first."""
+        q = q.strip()
+        if not q:
+            return []
+        e = m.catalog_product_entity.c
+        v = m.PRODUCT_VALUE_TABLES["varchar"].c
+        name_attr = (
+            sa.select(m.eav_attribute.c.attribute_id)
+            .join(m.eav_entity_type, m.eav_entity_type.c.entity_type_id == m.eav_attribute.c.entity_type_id)
+            .where(m.eav_entity_type.c.entity_type_code == "catalog_product", m.eav_attribute.c.attribute_code == "name")
+            .scalar_subquery()
+        )
+        name = (
+            sa.select(v.value).where(v.entity_id == e.entity_id, v.store_id == 0, v.attribute_id == name_attr)
+            .limit(1).scalar_subquery()
+        )
+        pattern = f"%{q.lower()}%"
+        stmt = (
+            sa.select(e.entity_id, e.sku, e.type_id, name.label("name"))
+            .where(sa.or_(sa.func.lower(e.sku).like(pattern), sa.func.lower(name).like(pattern)))
+            .order_by(sa.case((e.sku == q, 0), else_=1), e.sku)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [CatalogHit(int(r.entity_id), r.sku, r.name, r.type_id) for r in rows]
+
+
+def field_diff(sent: dict[str, Any] | None, now: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Field by field: every top-level field of either record, with both values and whether they differ.
+    `updated_at` alone never makes an item re-sent, so it is shown but not flagged."""
+    sent, now = sent or {}, now or {}
+    out = []
+    for key in sorted(set(sent) | set(now)):
+        a, b = sent.get(key), now.get(key)
+        out.append({"field": key, "sent": a, "now": b, "differs": a != b and key != "updated_at"})
+    return out

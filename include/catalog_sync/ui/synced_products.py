@@ -1,0 +1,198 @@
+"""What the page shows about synced items: read-only queries on the current snapshot.
+
+The snapshot's Parquet file holds one row per (sku, store view) with the payload
+that was sent. For the page, the columns it lists (not the payloads) are loaded
+once per snapshot version into an in-memory DuckDB table with an index on sku,
+so an exact-SKU lookup is an index probe and a name search one scan of a narrow
+column; a new manifest version replaces the table. Payloads are read from the
+Parquet file on demand, one SKU at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from catalog_sync import duckdb_session
+from catalog_sync.snapshot import Manifest, SnapshotStore
+from catalog_sync.storage import StateLocation
+
+PAGE_SIZE = 50
+SORTS = {"exported_desc": "exported_at DESC, sku, store_view_code", "exported_asc": "exported_at ASC, sku, store_view_code"}
+LIST_COLUMNS = ("product_id", "sku", "store_view_code", "name", "type", "price", "visibility", "exported_at",
+                "source_updated_at", "run_id")
+
+# Magento's labels for catalog_product_entity_int visibility.
+VISIBILITY_LABELS = {1: "Not Visible Individually", 2: "Catalog", 3: "Search", 4: "Catalog, Search"}
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    sku: str
+    store_view_code: str
+    op: str
+    status: str  # retryable | rejected
+    reason: str | None
+    run_id: str | None
+
+
+class SyncedProducts:
+    """Queries on one state folder's snapshot; thread-safe (one DuckDB connection, cursors per call)."""
+
+    def __init__(self, state_url: str):
+        self.store = SnapshotStore(StateLocation(state_url))
+        self._con = duckdb_session.connect()
+        self._lock = threading.Lock()
+        self._loaded: tuple[int, str | None] | None = None  # (version, snapshot file) in the table
+        self._manifest = Manifest()
+
+    def close(self) -> None:
+        self._con.close()
+
+    # ---- loading -------------------------------------------------------------------
+
+    def manifest(self) -> Manifest:
+        """The current manifest; reloads the table when the snapshot has moved on."""
+        manifest = self.store.read_manifest()
+        key = (manifest.version, manifest.snapshot_file)
+        with self._lock:
+            if key != self._loaded:
+                self._load(manifest)
+                self._loaded, self._manifest = key, manifest
+        return manifest
+
+    def _load(self, manifest: Manifest) -> None:
+        cols = ", ".join(LIST_COLUMNS)
+        con = self._con
+        con.execute("DROP TABLE IF EXISTS items")
+        con.execute("DROP TABLE IF EXISTS pending")
+        if manifest.snapshot_file:
+            path = duckdb_session.sql_literal(self.store.file_url(manifest.snapshot_file))
+            con.execute(f"CREATE TABLE items AS SELECT {cols}, lower(name) AS name_lc FROM read_parquet({path})")
+        else:
+            con.execute(
+                "CREATE TABLE items (product_id BIGINT, sku VARCHAR, store_view_code VARCHAR, name VARCHAR, type VARCHAR, "
+                "price DOUBLE, visibility INTEGER, exported_at VARCHAR, source_updated_at VARCHAR, run_id VARCHAR, "
+                "name_lc VARCHAR)"
+            )
+        con.execute("CREATE INDEX items_sku ON items (sku)")
+        if manifest.pending_file:
+            path = duckdb_session.sql_literal(self.store.file_url(manifest.pending_file))
+            con.execute(f"CREATE TABLE pending AS SELECT sku, store_view_code, op, status, reason, run_id FROM read_parquet({path})")
+        else:
+            con.execute("CREATE TABLE pending (sku VARCHAR, store_view_code VARCHAR, op VARCHAR, status VARCHAR, "
+                        "reason VARCHAR, run_id VARCHAR)")
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self._con.cursor()
+        try:
+            result = cur.execute(sql, params)
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row)) for row in result.fetchall()]
+        finally:
+            cur.close()
+
+    # ---- queries -------------------------------------------------------------------
+
+    def count(self) -> int:
+        self.manifest()
+        return self._rows("SELECT count(*) AS n FROM items", [])[0]["n"]
+
+    def store_views(self) -> list[str]:
+        self.manifest()
+        return [r["v"] for r in self._rows("SELECT DISTINCT store_view_code AS v FROM items ORDER BY 1", [])]
+
+    def search(self, q: str = "", store_view: str | None = None, sort: str = "exported_desc", page: int = 1,
+               page_size: int = PAGE_SIZE) -> ProductPage:
+        """Items whose SKU or id equals `q`, or whose name or SKU contains it (case-insensitive)."""
+        self.manifest()
+        where, params = self._filters(q, store_view)
+        total = self._rows(f"SELECT count(*) AS n FROM items WHERE {where}", params)[0]["n"]
+        page = max(1, page)
+        rows = self._rows(
+            f"SELECT {', '.join(LIST_COLUMNS)} FROM items WHERE {where} ORDER BY {SORTS.get(sort, SORTS['exported_desc'])} "
+            "LIMIT ? OFFSET ?",
+            [*params, page_size, (page - 1) * page_size],
+        )
+        for row in rows:
+            row["visibility_label"] = VISIBILITY_LABELS.get(row["visibility"], str(row["visibility"]))
+        return ProductPage(rows, total, page, page_size)
+
+    @staticmethod
+    def _filters(q: str, store_view: str | None) -> tuple[str, list[Any]]:
+        clauses, params = ["true"], []
+        q = (q or "").strip()
+        if q:
+            exact = ["sku = ?"]
+            params.append(q)
+            if q.isdigit():
+                exact.append("product_id = ?")
+                params.append(int(q))
+            clauses.append(f"({' OR '.join(exact)} OR contains(name_lc, ?) OR contains(lower(sku), ?))")
+            params += [q.lower(), q.lower()]
+        if store_view:
+            clauses.append("store_view_code = ?")
+            params.append(store_view)
+        return " AND ".join(clauses), params
+
+    def find_sku(self, sku: str) -> list[dict[str, Any]]:
+        """The listed columns of a SKU's items (an index lookup)."""
+        self.manifest()
+        return self._rows(f"SELECT {', '.join(LIST_COLUMNS)} FROM items WHERE sku = ? ORDER BY store_view_code", [sku])
+
+    def payloads(self, sku: str) -> dict[str, dict[str, Any]]:
+        """store view -> the feed record last accepted by the target for this SKU."""
+        manifest = self.manifest()
+        if not manifest.snapshot_file:
+            return {}
+        path = duckdb_session.sql_literal(self.store.file_url(manifest.snapshot_file))
+        rows = self._rows(f"SELECT store_view_code, payload FROM read_parquet({path}) WHERE sku = ?", [sku])
+        return {r["store_view_code"]: orjson.loads(r["payload"]) for r in rows}
+
+    def pending(self, limit: int = 500, sku: str | None = None) -> list[PendingItem]:
+        """Items not in sync: retryable (sent again next run) and rejected (sent again when they change)."""
+        self.manifest()
+        where, params = ("sku = ?", [sku]) if sku else ("true", [])
+        rows = self._rows(
+            f"SELECT sku, store_view_code, op, status, reason, run_id FROM pending WHERE {where} "
+            "ORDER BY status, sku, store_view_code LIMIT ?", [*params, limit])
+        return [PendingItem(**r) for r in rows]
+
+    def pending_counts(self) -> dict[str, int]:
+        self.manifest()
+        return {r["status"]: r["n"] for r in self._rows("SELECT status, count(*) AS n FROM pending GROUP BY 1", [])}
+
+    def sync_states(self, skus: list[str]) -> dict[str, str]:
+        """sku -> in sync | pending | rejected | never synced (the worst state over its store views)."""
+        self.manifest()
+        if not skus:
+            return {}
+        synced = {r["sku"] for r in self._rows("SELECT DISTINCT sku FROM items WHERE sku IN (SELECT unnest(?))", [skus])}
+        pending = {r["sku"]: r["rejected"] for r in self._rows(
+            "SELECT sku, bool_or(status = 'rejected') AS rejected FROM pending WHERE sku IN (SELECT unnest(?)) GROUP BY 1",
+            [skus])}
+        states = {}
+        for sku in skus:
+            if pending.get(sku):
+                states[sku] = "rejected"
+            elif sku in pending:
+                states[sku] = "pending"
+            else:
+                states[sku] = "in sync" if sku in synced else "never synced"
+        return states
+

@@ -1,0 +1,172 @@
+"""The Catalog Sync page's content, rendered by its FastAPI app over a real synced demo catalog.
+
+Airflow's parts (DAG state, triggering, auth) are stand-ins here; tests/test_ui_airflow.py runs
+the same app inside a real `airflow api-server`, with Airflow's own auth, and drives it in Chromium.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+
+from catalog_sync.settings import SyncSettings
+from catalog_sync.ui.airflow_side import DagState
+from catalog_sync.ui.app import create_app
+from catalog_sync.ui.synced_products import VISIBILITY_LABELS
+
+XSS = "<script>alert(1)</script>"
+NEXT_RUN = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
+
+
+class FakeAirflow:
+    """Airflow's metadata database and REST API, as the page sees them."""
+
+    def __init__(self, paused: bool = False):
+        self.paused = paused
+        self.triggered: list[tuple[str, dict]] = []
+
+    def dag_state(self, dag_id: str) -> DagState:
+        return DagState(dag_id, True, self.paused, NEXT_RUN)
+
+    def failed_task_id(self, dag_id: str, run_id: str) -> str | None:
+        return "export"
+
+    def trigger(self, api_root, dag_id, conf, authorization, jwt_cookie) -> str:
+        self.triggered.append((dag_id, conf))
+        return f"manual__{len(self.triggered)}"
+
+
+@pytest.fixture
+def page(sync_env, capsys):
+    """A synced demo catalog (one product renamed to a script tag first) and a client on the page's app."""
+    sync_env.execute(
+        "UPDATE catalog_product_entity_varchar SET value = :name WHERE attribute_id = 73 AND store_id = 0 AND entity_id = "
+        "(SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1)",
+        params={"name": XSS},
+    )
+    summary = sync_env.sync(capsys)
+    settings = SyncSettings(source_url=sync_env.source_url, target_url=sync_env.target_url, state_url=str(sync_env.state_dir))
+    airflow = FakeAirflow()
+    client = TestClient(create_app(lambda: settings, airflow))
+    sku = sync_env.scalar("SELECT sku FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1")
+    return client, airflow, summary, sku, sync_env
+
+
+def test_overview_shows_the_last_sync_the_schedule_and_the_count(page):
+    client, _airflow, summary, _sku, _env = page
+    body = client.get("/").text
+    last = _section(body, "last-sync")
+    assert "Success" in last and f"{summary['inserted']} product(s) updated" in last
+    assert "Active" in _section(body, "schedule") and "2026-11-26 03:00:00 UTC" in _section(body, "schedule")
+    assert f"{summary['inserted']:,}" in _section(body, "products-synced")
+    assert body.count("<rect") >= 1  # the history chart has the run
+
+
+def test_a_failed_last_run_shows_when_the_error_and_the_failed_task_log(page):
+    client, _airflow, _summary, _sku, env = page
+    from catalog_sync.status_store import StatusStore
+
+    store = StatusStore(f"sqlite:///{env.state_dir / 'status.db'}")
+    store.start_run("catalog_sync__manual_2", "incremental", dry_run=False, dag_id="catalog_sync", airflow_run_id="manual_2")
+    store.finish_run("catalog_sync__manual_2", "failed", {}, error="the ingestion API refused the credentials (HTTP 401)")
+
+    last = _section(client.get("/").text, "last-sync")
+    assert "Failed" in last and "refused the credentials (HTTP 401)" in last
+    assert 'href="/dags/catalog_sync/runs/manual_2/tasks/export"' in last
+    status = client.get("/api/status").json()["last_sync"]
+    assert (status["state"], status["failed_task"]) == ("Failed", "export")
+
+
+def test_products_are_listed_searched_filtered_and_paged(page):
+    client, _airflow, summary, sku, _env = page
+    everything = client.get("/api/products").json()
+    assert everything["total"] == summary["inserted"] and len(everything["items"]) == 50
+    assert everything["pages"] == -(-summary["inserted"] // 50)
+    second = client.get("/api/products", params={"page": 2}).json()["items"]
+    assert not {(i["sku"], i["store_view_code"]) for i in second} & {(i["sku"], i["store_view_code"]) for i in everything["items"]}
+
+    by_sku = client.get("/api/products", params={"q": sku}).json()
+    assert {i["sku"] for i in by_sku["items"]} >= {sku}
+    product_id = by_sku["items"][0]["product_id"]
+    by_id = client.get("/api/products", params={"q": str(product_id)}).json()["items"]
+    assert product_id in {i["product_id"] for i in by_id}
+    one_view = client.get("/api/products", params={"q": sku, "store_view": "default"}).json()["items"]
+    assert {i["store_view_code"] for i in one_view} == {"default"}
+
+    table = client.get("/products", params={"q": sku}).text
+    label = VISIBILITY_LABELS[by_sku["items"][0]["visibility"]]
+    assert html.escape(sku) in table and f"<td>{html.escape(label)}</td>" in table
+
+
+def test_a_script_in_a_product_name_is_shown_as_text_everywhere(page):
+    client, _airflow, _summary, sku, _env = page
+    escaped = html.escape(XSS)
+    listing = client.get("/products", params={"q": "alert"}).text
+    detail = client.get(f"/products/{sku}").text
+    for body in (listing, detail):
+        assert XSS not in body and escaped in body
+    assert client.get(f"/api/products/{sku}").json()["store_views"][0]["sent"]["name"] == XSS  # JSON: data, not markup
+    assert client.get(f"/api/products/{sku}").headers["content-type"].startswith("application/json")
+
+
+def test_product_detail_has_the_sent_json_magento_now_a_field_diff_and_history(page):
+    client, _airflow, _summary, sku, env = page
+    env.execute("UPDATE catalog_product_entity_decimal SET value = 12345.5 WHERE attribute_id = 77 AND store_id = 0 "
+                "AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :sku)", params={"sku": sku})
+    detail = client.get(f"/api/products/{sku}", params={"store_view": "default"}).json()
+    [view] = detail["store_views"]
+    assert view["sent"]["sku"] == sku and view["now"]["price"] == 12345.5
+    assert [d["field"] for d in view["diff"]] == ["price"]  # only real discrepancies; updated_at is not one
+    page_html = client.get(f"/products/{sku}").text
+    assert 'class="differs"' in page_html and "Resync this product" in page_html and "sent-json" in page_html
+
+
+def test_store_catalog_search_shows_sync_states(page):
+    client, _airflow, _summary, sku, env = page
+    env.execute("INSERT INTO catalog_product_entity (attribute_set_id, type_id, sku, has_options, required_options, "
+                "created_at, updated_at) VALUES (4, 'simple', 'BRAND-NEW-1', 0, 0, '2026-11-25 10:00:00', '2026-11-25 10:00:00')")
+    body = client.get("/search", params={"q": "BRAND-NEW"}).text
+    assert "BRAND-NEW-1" in body and "never synced" in body
+    assert "in sync" in client.get("/search", params={"q": sku}).text
+
+
+def test_resync_actions_need_a_json_post_and_start_catalog_full_resync(page):
+    client, airflow, _summary, sku, _env = page
+    assert client.post("/actions/resync", data={"skus": sku}).status_code == 415  # a plain form: refused
+    one = client.post("/actions/resync", json={"skus": [sku]}).json()
+    everything = client.post("/actions/resync", json={}).json()
+    assert airflow.triggered == [("catalog_full_resync", {"skus": [sku]}), ("catalog_full_resync", {})]
+    assert one["url"] == "/dags/catalog_full_resync/runs/manual__1" and everything["dag_run_id"] == "manual__2"
+    assert "loads the" in client.get("/settings").text  # the warning before a full resync
+
+
+def test_failed_items_list_retryable_and_rejected_with_reasons(page):
+    client, _airflow, _summary, _sku, env = page
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from catalog_sync.snapshot import PENDING_SCHEMA, SnapshotStore
+    from catalog_sync.storage import StateLocation
+
+    store = SnapshotStore(StateLocation(str(env.state_dir)))
+    manifest = store.read_manifest()
+    rows = [{"product_id": 1, "sku": "BAD-1", "store_view_code": "default", "op": "upsert", "status": "rejected",
+             "reason": "HTTP 400: Invalid SKU", "content_hash": "x", "run_id": "r1"},
+            {"product_id": 2, "sku": "SLOW-2", "store_view_code": "fr", "op": "upsert", "status": "retryable",
+             "reason": "HTTP 503 (6 attempts)", "content_hash": "y", "run_id": "r1"}]
+    pq.write_table(pa.Table.from_pylist(rows, PENDING_SCHEMA), store.file_url(manifest.pending_file))
+    client.app.state.page_context.get().products._loaded = None  # same version, rewritten file: reload
+
+    body = _section(client.get("/failed").text, "failed-items")
+    assert "BAD-1" in body and "HTTP 400: Invalid SKU" in body and "SLOW-2" in body and "HTTP 503 (6 attempts)" in body
+    assert client.get("/api/status").json()["pending"] == {"rejected": 1, "retryable": 1}
+
+
+def _section(body: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}".*?(?=<div class="card"|<h2>|</table>|$)', body, re.S)
+    assert match, f"no element {element_id!r}"
+    return match.group(0)
