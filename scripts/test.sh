@@ -18,6 +18,15 @@ scripts/bootstrap_venv.sh
 export VIRTUAL_ENV="$REPO/.venv"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 
+# The browser test drives Debian's Chromium (nothing is downloaded at test time).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "[test] installing Debian's chromium for the browser test" >&2
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 set +e
 "$VIRTUAL_ENV/bin/python" -m pytest "$@"
 rc=$?

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from catalog_sync.ingestion.mapping import feed_product
 from catalog_sync.settings import SyncSettings
@@ -151,8 +152,9 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
             conf["skus"] = skus
         api_root = f"{request.url.scheme}://{request.url.netloc}"
         try:
-            run_id = airflow.trigger(api_root, RESYNC_DAG, conf, request.headers.get("authorization"),
-                                     request.cookies.get(JWT_COOKIE))
+            # In a thread: the REST call may be served by this very process's event loop.
+            run_id = await run_in_threadpool(airflow.trigger, api_root, RESYNC_DAG, conf,
+                                             request.headers.get("authorization"), request.cookies.get(JWT_COOKIE))
         except TriggerError as exc:
             raise HTTPException(exc.status if exc.status in (401, 403, 404, 409) else 502, str(exc)) from None
         log.info("catalog sync page: %s started (%s)", RESYNC_DAG, f"{len(conf['skus'])} SKU(s)" if skus else "whole catalog")

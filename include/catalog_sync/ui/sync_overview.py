@@ -77,7 +77,7 @@ def history_chart(runs: list[dict[str, Any]], width: int = 720, height: int = 18
     runs = list(reversed(runs[:48]))
     max_items = max([sum(r.get(op) or 0 for op in HistoryChart.OPERATIONS) for r in runs] + [1])
     max_duration = max([r.get("duration_s") or 0.0 for r in runs] + [1.0])
-    slot = width / max(len(runs), 1)
+    slot = width / 48  # a fixed slot per run: bars keep their size while the history fills up
     bars, points = [], []
     for n, run in enumerate(runs):
         x = n * slot

@@ -1,0 +1,240 @@
+"""The Catalog Sync page inside a real `airflow api-server`: Airflow's auth, its REST API, and a browser.
+
+One api-server (SQLite metadata, this repository's dags/ and plugins/) serves a demo catalog
+synced beforehand by the CLI. Users: admin (admin), viewer (viewer: may read, may not trigger)
+and outsider (a viewer whom tests/support/restricted_auth_manager.py denies the two DAGs).
+The browser test drives Debian's Chromium with Playwright and saves screenshots to
+test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from services import unavailable
+from sync_helpers import SyncEnv
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+XSS = "<script>alert(1)</script>"
+PASSWORDS = {"admin": "admin-pw", "viewer": "viewer-pw", "outsider": "outsider-pw"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ApiServer:
+    def __init__(self, home: Path, env: dict[str, str], port: int):
+        self.home, self.env, self.port = home, env, port
+        self.root = f"http://127.0.0.1:{port}"
+        self.log = home / "api-server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"],
+            env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"api-server exited:\n{self.log.read_text()[-4000:]}")
+            try:
+                if requests.get(f"{self.root}/api/v2/monitor/health", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"api-server not healthy after 120 s:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def token(self, user: str) -> str:
+        response = requests.post(f"{self.root}/auth/token", json={"username": user, "password": PASSWORDS[user]}, timeout=10)
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def get(self, path: str, user: str | None = None, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        return requests.get(self.root + path, headers=headers, timeout=30, **kwargs)
+
+    def post(self, path: str, user: str | None = None, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        return requests.post(self.root + path, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(tmp_path_factory, demo_catalog_template):
+    """A synced demo catalog (one product named like a script tag) behind a real api-server with the plugin."""
+    home = tmp_path_factory.mktemp("airflow-ui")
+    db = home / "magento.db"
+    shutil.copy(demo_catalog_template[0], db)
+    env_sync = SyncEnv(source_url=f"sqlite:///{db}", target_dir=home / "target", state_dir=home / "state")
+    env_sync.execute(
+        "UPDATE catalog_product_entity_varchar SET value = :name WHERE attribute_id = 73 AND store_id = 0 AND entity_id = "
+        "(SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1)",
+        params={"name": XSS})
+    sku = env_sync.scalar("SELECT sku FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1")
+    cli = [sys.executable, "-m", "catalog_sync", *env_sync.cli_args()]
+    subprocess.run(cli, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT / "include")})
+
+    (home / "passwords.json").write_text(json.dumps(PASSWORDS))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__AUTH_MANAGER": "restricted_auth_manager.RestrictedAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,outsider:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "catalog-sync-ui-test-secret-0123456789abcdef",
+        "AIRFLOW_CONN_CATALOG_SYNC_SOURCE": json.dumps({"conn_type": "sqlite", "host": str(db)}),
+        "AIRFLOW_CONN_CATALOG_SYNC_TARGET": json.dumps({"conn_type": "generic", "extra": {"url": env_sync.target_url}}),
+        "AIRFLOW_VAR_CATALOG_SYNC_STATE_URL": str(env_sync.state_dir),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "tests" / "support")]),
+    }
+    for step in (["db", "migrate"], ["dags", "reserialize"]):
+        done = subprocess.run([sys.executable, "-m", "airflow", *step], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    server = ApiServer(home, env, _free_port())
+    server.start()
+    yield server, sku
+    server.stop()
+
+
+def test_the_plugin_is_registered_with_its_nav_entry(airflow_ui):
+    server, _sku = airflow_ui
+    plugins = server.get("/api/v2/plugins", "admin").json()["plugins"]
+    [plugin] = [p for p in plugins if p["name"] == "catalog_sync"]
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/catalog-sync"
+    [view] = plugin["external_views"]
+    assert (view["name"], view["href"], view["url_route"], view["destination"]) == (
+        "Catalog Sync", "/catalog-sync/", "catalog-sync", "nav")
+
+
+@pytest.mark.parametrize("path", ["/catalog-sync/", "/catalog-sync/products", "/catalog-sync/api/status",
+                                  "/catalog-sync/api/products?q=a", "/catalog-sync/settings"])
+def test_anonymous_requests_get_401(airflow_ui, path):
+    server, _sku = airflow_ui
+    assert server.get(path).status_code == 401
+
+
+def test_a_user_without_access_to_the_dag_gets_403(airflow_ui):
+    server, sku = airflow_ui
+    assert server.get("/api/v2/dags/catalog_sync", "outsider").status_code == 403  # Airflow agrees
+    for path in ("/catalog-sync/", "/catalog-sync/api/status", f"/catalog-sync/api/products/{sku}"):
+        assert server.get(path, "outsider").status_code == 403
+
+
+def test_reading_needs_dag_read_access_and_resync_needs_trigger_permission(airflow_ui):
+    server, sku = airflow_ui
+    status = server.get("/catalog-sync/api/status", "viewer")
+    assert status.status_code == 200 and status.json()["last_sync"]["state"] == "Success"
+    assert server.get(f"/catalog-sync/api/products/{sku}", "viewer").json()["sku"] == sku
+
+    assert server.post("/catalog-sync/actions/resync", "viewer", json={"skus": [sku]}).status_code == 403
+    before = _runs(server, "catalog_full_resync")
+    started = server.post("/catalog-sync/actions/resync", "admin", json={"skus": [sku]})
+    assert started.status_code == 200, started.text
+    run_id = started.json()["dag_run_id"]
+    runs = {r["dag_run_id"]: r for r in _runs(server, "catalog_full_resync")}
+    assert set(runs) - {r["dag_run_id"] for r in before} == {run_id}
+    assert runs[run_id]["conf"] == {"skus": [sku]}
+
+
+def test_the_json_view_keeps_a_script_name_as_data(airflow_ui):
+    server, sku = airflow_ui
+    detail = server.get(f"/catalog-sync/api/products/{sku}", "admin")
+    assert detail.headers["content-type"].startswith("application/json")
+    names = {v["store_view_code"]: v["sent"]["name"] for v in detail.json()["store_views"]}
+    assert names["default"] == XSS  # the French view has a name of its own
+    page = server.get(f"/catalog-sync/products/{sku}", "admin").text
+    assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def _runs(server: ApiServer, dag_id: str) -> list[dict]:
+    return server.get(f"/api/v2/dags/{dag_id}/dagRuns", "admin").json()["dag_runs"]
+
+
+# ---- the browser ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not shutil.which("chromium"):
+        unavailable("Debian's chromium is not installed (scripts/test.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def test_in_chromium_log_in_find_a_product_open_its_json_and_resync(airflow_ui, chromium):
+    server, sku = airflow_ui
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    page.goto(server.root + "/")
+    page.wait_for_selector("input[name=username]", timeout=60_000)
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORDS["admin"])
+    page.screenshot(path=str(ARTIFACTS / "01-login.png"))
+    page.locator("button[type=submit]").click()
+
+    page.get_by_role("link", name="Catalog Sync").first.click(timeout=60_000)
+    page.wait_for_url("**/plugin/catalog-sync", timeout=30_000)
+    frame = page.frame_locator("iframe").first
+    frame.locator("#last-sync").wait_for(timeout=30_000)
+    assert "Success" in frame.locator("#last-sync").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "02-overview.png"))
+
+    frame.get_by_role("link", name="Synced products").click()
+    frame.get_by_label("Search").fill(sku)
+    frame.get_by_role("button", name="Search").click()
+    frame.locator("#products a.product-link").first.wait_for()
+    rows = frame.locator("#products tr").all_inner_texts()
+    assert any(sku in r and XSS in r for r in rows), rows  # the name shows as text
+    page.screenshot(path=str(ARTIFACTS / "03-search.png"))
+
+    frame.locator("#products a.product-link").first.click()
+    sent = frame.locator("pre.sent-json").first
+    sent.wait_for()
+    assert json.loads(sent.inner_text())["sku"] == sku
+    page.screenshot(path=str(ARTIFACTS / "04-product-json.png"), full_page=True)
+
+    before = {r["dag_run_id"] for r in _runs(server, "catalog_full_resync")}
+    frame.get_by_role("link", name="Settings").click()
+    frame.locator("#resync-all").click()
+    link = frame.locator("#new-run-link")
+    link.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "05-resync-started.png"))
+    new = {r["dag_run_id"] for r in _runs(server, "catalog_full_resync")} - before
+    assert len(new) == 1 and next(iter(new)) in link.inner_text()
+    assert dialogs == []  # no alert(): the script in the product name never ran
+    page.close()
