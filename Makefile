@@ -6,6 +6,7 @@
 #   make bench         the benchmark (benchmarks/bench_sync.py); extra args: ARGS="..."
 #   make bench-extract the extraction benchmark on MariaDB (benchmarks/bench_extract.py)
 #   make bench-export  the export benchmark against the reference receiver (benchmarks/bench_export.py)
+#   make bench-ui      the plugin page's queries on 1,000,000 synced items (benchmarks/bench_ui_queries.py)
 #   make venv          create/refresh .venv only
 #   make constraints   re-resolve constraints.txt in a fresh, throw-away venv
 #   make clean         remove .demo/, caches and the .venv stamp (forces a re-install)
@@ -15,7 +16,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test bench bench-extract bench-export venv constraints clean distclean
+.PHONY: run test bench bench-extract bench-export bench-ui venv constraints clean distclean
 
 run:
 	scripts/run_demo.sh $(ARGS)
@@ -33,6 +34,9 @@ bench-extract: venv
 # Full sync of 100k x 2 to the reference receiver (validation off); ARGS="--rpm 300" for the default limit.
 bench-export: venv
 	.venv/bin/python benchmarks/bench_export.py $(ARGS)
+
+bench-ui: venv
+	.venv/bin/python benchmarks/bench_ui_queries.py $(ARGS)
 
 venv:
 	scripts/bootstrap_venv.sh

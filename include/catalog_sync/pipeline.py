@@ -36,7 +36,7 @@ from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, Ch
 from catalog_sync.settings import SyncSettings, redact_url
 from catalog_sync.sinks import check_distinct_locales, is_ingestion_api, open_sink
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
-from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA, SnapshotStore
+from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, SnapshotStore
 from catalog_sync.status_store import FAILED, SUCCESS, StatusStore, this_process
 from catalog_sync.storage import StateLocation
 
@@ -487,7 +487,7 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
                    d.visibility, d.source_updated_at, d.linked_product_ids,
                    {q(exported_at)} AS exported_at, {q(run.run_id)} AS run_id
             FROM d SEMI JOIN (SELECT sku, store_view_code FROM accepted WHERE op <> 'delete') a USING (sku, store_view_code)
-        ) TO {q(ws.snapshots.file_url(snapshot_rel))} (FORMAT parquet, COMPRESSION zstd)"""
+        ) TO {q(ws.snapshots.file_url(snapshot_rel))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})"""
     )
     con.execute(
         f"""COPY (

@@ -5,7 +5,8 @@ that was sent. For the page, the columns it lists (not the payloads) are loaded
 once per snapshot version into an in-memory DuckDB table with an index on sku,
 so an exact-SKU lookup is an index probe and a name search one scan of a narrow
 column; a new manifest version replaces the table. Payloads are read from the
-Parquet file on demand, one SKU at a time.
+Parquet file on demand, one SKU at a time, by row number (the snapshot is written in
+small row groups, so that reads one row group per store view).
 """
 
 from __future__ import annotations
@@ -83,12 +84,13 @@ class SyncedProducts:
         con.execute("DROP TABLE IF EXISTS pending")
         if manifest.snapshot_file:
             path = duckdb_session.sql_literal(self.store.file_url(manifest.snapshot_file))
-            con.execute(f"CREATE TABLE items AS SELECT {cols}, lower(name) AS name_lc FROM read_parquet({path})")
+            con.execute(f"CREATE TABLE items AS SELECT {cols}, lower(name) AS name_lc, file_row_number AS row_number "
+                        f"FROM read_parquet({path}, file_row_number = true)")
         else:
             con.execute(
                 "CREATE TABLE items (product_id BIGINT, sku VARCHAR, store_view_code VARCHAR, name VARCHAR, type VARCHAR, "
                 "price DOUBLE, visibility INTEGER, exported_at VARCHAR, source_updated_at VARCHAR, run_id VARCHAR, "
-                "name_lc VARCHAR)"
+                "name_lc VARCHAR, row_number BIGINT)"
             )
         con.execute("CREATE INDEX items_sku ON items (sku)")
         if manifest.pending_file:
@@ -161,7 +163,12 @@ class SyncedProducts:
         if not manifest.snapshot_file:
             return {}
         path = duckdb_session.sql_literal(self.store.file_url(manifest.snapshot_file))
-        rows = self._rows(f"SELECT store_view_code, payload FROM read_parquet({path}) WHERE sku = ?", [sku])
+        # Row numbers from the table (an index probe) let DuckDB read only the row groups that hold them.
+        numbers = [r["row_number"] for r in self._rows("SELECT row_number FROM items WHERE sku = ?", [sku])]
+        if not numbers:
+            return {}
+        rows = self._rows(f"SELECT store_view_code, payload FROM read_parquet({path}, file_row_number = true) "
+                          "WHERE file_row_number IN (SELECT unnest(?)) AND sku = ?", [numbers, sku])
         return {r["store_view_code"]: orjson.loads(r["payload"]) for r in rows}
 
     def pending(self, limit: int = 500, sku: str | None = None) -> list[PendingItem]:
