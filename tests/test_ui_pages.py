@@ -170,3 +170,22 @@ def _section(body: str, element_id: str) -> str:
     match = re.search(rf'id="{element_id}".*?(?=<div class="card"|<h2>|</table>|$)', body, re.S)
     assert match, f"no element {element_id!r}"
     return match.group(0)
+
+
+def test_last_sync_follows_adobes_three_states():
+    from catalog_sync.ui.sync_overview import last_sync
+
+    ok = {"run_id": "a", "state": "success", "dry_run": False, "started_at": "2026-11-25T09:00:00+00:00",
+          "ended_at": "2026-11-25T09:01:00+00:00", "inserted": 2, "updated": 3, "deleted": 1}
+    running = {"run_id": "b", "state": "running", "dry_run": False, "started_at": "2026-11-25T10:00:00+00:00", "ended_at": None}
+    failed = {"run_id": "c", "state": "failed", "dry_run": False, "started_at": "2026-11-25T11:00:00+00:00",
+              "ended_at": "2026-11-25T11:00:05+00:00", "error": "boom"}
+    dry = {**ok, "run_id": "d", "dry_run": True, "state": "failed"}
+
+    assert (last_sync([ok]).state, last_sync([ok]).at, last_sync([ok]).products_updated) == (
+        "Success", "2026-11-25T09:01:00+00:00", 6)
+    assert (last_sync([running, ok]).state, last_sync([running, ok]).at) == ("In Progress", "2026-11-25T09:01:00+00:00")
+    assert (last_sync([failed, ok]).state, last_sync([failed, ok]).at, last_sync([failed, ok]).error) == (
+        "Failed", "2026-11-25T11:00:00+00:00", "boom")
+    assert last_sync([dry, ok]).state == "Success"  # a dry run changes nothing on the target
+    assert last_sync([]).state == "Never synced"
