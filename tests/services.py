@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -98,3 +101,45 @@ def load_magento_fixture(url: str) -> None:
             ["mysql", "-uroot", f"-h{MARIADB_HOST}", f"-P{MARIADB_PORT}", "--default-character-set=utf8mb4", name],
             stdin=dump, check=True, capture_output=True,
         )
+
+
+class MotoS3:
+    """A local S3-compatible server (moto in server mode) with one bucket, for object-storage state."""
+
+    def __init__(self, workdir: Path, bucket: str = "catalog-sync-state"):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.bucket = bucket
+        self.log = workdir / "moto.log"
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", self.port):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"moto server did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        import boto3
+
+        boto3.client("s3", **self.client_kwargs(), aws_access_key_id="test", aws_secret_access_key="test").create_bucket(
+            Bucket=bucket)
+
+    def client_kwargs(self) -> dict:
+        return {"endpoint_url": self.endpoint, "region_name": "us-east-1"}
+
+    def storage_options(self) -> dict:
+        """s3fs options, as the catalog_sync_state Connection gives them."""
+        return {"key": "test", "secret": "test", "client_kwargs": self.client_kwargs()}
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables, which s3fs reads (the CLI's way to reach it)."""
+        return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)

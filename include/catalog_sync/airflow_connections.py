@@ -6,6 +6,8 @@ Connections:
                           https://.../<tenantId> with the bearer token as password, or IMS client
                           credentials: extras ims_token_url, ims_client_id, ims_scope + the secret as password
     catalog_sync_status   optional: the status store database (default SQLite beside a local state folder)
+    catalog_sync_state    optional: credentials of an object-storage state URL (aws: login = access key id,
+                          password = secret, extra endpoint_url / region_name; or extra {"storage_options": {...}})
 Variables:
     catalog_sync_state_url     folder or URL of the snapshot and staging (default $AIRFLOW_HOME/catalog_sync_state)
     catalog_sync_chunk_size    products per extract chunk (default 10000)
@@ -25,6 +27,7 @@ from catalog_sync.settings import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, Config
 SOURCE_CONN_ID = "catalog_sync_source"
 TARGET_CONN_ID = "catalog_sync_target"
 STATUS_CONN_ID = "catalog_sync_status"
+STATE_CONN_ID = "catalog_sync_state"
 STATE_URL_VARIABLE = "catalog_sync_state_url"
 
 _DRIVERS = {
@@ -70,6 +73,24 @@ def target_url(conn) -> str:
     )
 
 
+def storage_options(conn) -> dict:
+    """fsspec options for the state's object storage from an Airflow Connection (s3fs's names)."""
+    if conn is None:
+        return {}
+    extra = conn.extra_dejson or {}
+    if extra.get("storage_options"):
+        return dict(extra["storage_options"])
+    options: dict = {}
+    if conn.login:
+        options["key"] = conn.login
+    if conn.password:
+        options["secret"] = conn.password
+    client = {k: extra[k] for k in ("endpoint_url", "region_name") if extra.get(k)}
+    if client:
+        options["client_kwargs"] = client
+    return options
+
+
 def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
     """Settings from the Connections and Variables above. Tasks use the Task SDK's lookups (the
     defaults); the plugin page, which runs in the API server, passes the server-side ones."""
@@ -105,4 +126,5 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
         chunk_size=int(get_variable("catalog_sync_chunk_size", DEFAULT_CHUNK_SIZE)),
         batch_size=int(get_variable("catalog_sync_batch_size", DEFAULT_BATCH_SIZE)),
         price_books=parse_price_books(extra.get("price_books") or {}),
+        state_storage_options=storage_options(connection(STATE_CONN_ID, required=False)),
     )

@@ -11,10 +11,22 @@ import os
 import tempfile
 
 import duckdb
+import fsspec
 import pyarrow as pa
 
 MEMORY_LIMIT = os.environ.get("CATALOG_SYNC_DUCKDB_MEMORY_LIMIT", "512MB")
 THREADS = int(os.environ.get("CATALOG_SYNC_DUCKDB_THREADS", "2"))
+
+
+_filesystems: dict[str, fsspec.AbstractFileSystem] = {}
+
+
+def use_filesystem(fs: fsspec.AbstractFileSystem) -> None:
+    """Let every later connection open `protocol://...` paths through this fsspec filesystem
+    (the state on object storage). DuckDB's own S3 support is an extension it would download."""
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    for protocol in protocols:
+        _filesystems[protocol] = fs
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -24,6 +36,8 @@ def connect() -> duckdb.DuckDBPyConnection:
         "preserve_insertion_order": False,
         "temp_directory": os.path.join(tempfile.gettempdir(), "catalog_sync_duckdb"),
     })
+    for fs in {id(f): f for f in _filesystems.values()}.values():
+        con.register_filesystem(fs)
     return con
 
 

@@ -38,7 +38,7 @@ from catalog_sync.sinks import check_distinct_locales, is_ingestion_api, open_si
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
 from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, SnapshotStore
 from catalog_sync.status_store import FAILED, SUCCESS, StatusStore, this_process
-from catalog_sync.storage import StateLocation
+from catalog_sync.storage import StateLocation, open_state
 
 log = logging.getLogger("catalog_sync.pipeline")
 
@@ -98,7 +98,7 @@ class Workspace:
 
     def __init__(self, settings: SyncSettings):
         self.settings = settings
-        self.state = StateLocation(settings.state_url)
+        self.state = open_state(settings.state_url, settings.state_storage_options)
         self.snapshots = SnapshotStore(self.state, settings.keep_snapshot_versions)
         self._status: StatusStore | None = None
         self._source: sa.Engine | None = None
@@ -224,14 +224,16 @@ def extract(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         _check_store_views(ctx.store_views)
         id_chunks, scope_ids = _id_chunks(ws, run, reader, settings.chunk_size)
         if scope_ids is not None:
-            pq.write_table(pa.table({"product_id": pa.array(sorted(scope_ids), pa.int64())}), staging.local_path("scope.parquet"))
+            pq.write_table(pa.table({"product_id": pa.array(sorted(scope_ids), pa.int64())}), staging.path("scope.parquet"),
+                           filesystem=staging.fs)
         queries = ArrowQueries(ws.source)
         price = ctx.attributes_by_code.get("price")
         builder = FeedBuilder(ctx)
         records = products = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-read") as pool, \
                 ThreadPoolExecutor(max_workers=READ_CONCURRENCY, thread_name_prefix="catalog-query") as query_pool, \
-                pq.ParquetWriter(staging.local_path("extract.parquet"), EXTRACT_SCHEMA, compression="zstd") as writer:
+                pq.ParquetWriter(staging.path("extract.parquet"), EXTRACT_SCHEMA, compression="zstd",
+                                 filesystem=staging.fs) as writer:
             reads = (
                 pool.submit(read_chunk, queries, ids, price.attribute_id if price else None, builder.attribute_ids, query_pool)
                 for ids in id_chunks
@@ -323,11 +325,11 @@ def diff(settings: SyncSettings, run: RunPlan) -> DiffCounts:
     started = time.perf_counter()
     counts = compute_delta(
         DiffInputs(
-            extract_glob=staging.local_path("extract.parquet"),
-            delta_path=staging.local_path("delta.parquet"),
+            extract_glob=staging.url_of("extract.parquet"),
+            delta_path=staging.url_of("delta.parquet"),
             snapshot_path=ws.snapshots.file_url(run.base_snapshot),
             pending_path=ws.snapshots.file_url(run.base_pending),
-            scope_path=staging.local_path("scope.parquet") if run.mode != FULL else None,
+            scope_path=staging.url_of("scope.parquet") if run.mode != FULL else None,
             force_resend=run.force_resend,
         )
     )
@@ -368,7 +370,7 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
 
     def items():
         columns = ["op", "product_id", "sku", "store_view_code", "payload", "content_hash", "reason"]
-        for batch in pq.ParquetFile(staging.local_path("delta.parquet")).iter_batches(batch_size=10_000, columns=columns):
+        for batch in pq.ParquetFile(staging.open("delta.parquet")).iter_batches(batch_size=10_000, columns=columns):
             for op, product_id, sku, view, payload, digest, reason in zip(*(batch.column(c).to_pylist() for c in columns)):
                 if op in ("insert", "update"):
                     yield DeltaItem(UPSERT, product_id, sku, view, payload, digest)
@@ -377,7 +379,7 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
                 else:  # quarantined or held: never sent, reported as rejected with the reason
                     not_sent.append(ItemResult(sku, view, REJECTED, reason))
 
-    with pq.ParquetWriter(staging.local_path("results.parquet"), RESULTS_SCHEMA) as writer:
+    with pq.ParquetWriter(staging.path("results.parquet"), RESULTS_SCHEMA, filesystem=staging.fs) as writer:
         buffer: list[ItemResult] = []
         for result in sink.send(items(), run.run_key):
             counts["sent"] += 1
@@ -463,15 +465,15 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
     ws.state.makedirs("snapshot")
     con = duckdb_session.connect()
     q = sql_literal
-    con.execute(f"CREATE TEMP VIEW d AS SELECT * FROM read_parquet({q(staging.local_path('delta.parquet'))})")
-    con.execute(f"CREATE TEMP VIEW res AS SELECT * FROM read_parquet({q(staging.local_path('results.parquet'))})")
+    con.execute(f"CREATE TEMP VIEW d AS SELECT * FROM read_parquet({q(staging.url_of('delta.parquet'))})")
+    con.execute(f"CREATE TEMP VIEW res AS SELECT * FROM read_parquet({q(staging.url_of('results.parquet'))})")
     con.execute(file_or_empty_view("base", ws.snapshots.file_url(run.base_snapshot), SNAPSHOT_SCHEMA))
     con.execute(file_or_empty_view("old_pending", ws.snapshots.file_url(run.base_pending), PENDING_SCHEMA))
     if run.mode == FULL:
         con.execute("CREATE TEMP VIEW scope AS SELECT NULL::BIGINT AS product_id WHERE false")
         keep_old_pending = "false"
     else:
-        con.execute(f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet({q(staging.local_path('scope.parquet'))})")
+        con.execute(f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet({q(staging.url_of('scope.parquet'))})")
         keep_old_pending = "product_id NOT IN (SELECT product_id FROM scope)"
     # Keys only: payloads stream from the delta file in the COPY below, so memory stays bounded.
     con.execute(
@@ -580,7 +582,7 @@ def _failures(staging: StateLocation) -> list[dict[str, Any]]:
         "SELECT d.product_id, d.sku, d.store_view_code, d.op, r.status, r.reason "
         "FROM read_parquet(?) r JOIN read_parquet(?) d USING (sku, store_view_code) WHERE r.status <> 'ok' "
         "ORDER BY d.sku, d.store_view_code",
-        [staging.local_path("results.parquet"), staging.local_path("delta.parquet")],
+        [staging.url_of("results.parquet"), staging.url_of("delta.parquet")],
     )
     return [dict(zip(("product_id", "sku", "store_view_code", "op", "status", "reason"), r)) for r in rows]
 

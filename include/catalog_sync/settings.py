@@ -41,6 +41,8 @@ class SyncSettings:
     target_ims: dict = field(default_factory=dict, repr=False)
     max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE
     http_timeout_s: float = 30.0  # per request to the ingestion API
+    # fsspec options of an object-storage state URL (s3fs: key, secret, client_kwargs...).
+    state_storage_options: dict = field(default_factory=dict, repr=False)
     # Price book id per Magento website code; a website not listed uses its own code.
     price_books: dict = field(default_factory=dict)
     lock_ttl_s: int = DEFAULT_LOCK_TTL_S

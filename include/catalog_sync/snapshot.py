@@ -86,7 +86,8 @@ class SnapshotStore:
         return Manifest(**data)
 
     def file_url(self, relative: str | None) -> str | None:
-        return None if relative is None else self.location.path(relative)
+        """Where DuckDB reads a snapshot file (see StateLocation.url_of)."""
+        return None if relative is None else self.location.url_of(relative)
 
     def new_version_files(self, manifest: Manifest) -> tuple[str, str]:
         version = manifest.version + 1

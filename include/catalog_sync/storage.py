@@ -13,6 +13,7 @@ from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,20 @@ class StateLocation:
         return path.rstrip("/")
 
     def path(self, *parts: str) -> str:
+        """The path inside `fs` (no protocol): for fsspec and pyarrow's `filesystem=`."""
         return "/".join([self.root, *[p.strip("/") for p in parts]])
+
+    @property
+    def is_remote(self) -> bool:
+        return not isinstance(self.fs, LocalFileSystem)
+
+    def url_of(self, *parts: str) -> str:
+        """What DuckDB opens: a local path, or protocol://path through the filesystem that
+        `duckdb_session.use_filesystem` registered (DuckDB gets no extension, no credentials)."""
+        if not self.is_remote:
+            return self.path(*parts)
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{self.path(*parts)}"
 
     def child(self, *parts: str) -> "StateLocation":
         return StateLocation(self._join_url(*parts), self.storage_options)
@@ -67,6 +81,15 @@ class StateLocation:
         if self.fs.exists(target):
             self.fs.rm(target, recursive=recursive)
 
-    def local_path(self, *parts: str) -> str:
-        """A path DuckDB/pyarrow can open directly (local files only)."""
-        return self.path(*parts)
+    def open(self, *parts: str, mode: str = "rb"):
+        return self.fs.open(self.path(*parts), mode)
+
+
+def open_state(url: str, storage_options: dict[str, Any] | None = None) -> StateLocation:
+    """The state location of a deployment; on object storage, DuckDB is given its filesystem."""
+    location = StateLocation(url, tuple(sorted((storage_options or {}).items())))
+    if location.is_remote:
+        from catalog_sync import duckdb_session
+
+        duckdb_session.use_filesystem(location.fs)
+    return location

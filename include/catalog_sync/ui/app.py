@@ -57,7 +57,7 @@ class PageContext:
         with self._lock:
             if key != self._key:
                 self.close()
-                self.products = SyncedProducts(settings.state_url)
+                self.products = SyncedProducts(settings.state_url, settings.state_storage_options)
                 self.status = StatusStore(settings.status_url, settings.target_name)
                 self.magento = MagentoLookup(settings.source_url)
                 self._key = key

@@ -19,7 +19,7 @@ import orjson
 
 from catalog_sync import duckdb_session
 from catalog_sync.snapshot import Manifest, SnapshotStore
-from catalog_sync.storage import StateLocation
+from catalog_sync.storage import open_state
 
 PAGE_SIZE = 50
 SORTS = {"exported_desc": "exported_at DESC, sku, store_view_code", "exported_asc": "exported_at ASC, sku, store_view_code"}
@@ -55,8 +55,8 @@ class PendingItem:
 class SyncedProducts:
     """Queries on one state folder's snapshot; thread-safe (one DuckDB connection, cursors per call)."""
 
-    def __init__(self, state_url: str):
-        self.store = SnapshotStore(StateLocation(state_url))
+    def __init__(self, state_url: str, storage_options: dict | None = None):
+        self.store = SnapshotStore(open_state(state_url, storage_options))
         self._con = duckdb_session.connect()
         self._lock = threading.Lock()
         self._loaded: tuple[int, str | None] | None = None  # (version, snapshot file) in the table
