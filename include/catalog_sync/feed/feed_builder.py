@@ -117,13 +117,16 @@ class FeedBuilder:
         a = self._id
         price_ids = ", ".join(str(a(c)) for c in PRICE_ATTRIBUTES)
         store_scoped_prices = "true" if self.ctx.price_scope else "false"
-        pivot = ",\n".join(
-            f"max(value) FILTER (WHERE attribute_id = {a(code)}) AS \"{code}\""
-            for code in ("name", "status", "visibility", "url_key", "description", "short_description", "meta_title",
-                         "meta_description", "meta_keyword", "price", "special_price", "special_from_date",
-                         "special_to_date", *IMAGE_ROLES)
-        )
-        roles = ", ".join(f"('{role}', {a(role)})" for role in IMAGE_ROLES)
+        codes = ("name", "status", "visibility", "url_key", "description", "short_description", "meta_title",
+                 "meta_description", "meta_keyword", "price", "special_price", "special_from_date",
+                 "special_to_date", *IMAGE_ROLES)
+        pivot = ",\n".join(f"max(value) FILTER (WHERE attribute_id = {a(code)}) AS \"{code}\"" for code in codes)
+        has = ",\n".join(f"bool_or(attribute_id = {a(code)}) AS \"has_{code}\"" for code in codes)
+        resolved = ",\n".join(
+            f"CASE WHEN sp.\"has_{code}\" THEN sp.\"{code}\" ELSE dp.\"{code}\" END AS \"{code}\"" for code in codes)
+        # A gallery image's roles: the image roles whose resolved value is its file, sorted by name.
+        image_roles = "list_filter([" + ", ".join(
+            f"CASE WHEN c.\"{role}\" = gal.file THEN '{role}' END" for role in sorted(IMAGE_ROLES)) + "], lambda x: x IS NOT NULL)"
         payload = {
             "attribute_set_id": "i.attribute_set_id::BIGINT",
             "attributes": "coalesce(ca.attributes, '[]')::JSON",
@@ -171,42 +174,61 @@ class FeedBuilder:
             JOIN (SELECT DISTINCT product_id, website_id FROM raw_websites) w ON w.product_id = e.entity_id
             JOIN views v ON v.website_id = w.website_id
         ),
-        dv AS (SELECT entity_id, attribute_id, value FROM raw_values WHERE store_id = 0),
-        sv AS (
+        sv AS NOT MATERIALIZED (
             SELECT entity_id, store_id, attribute_id, value FROM raw_values
             WHERE store_id <> 0 AND ({store_scoped_prices} OR attribute_id NOT IN ({price_ids}))
         ),
-        rv AS (  -- resolved EAV value per (item, attribute): the store view's row, even empty, wins over store 0
-            SELECT i.entity_id, i.store_id, dv.attribute_id, dv.value
-            FROM items i JOIN dv ON dv.entity_id = i.entity_id
-            ANTI JOIN sv ON sv.entity_id = i.entity_id AND sv.store_id = i.store_id AND sv.attribute_id = dv.attribute_id
-            UNION ALL
-            SELECT sv.entity_id, sv.store_id, sv.attribute_id, sv.value
-            FROM sv SEMI JOIN items i ON i.entity_id = sv.entity_id AND i.store_id = sv.store_id
+        -- The core attributes, pivoted once per product (store 0) and once per (product, store view)
+        -- for the few store-view rows: a store view's row, even empty, wins over store 0.
+        dp AS (SELECT entity_id, {pivot} FROM raw_values WHERE store_id = 0 GROUP BY entity_id),
+        sp AS (SELECT entity_id, store_id, {pivot}, {has} FROM sv GROUP BY entity_id, store_id),
+        c AS (
+            SELECT i.entity_id, i.store_id, {resolved}
+            FROM items i LEFT JOIN dp ON dp.entity_id = i.entity_id
+            LEFT JOIN sp ON sp.entity_id = i.entity_id AND sp.store_id = i.store_id
         ),
-        c AS (SELECT entity_id, store_id, {pivot} FROM rv GROUP BY ALL),
+        -- The custom attributes' resolved values (the same rule, row by row: there are few of them).
+        cdv AS (SELECT r.entity_id, r.attribute_id, r.value FROM raw_values r SEMI JOIN custom_attrs a ON a.attribute_id = r.attribute_id WHERE r.store_id = 0),
+        csv AS (SELECT sv.* FROM sv SEMI JOIN custom_attrs a ON a.attribute_id = sv.attribute_id),
+        crv AS (
+            SELECT i.entity_id, i.store_id, cdv.attribute_id, cdv.value
+            FROM items i JOIN cdv ON cdv.entity_id = i.entity_id
+            ANTI JOIN csv ON csv.entity_id = i.entity_id AND csv.store_id = i.store_id AND csv.attribute_id = cdv.attribute_id
+            UNION ALL
+            SELECT csv.entity_id, csv.store_id, csv.attribute_id, csv.value
+            FROM csv SEMI JOIN items i ON i.entity_id = csv.entity_id AND i.store_id = csv.store_id
+        ),
         cv AS (
-            SELECT rv.entity_id, rv.store_id, a.code, a.json_prefix, a.frontend_input, a.backend_type, rv.value
-            FROM rv JOIN custom_attrs a ON a.attribute_id = rv.attribute_id
-            WHERE rv.value IS NOT NULL AND rv.value <> ''
+            SELECT crv.entity_id, crv.store_id, crv.attribute_id, a.json_prefix, a.frontend_input, a.backend_type, crv.value
+            FROM crv JOIN custom_attrs a ON a.attribute_id = crv.attribute_id
+            WHERE crv.value IS NOT NULL AND crv.value <> ''
+        ),
+        -- select/multiselect: each distinct raw value of the chunk becomes its JSON text once per store view.
+        sel_vals AS (
+            SELECT DISTINCT attribute_id, store_id, json_prefix, frontend_input, value FROM cv
+            WHERE frontend_input IN ('select', 'multiselect')
         ),
         opt_ids AS (
-            SELECT entity_id, store_id, code, json_prefix, frontend_input, trim(opt) AS opt, ord FROM (
+            SELECT attribute_id, store_id, json_prefix, frontend_input, value, trim(opt) AS opt, ord FROM (
                 SELECT *, unnest(string_split(value, ',')) AS opt, generate_subscripts(string_split(value, ','), 1) AS ord
-                FROM cv WHERE frontend_input IN ('select', 'multiselect'))
+                FROM sel_vals)
         ),
         opt_vals AS (
-            SELECT o.entity_id, o.store_id, o.code, o.json_prefix, o.frontend_input, o.ord,
+            SELECT o.attribute_id, o.store_id, o.value, o.json_prefix, o.frontend_input, o.ord,
                    coalesce(r.label, o.opt::BIGINT::VARCHAR) AS val
             FROM opt_ids o LEFT JOIN opts_resolved r ON r.option_id = o.opt::BIGINT AND r.store_id = o.store_id
             WHERE regexp_full_match(o.opt, '[0-9]+')
         ),
+        sel_frags AS (
+            SELECT attribute_id, store_id, value, any_value(json_prefix) || CASE WHEN any_value(frontend_input) = 'multiselect'
+                       THEN to_json(list_sort(list(val))) ELSE to_json(list(val ORDER BY ord)) END::VARCHAR || '}}' AS frag
+            FROM opt_vals GROUP BY attribute_id, store_id, value
+        ),
         -- Each attribute becomes its JSON text: '{{"code":…,"label":…,"values":[…]}}'. Codes are
         -- [a-z0-9_], all above '"', so sorting the texts sorts by code.
         custom_json AS (
-            SELECT entity_id, store_id, any_value(json_prefix) || CASE WHEN any_value(frontend_input) = 'multiselect'
-                       THEN to_json(list_sort(list(val))) ELSE to_json(list(val ORDER BY ord)) END::VARCHAR || '}}' AS frag
-            FROM opt_vals GROUP BY entity_id, store_id, code
+            SELECT cv.entity_id, cv.store_id, f.frag
+            FROM cv JOIN sel_frags f ON f.attribute_id = cv.attribute_id AND f.store_id = cv.store_id AND f.value = cv.value
             UNION ALL
             SELECT entity_id, store_id, json_prefix || '[' || to_json(CASE backend_type
                         WHEN 'decimal' THEN CAST(CAST(value AS DOUBLE) AS VARCHAR)
@@ -243,7 +265,6 @@ class FeedBuilder:
                 GROUP BY ALL)
             GROUP BY ALL
         ),
-        roles AS (SELECT * FROM (VALUES {roles}) t(role, attribute_id)),
         gal AS (
             SELECT i.entity_id, i.store_id, i.media_url, g.value_id, any_value(g.file) AS file,
                    coalesce(max(g.store_disabled) FILTER (WHERE g.store_id = i.store_id),
@@ -256,20 +277,16 @@ class FeedBuilder:
             WHERE g.file IS NOT NULL
             GROUP BY i.entity_id, i.store_id, i.media_url, g.value_id
         ),
-        img_roles AS (
-            SELECT rv.entity_id, rv.store_id, rv.value AS file, list_sort(list(r.role)) AS roles
-            FROM rv JOIN roles r ON r.attribute_id = rv.attribute_id WHERE rv.value IS NOT NULL GROUP BY ALL
-        ),
         img AS (
             SELECT gal.entity_id, gal.store_id,
                    '[' || array_to_string(list_transform(list_sort(list({{
                        'p': gal.position::BIGINT, 'u': gal.media_url || 'catalog/product' || gal.file,
-                       'j': to_json({{'label': gal.label, 'position': gal.position::BIGINT, 'roles': coalesce(ir.roles, []),
+                       'j': to_json({{'label': gal.label, 'position': gal.position::BIGINT, 'roles': {image_roles},
                                      'url': gal.media_url || 'catalog/product' || gal.file}})::VARCHAR}})), lambda x: x.j), ',') || ']' AS images
-            FROM gal LEFT JOIN img_roles ir ON ir.entity_id = gal.entity_id AND ir.store_id = gal.store_id AND ir.file = gal.file
+            FROM gal LEFT JOIN c ON c.entity_id = gal.entity_id AND c.store_id = gal.store_id
             WHERE gal.disabled = 0 GROUP BY gal.entity_id, gal.store_id
         )
-        , records AS MATERIALIZED (
+        , records AS NOT MATERIALIZED (
         SELECT
             i.entity_id::BIGINT AS product_id, i.sku, i.store_view_code, i.updated_at,
             to_json(struct_pack({stable}))::VARCHAR AS stable_json,
