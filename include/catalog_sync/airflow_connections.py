@@ -12,6 +12,7 @@ Variables:
     catalog_sync_state_url     folder or URL of the snapshot and staging (default $AIRFLOW_HOME/catalog_sync_state)
     catalog_sync_chunk_size    products per extract chunk (default 10000)
     catalog_sync_batch_size    items per request to the target (default 100)
+    catalog_sync_buckets       hash buckets of sku, each synced by its own mapped tasks (default 1)
 
 Secrets stay in the Connection: the URLs built here are used in-process and
 never logged unredacted, put in XCom or written to the snapshot.
@@ -29,6 +30,7 @@ TARGET_CONN_ID = "catalog_sync_target"
 STATUS_CONN_ID = "catalog_sync_status"
 STATE_CONN_ID = "catalog_sync_state"
 STATE_URL_VARIABLE = "catalog_sync_state_url"
+BUCKETS_VARIABLE = "catalog_sync_buckets"
 
 _DRIVERS = {
     "mysql": "mysql+pymysql",
@@ -125,6 +127,7 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
         status_url=sqlalchemy_url(status) if status else "",
         chunk_size=int(get_variable("catalog_sync_chunk_size", DEFAULT_CHUNK_SIZE)),
         batch_size=int(get_variable("catalog_sync_batch_size", DEFAULT_BATCH_SIZE)),
+        buckets=int(get_variable(BUCKETS_VARIABLE, 1)),
         price_books=parse_price_books(extra.get("price_books") or {}),
         state_storage_options=storage_options(connection(STATE_CONN_ID, required=False)),
     )

@@ -42,7 +42,11 @@ ERROR_FILE = "error.json"
 
 
 def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> None:
-    """Create plan -> extract -> diff -> export -> commit -> report in the current DAG."""
+    """Create plan -> buckets -> extract[b] -> diff[b] -> export[b] -> commit -> report in the current DAG.
+
+    extract, diff and export are mapped over the run's hash buckets of sku (Variable
+    catalog_sync_buckets, default 1), so large catalogs spread over workers; commit
+    stays one atomic step over every bucket's files."""
 
     @task.sensor(task_id="plan", poke_interval=30, timeout=LOCK_WAIT.total_seconds(), mode="reschedule",
                  execution_timeout=None)
@@ -56,17 +60,22 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=run.to_dict())
 
-    @task(queue=HEAVY_QUEUE)
-    def extract(plan: dict) -> dict:
-        return _step("extract", pipeline.extract, plan)
+    @task
+    def buckets(plan: dict) -> list[int]:
+        """The bucket numbers the mapped steps run over (fixed in the plan, so every step agrees)."""
+        return list(range(RunPlan.from_dict(plan).buckets))
 
     @task(queue=HEAVY_QUEUE)
-    def diff(plan: dict) -> dict:
-        return _step("diff", lambda s, r: pipeline.diff(s, r).to_dict(), plan)
+    def extract(plan: dict, bucket: int) -> dict:
+        return _step("extract", lambda s, r: pipeline.extract(s, r, bucket), plan)
+
+    @task(queue=HEAVY_QUEUE)
+    def diff(plan: dict, bucket: int) -> dict:
+        return _step("diff", lambda s, r: pipeline.diff(s, r, bucket).to_dict(), plan)
 
     @task(queue=HEAVY_QUEUE, execution_timeout=timedelta(hours=1))
-    def export(plan: dict) -> dict:
-        return _step("export", pipeline.export, plan)
+    def export(plan: dict, bucket: int) -> dict:
+        return _step("export", lambda s, r: pipeline.export(s, r, bucket), plan)
 
     @task
     def commit(plan: dict) -> dict:
@@ -91,8 +100,12 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
         return summary
 
     planned = plan()
+    bucket_ids = buckets(planned)
+    extracted = extract.partial(plan=planned).expand(bucket=bucket_ids)
+    diffed = diff.partial(plan=planned).expand(bucket=bucket_ids)
+    exported = export.partial(plan=planned).expand(bucket=bucket_ids)
     committed = commit(planned)
-    extract(planned) >> diff(planned) >> export(planned) >> committed
+    extracted >> diffed >> exported >> committed
     committed >> report(planned)
 
 

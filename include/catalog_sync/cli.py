@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--skus", help="comma-separated SKUs: resync only these")
     sync.add_argument("--chunk-size", type=int, help="products read per chunk (default 10000)")
     sync.add_argument("--batch-size", type=int, help="items per request to the target (default 100)")
+    sync.add_argument("--buckets", type=int, help="split the catalog into N hash buckets of sku, synced one after "
+                                                  "the other (the DAGs run them as parallel mapped tasks; default 1)")
     sync.add_argument("--price-books", help="price book id per website, e.g. base=main_usd,eu=main_eur "
                                             "(env CATALOG_SYNC_PRICE_BOOKS; default: the website's code)")
     sync.set_defaults(handler=_cmd_sync)
@@ -91,7 +93,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     settings = SyncSettings.from_env(
         source_url=args.source_url, target_url=args.target_url, state_url=args.state_url,
-        status_url=args.status_url, chunk_size=args.chunk_size, batch_size=args.batch_size,
+        status_url=args.status_url, chunk_size=args.chunk_size, batch_size=args.batch_size, buckets=args.buckets,
         price_books=parse_price_books(args.price_books) if args.price_books else None,
     )
     skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())

@@ -37,6 +37,7 @@ class DiffInputs:
     pending_path: str | None = None
     scope_path: str | None = None  # Parquet with product_id; None = full scope
     force_resend: bool = False
+    snapshot_filter: str | None = None  # SQL on the snapshot's columns: its part in scope (a sku bucket)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = No
             f" WHERE product_id IN (SELECT product_id FROM read_parquet({sql_literal(inputs.scope_path)}))"
             " OR sku IN (SELECT sku FROM e)"
         )
+    elif inputs.snapshot_filter:
+        scope_filter = f" WHERE {inputs.snapshot_filter}"
     con.execute(
         "CREATE OR REPLACE TEMP VIEW s AS SELECT product_id, sku, store_view_code, content_hash "
         f"FROM snapshot_all{scope_filter}"

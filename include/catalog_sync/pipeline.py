@@ -38,6 +38,7 @@ from catalog_sync.sinks import check_distinct_locales, is_ingestion_api, open_si
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
 from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, SnapshotStore
 from catalog_sync.status_store import FAILED, SUCCESS, StatusStore, this_process
+from catalog_sync.buckets import all_parts, bucket_of, check_buckets, duckdb_bucket, part
 from catalog_sync.storage import StateLocation, open_state
 
 log = logging.getLogger("catalog_sync.pipeline")
@@ -83,6 +84,7 @@ class RunPlan:
     since_marks: dict | None
     until_marks: dict
     started_at: str
+    buckets: int = 1  # hash buckets of sku: extract, diff and export run once per bucket
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +181,7 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
             since_marks=since.to_dict() if since else None,
             until_marks=until.to_dict(),
             started_at=started.isoformat(timespec="seconds"),
+            buckets=check_buckets(settings.buckets),
         )
         ws.staging(result).makedirs()
         ws.staging(result).write_json_atomic(result.to_dict(), "plan.json")
@@ -208,8 +211,8 @@ def _describe(marks: ChangeMarks) -> str:
 # ---- extract --------------------------------------------------------------------------
 
 
-def extract(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
-    """Read the products in scope from Magento, chunk by chunk, straight into Parquet.
+def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, int]:
+    """Read the products in scope (of this sku bucket) from Magento, chunk by chunk, straight into Parquet.
 
     A reader thread fetches the next chunk (connectorx/the database work outside
     the GIL) while DuckDB builds the current one, so memory holds two chunks at most.
@@ -222,18 +225,18 @@ def extract(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         reader = MagentoCatalogReader(ws.source)
         ctx = reader.load_context()
         _check_store_views(ctx.store_views)
-        id_chunks, scope_ids = _id_chunks(ws, run, reader, settings.chunk_size)
+        id_chunks, scope_ids = _id_chunks(ws, run, reader, settings.chunk_size, bucket)
         if scope_ids is not None:
-            pq.write_table(pa.table({"product_id": pa.array(sorted(scope_ids), pa.int64())}), staging.path("scope.parquet"),
-                           filesystem=staging.fs)
+            pq.write_table(pa.table({"product_id": pa.array(sorted(scope_ids), pa.int64())}),
+                           staging.path(part("scope", bucket)), filesystem=staging.fs)
         queries = ArrowQueries(ws.source)
         price = ctx.attributes_by_code.get("price")
         builder = FeedBuilder(ctx)
         records = products = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-read") as pool, \
                 ThreadPoolExecutor(max_workers=READ_CONCURRENCY, thread_name_prefix="catalog-query") as query_pool, \
-                pq.ParquetWriter(staging.path("extract.parquet"), EXTRACT_SCHEMA, compression="zstd",
-                                 filesystem=staging.fs) as writer:
+                pq.ParquetWriter(staging.path(part("extract", bucket)), EXTRACT_SCHEMA, compression="zstd",
+                                 use_dictionary=_DICTIONARY_COLUMNS, filesystem=staging.fs) as writer:
             reads = (
                 pool.submit(read_chunk, queries, ids, price.attribute_id if price else None, builder.attribute_ids, query_pool)
                 for ids in id_chunks
@@ -248,11 +251,11 @@ def extract(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
                 products += raw.entities.num_rows
                 pending = upcoming
         counts = {"products": products, "records": records, "scope": -1 if scope_ids is None else len(scope_ids)}
-        staging.write_json_atomic(counts, "extract.json")
+        staging.write_json_atomic(counts, part("extract", bucket, "json"))
         elapsed = time.perf_counter() - started
         log.info(
-            "extract: %d products -> %d feed records across %d store view(s) in %.2fs (%.0f records/s, %s)",
-            products, records, len(ctx.store_views), elapsed, records / elapsed if elapsed else 0,
+            "extract%s: %d products -> %d feed records across %d store view(s) in %.2fs (%.0f records/s, %s)",
+            _bucket_label(run, bucket), products, records, len(ctx.store_views), elapsed, records / elapsed if elapsed else 0,
             "connectorx" if queries.cx_url else "SQLAlchemy",
         )
         return counts
@@ -262,15 +265,26 @@ def extract(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         ws.close()
 
 
+# Payloads and hashes are unique per record: dictionary-encoding them only costs time.
+_DICTIONARY_COLUMNS = [f.name for f in EXTRACT_SCHEMA if f.name not in ("payload", "content_hash")]
+
+
 def _check_store_views(views) -> None:
     if not views:
         raise RuntimeError("the Magento database has no active store view (table `store`, store_id > 0, is_active = 1)")
 
 
-def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: int):
-    """The product ids to extract: all of them (full), or the changed ones plus the retries."""
+def _bucket_label(run: RunPlan, bucket: int) -> str:
+    return f" [bucket {bucket + 1}/{run.buckets}]" if run.buckets > 1 else ""
+
+
+def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: int, bucket: int = 0):
+    """The product ids to extract: all of them (full), or the changed ones plus the retries;
+    with buckets, only those whose sku falls in `bucket`."""
+    n = run.buckets
     if run.mode == FULL:
-        return reader.iter_all_id_chunks(size), None
+        keep = (lambda sku: bucket_of(sku, n) == bucket) if n > 1 else None
+        return reader.iter_all_id_chunks(size, keep), None
     scope: set[int] = set()
     if run.mode == SKUS:
         scope.update(reader.ids_for_skus(run.skus))
@@ -297,6 +311,11 @@ def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: 
             "extract: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried",
             len(changed), len(linked - changed), len(retries),
         )
+    if n > 1:
+        # By the current sku; a product gone from Magento goes to bucket 0, whose diff then
+        # deletes its items whatever their sku (the incremental diff keys on product ids).
+        skus = reader.skus_for_ids(scope)
+        scope = {i for i in scope if (bucket_of(skus[i], n) if i in skus else 0) == bucket}
     ordered = sorted(scope)
     return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope
 
@@ -319,25 +338,27 @@ def _snapshot_ids(ws: Workspace, relative: str, where: str = "true", params: lis
 # ---- diff -----------------------------------------------------------------------------
 
 
-def diff(settings: SyncSettings, run: RunPlan) -> DiffCounts:
+def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> DiffCounts:
     ws = Workspace(settings)
     staging = ws.staging(run)
     started = time.perf_counter()
     counts = compute_delta(
         DiffInputs(
-            extract_glob=staging.url_of("extract.parquet"),
-            delta_path=staging.url_of("delta.parquet"),
+            extract_glob=staging.url_of(part("extract", bucket)),
+            delta_path=staging.url_of(part("delta", bucket)),
             snapshot_path=ws.snapshots.file_url(run.base_snapshot),
             pending_path=ws.snapshots.file_url(run.base_pending),
-            scope_path=staging.url_of("scope.parquet") if run.mode != FULL else None,
+            scope_path=staging.url_of(part("scope", bucket)) if run.mode != FULL else None,
             force_resend=run.force_resend,
+            # A full reconcile of one bucket compares it with the snapshot's items of that bucket only.
+            snapshot_filter=f"{duckdb_bucket('sku', run.buckets)} = {bucket}" if run.mode == FULL and run.buckets > 1 else None,
         )
     )
-    staging.write_json_atomic(counts.to_dict(), "diff.json")
+    staging.write_json_atomic(counts.to_dict(), part("diff", bucket, "json"))
     log.info(
-        "diff: %d extracted -> %d insert, %d update, %d delete, %d unchanged, %d quarantined, %d held (rejected before) in %.2fs",
-        counts.extracted, counts.inserted, counts.updated, counts.deleted, counts.unchanged, counts.quarantined,
-        counts.held, time.perf_counter() - started,
+        "diff%s: %d extracted -> %d insert, %d update, %d delete, %d unchanged, %d quarantined, %d held (rejected before) in %.2fs",
+        _bucket_label(run, bucket), counts.extracted, counts.inserted, counts.updated, counts.deleted, counts.unchanged,
+        counts.quarantined, counts.held, time.perf_counter() - started,
     )
     ws.close()
     return counts
@@ -346,14 +367,14 @@ def diff(settings: SyncSettings, run: RunPlan) -> DiffCounts:
 # ---- export ---------------------------------------------------------------------------
 
 
-def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
+def export(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, int]:
     """Send the delta and write one result per item: ok, retryable or rejected."""
     ws = Workspace(settings)
     staging = ws.staging(run)
     if run.dry_run:
         log.info("export: dry run, nothing sent")
         counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}
-        staging.write_json_atomic(counts, "export.json")
+        staging.write_json_atomic(counts, part("export", bucket, "json"))
         return counts
     started = time.perf_counter()
     locales = None
@@ -370,7 +391,7 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
 
     def items():
         columns = ["op", "product_id", "sku", "store_view_code", "payload", "content_hash", "reason"]
-        for batch in pq.ParquetFile(staging.open("delta.parquet")).iter_batches(batch_size=10_000, columns=columns):
+        for batch in pq.ParquetFile(staging.open(part("delta", bucket))).iter_batches(batch_size=10_000, columns=columns):
             for op, product_id, sku, view, payload, digest, reason in zip(*(batch.column(c).to_pylist() for c in columns)):
                 if op in ("insert", "update"):
                     yield DeltaItem(UPSERT, product_id, sku, view, payload, digest)
@@ -379,9 +400,11 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
                 else:  # quarantined or held: never sent, reported as rejected with the reason
                     not_sent.append(ItemResult(sku, view, REJECTED, reason))
 
-    with pq.ParquetWriter(staging.path("results.parquet"), RESULTS_SCHEMA, filesystem=staging.fs) as writer:
+    with pq.ParquetWriter(staging.path(part("results", bucket)), RESULTS_SCHEMA, filesystem=staging.fs) as writer:
         buffer: list[ItemResult] = []
-        for result in sink.send(items(), run.run_key):
+        # Each bucket writes its own delta file (the file sink names files after this key).
+        batch_key = run.run_key if run.buckets == 1 else f"{run.run_key}-b{bucket:03d}"
+        for result in sink.send(items(), batch_key):
             counts["sent"] += 1
             counts[result.status] += 1
             buffer.append(result)
@@ -392,11 +415,11 @@ def export(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         counts[REJECTED] += len(not_sent)
         writer.write_table(_results_table(buffer))
     sink.close()
-    staging.write_json_atomic(counts, "export.json")
+    staging.write_json_atomic(counts, part("export", bucket, "json"))
     elapsed = time.perf_counter() - started
     log.info(
-        "export: sent %d item(s) to %s in %.2fs (%.0f items/s): %d ok, %d retryable, %d rejected",
-        counts["sent"], sink.description, elapsed, counts["sent"] / elapsed if elapsed else 0,
+        "export%s: sent %d item(s) to %s in %.2fs (%.0f items/s): %d ok, %d retryable, %d rejected",
+        _bucket_label(run, bucket), counts["sent"], sink.description, elapsed, counts["sent"] / elapsed if elapsed else 0,
         counts[OK], counts["retryable"], counts[REJECTED],
     )
     return counts
@@ -465,15 +488,17 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
     ws.state.makedirs("snapshot")
     con = duckdb_session.connect()
     q = sql_literal
-    con.execute(f"CREATE TEMP VIEW d AS SELECT * FROM read_parquet({q(staging.url_of('delta.parquet'))})")
-    con.execute(f"CREATE TEMP VIEW res AS SELECT * FROM read_parquet({q(staging.url_of('results.parquet'))})")
+    # Every bucket's files: the commit is one step, whatever the number of buckets.
+    _require_parts(staging, run, ("delta", "results"))
+    con.execute(f"CREATE TEMP VIEW d AS SELECT * FROM read_parquet({q(staging.url_of(all_parts('delta')))})")
+    con.execute(f"CREATE TEMP VIEW res AS SELECT * FROM read_parquet({q(staging.url_of(all_parts('results')))})")
     con.execute(file_or_empty_view("base", ws.snapshots.file_url(run.base_snapshot), SNAPSHOT_SCHEMA))
     con.execute(file_or_empty_view("old_pending", ws.snapshots.file_url(run.base_pending), PENDING_SCHEMA))
     if run.mode == FULL:
         con.execute("CREATE TEMP VIEW scope AS SELECT NULL::BIGINT AS product_id WHERE false")
         keep_old_pending = "false"
     else:
-        con.execute(f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet({q(staging.url_of('scope.parquet'))})")
+        con.execute(f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet({q(staging.url_of(all_parts('scope')))})")
         keep_old_pending = "product_id NOT IN (SELECT product_id FROM scope)"
     # Keys only: payloads stream from the delta file in the COPY below, so memory stays bounded.
     con.execute(
@@ -538,7 +563,7 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
             # Reported already (the staging folder goes with a successful report): a retry changes nothing.
             return {"mode": run.mode, **{k: done[k] for k in ("extracted", "inserted", "updated", "deleted",
                                                               "unchanged", "failed", "duration_s")}}
-        diff_counts = staging.read_json("diff.json") if staging.exists("diff.json") else {}
+        diff_counts = _summed_counts(staging, "diff")
         commit_counts = staging.read_json("commit.json") if staging.exists("commit.json") else None
         if error is None and commit_counts is None:
             error = "the run ended before its commit step completed"
@@ -575,14 +600,34 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
         ws.close()
 
 
+def _parts_present(staging: StateLocation, name: str, ext: str = "parquet") -> int:
+    return len(staging.fs.glob(staging.path(all_parts(name, ext))))
+
+
+def _require_parts(staging: StateLocation, run: RunPlan, names: tuple[str, ...]) -> None:
+    for name in names:
+        found = _parts_present(staging, name)
+        if found != run.buckets:
+            raise RuntimeError(f"commit needs the {name} file of all {run.buckets} bucket(s), found {found}")
+
+
+def _summed_counts(staging: StateLocation, name: str) -> dict[str, int]:
+    """A step's counts, added up over the buckets."""
+    total: dict[str, int] = {}
+    for path in sorted(staging.fs.glob(staging.path(all_parts(name, "json")))):
+        for key, value in staging.read_json(path.rsplit("/", 1)[-1]).items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
 def _failures(staging: StateLocation) -> list[dict[str, Any]]:
-    if not (staging.exists("results.parquet") and staging.exists("delta.parquet")):
+    if not (_parts_present(staging, "results") and _parts_present(staging, "delta")):
         return []
     rows = duckdb_session.fetch_all(
         "SELECT d.product_id, d.sku, d.store_view_code, d.op, r.status, r.reason "
         "FROM read_parquet(?) r JOIN read_parquet(?) d USING (sku, store_view_code) WHERE r.status <> 'ok' "
         "ORDER BY d.sku, d.store_view_code",
-        [staging.url_of("results.parquet"), staging.url_of("delta.parquet")],
+        [staging.url_of(all_parts("results")), staging.url_of(all_parts("delta"))],
     )
     return [dict(zip(("product_id", "sku", "store_view_code", "op", "status", "reason"), r)) for r in rows]
 
@@ -600,9 +645,10 @@ def run_sync(settings: SyncSettings, request: SyncRequest) -> dict[str, Any]:
     run = plan(settings, request)
     error: str | None = None
     try:
-        extract(settings, run)
-        diff(settings, run)
-        export(settings, run)
+        for bucket in range(run.buckets):
+            extract(settings, run, bucket)
+            diff(settings, run, bucket)
+            export(settings, run, bucket)
         if os.environ.get(CRASH_BEFORE_COMMIT_ENV) == "1":
             # Fault-injection hook for the tests: die like a killed worker, between export and commit.
             log.error("%s=1: crashing between export and commit", CRASH_BEFORE_COMMIT_ENV)

@@ -35,6 +35,7 @@ class SyncSettings:
     status_url: str = field(default="", repr=False)
     chunk_size: int = DEFAULT_CHUNK_SIZE
     batch_size: int = DEFAULT_BATCH_SIZE
+    buckets: int = 1  # hash buckets of sku; each runs its own extract/diff/export (mapped tasks)
     # Ingestion API targets: a static bearer token, or IMS client credentials
     # ({"token_url", "client_id", "client_secret", "scope"}).
     target_token: str = field(default="", repr=False)
@@ -73,6 +74,7 @@ class SyncSettings:
             "status_url": env.get("CATALOG_SYNC_STATUS_URL", ""),
             "chunk_size": int(env.get("CATALOG_SYNC_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)),
             "batch_size": int(env.get("CATALOG_SYNC_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
+            "buckets": int(env.get("CATALOG_SYNC_BUCKETS", 1)),
             "target_token": env.get("CATALOG_SYNC_TARGET_TOKEN", ""),
             "target_ims": {
                 key: env[f"CATALOG_SYNC_IMS_{key.upper()}"]

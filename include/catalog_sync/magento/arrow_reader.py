@@ -28,7 +28,10 @@ def connectorx_url(url: URL) -> str | None:
     """connectorx's connection string for an SQLAlchemy URL, or None when it cannot read that database."""
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return f"sqlite://{url.database}" if url.database and url.database.startswith("/") else None
+        # connectorx bundles its own SQLite library. Two SQLite libraries in one process on one
+        # WAL database break each other's POSIX locks (seen here: "disk I/O error" mid-run), so
+        # SQLite (the demo's source) is read through Python's sqlite3 only.
+        return None
     if backend in ("mysql", "mariadb", "postgresql"):
         scheme = "postgresql" if backend == "postgresql" else "mysql"
         plain = url.set(drivername=scheme, query={})

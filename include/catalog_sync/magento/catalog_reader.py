@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,21 +269,35 @@ class MagentoCatalogReader:
 
     # ---- product ids -----------------------------------------------------------
 
-    def iter_all_id_chunks(self, chunk_size: int) -> Iterator[list[int]]:
-        """Every product id, in ascending chunks (keyset pagination, no OFFSET)."""
+    def iter_all_id_chunks(self, chunk_size: int, keep_sku: Callable[[str], bool] | None = None) -> Iterator[list[int]]:
+        """Every product id (or those whose sku `keep_sku` accepts), in ascending chunks
+        (keyset pagination, no OFFSET)."""
         e = m.catalog_product_entity.c
         last = -1
+        pending: list[int] = []
         with self.engine.connect() as conn:
             while True:
-                ids = list(
-                    conn.execute(
-                        sa.select(e.entity_id).where(e.entity_id > last).order_by(e.entity_id).limit(chunk_size)
-                    ).scalars()
-                )
-                if not ids:
-                    return
-                yield [int(i) for i in ids]
-                last = ids[-1]
+                rows = conn.execute(
+                    sa.select(e.entity_id, e.sku).where(e.entity_id > last).order_by(e.entity_id).limit(chunk_size)
+                ).all()
+                if not rows:
+                    break
+                pending += [int(r.entity_id) for r in rows if keep_sku is None or keep_sku(r.sku or "")]
+                last = rows[-1].entity_id
+                while len(pending) >= chunk_size:
+                    yield pending[:chunk_size]
+                    pending = pending[chunk_size:]
+        if pending:
+            yield pending
+
+    def skus_for_ids(self, ids: Sequence[int]) -> dict[int, str]:
+        e = m.catalog_product_entity.c
+        found: dict[int, str] = {}
+        with self.engine.connect() as conn:
+            for part in _slices(sorted(ids), 5000):
+                found.update((int(r.entity_id), r.sku or "") for r in conn.execute(
+                    sa.select(e.entity_id, e.sku).where(e.entity_id.in_(part))))
+        return found
 
     def existing_ids(self, ids: Sequence[int]) -> set[int]:
         e = m.catalog_product_entity.c
