@@ -128,7 +128,8 @@ def settings():
 
 def test_settings_connections(settings):
     conns = {c["conn_id"]: c for c in settings["connections"]}
-    assert set(conns) >= {"catalog_sync_source", "catalog_sync_target", "catalog_sync_status"}
+    assert set(conns) >= {"catalog_sync_source", "catalog_sync_target", "catalog_sync_status", "catalog_sync_state"}
+    assert conns["catalog_sync_state"]["conn_type"] == "aws"  # object storage of the snapshot and staging
     assert conns["catalog_sync_source"]["conn_type"] == "mysql"
     assert conns["catalog_sync_target"]["conn_type"] == "generic"
     assert conns["catalog_sync_target"]["conn_extra"]["url"]
@@ -143,10 +144,19 @@ def test_settings_connections(settings):
 
 def test_settings_variables(settings):
     variables = {v["variable_name"]: v["variable_value"] for v in settings["variables"]}
-    assert set(variables) >= {"catalog_sync_state_url", "catalog_sync_chunk_size", "catalog_sync_batch_size"}
-    assert variables["catalog_sync_state_url"]
+    assert set(variables) >= {"catalog_sync_state_url", "catalog_sync_chunk_size", "catalog_sync_batch_size",
+                              "catalog_sync_buckets"}
+    assert str(variables["catalog_sync_state_url"]).startswith("s3://")  # workers share no disk
+    assert int(variables["catalog_sync_buckets"]) >= 1
     assert int(variables["catalog_sync_chunk_size"]) == 10000
     assert int(variables["catalog_sync_batch_size"]) == 100
+
+
+def test_settings_pool_matches_the_tasks_pool(settings, deployment):
+    pools = {p["pool_name"]: p for p in settings["pools"]}
+    env = {v["key"]: v["value"] for v in deployment["environment_variables"]}
+    assert env["CATALOG_SYNC_POOL"] in pools
+    assert int(pools[env["CATALOG_SYNC_POOL"]]["pool_slot"]) >= 1 and pools[env["CATALOG_SYNC_POOL"]]["pool_description"]
 
 
 # --- Dockerfile, .astro, requirements, CI ---------------------------------------------------

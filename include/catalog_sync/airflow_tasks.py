@@ -38,6 +38,8 @@ DEFAULT_ARGS: dict[str, Any] = {
 LOCK_WAIT = timedelta(hours=2)
 # Celery/Astro: the heavy steps go to a worker queue sized for them (ignored by the LocalExecutor).
 HEAVY_QUEUE = os.environ.get("CATALOG_SYNC_WORKER_QUEUE", "default")
+# A pool capping concurrent heavy tasks (Magento and worker load); it must exist when set.
+HEAVY_POOL = os.environ.get("CATALOG_SYNC_POOL", "default_pool")
 ERROR_FILE = "error.json"
 
 
@@ -65,19 +67,19 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
         """The bucket numbers the mapped steps run over (fixed in the plan, so every step agrees)."""
         return list(range(RunPlan.from_dict(plan).buckets))
 
-    @task(queue=HEAVY_QUEUE)
+    @task(queue=HEAVY_QUEUE, pool=HEAVY_POOL)
     def extract(plan: dict, bucket: int) -> dict:
         return _step("extract", lambda s, r: pipeline.extract(s, r, bucket), plan)
 
-    @task(queue=HEAVY_QUEUE)
+    @task(queue=HEAVY_QUEUE, pool=HEAVY_POOL)
     def diff(plan: dict, bucket: int) -> dict:
         return _step("diff", lambda s, r: pipeline.diff(s, r, bucket).to_dict(), plan)
 
-    @task(queue=HEAVY_QUEUE, execution_timeout=timedelta(hours=1))
+    @task(queue=HEAVY_QUEUE, pool=HEAVY_POOL, execution_timeout=timedelta(hours=1))
     def export(plan: dict, bucket: int) -> dict:
         return _step("export", lambda s, r: pipeline.export(s, r, bucket), plan)
 
-    @task
+    @task(pool=HEAVY_POOL)
     def commit(plan: dict) -> dict:
         return _step("commit", pipeline.commit, plan)
 
