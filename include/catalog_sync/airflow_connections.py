@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from urllib.parse import quote_plus
 
-from catalog_sync.settings import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, ConfigurationError, SyncSettings, parse_price_books
+from catalog_sync.settings import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_REQUESTS_PER_MINUTE, ConfigurationError, SyncSettings, parse_price_books
 
 SOURCE_CONN_ID = "catalog_sync_source"
 TARGET_CONN_ID = "catalog_sync_target"
@@ -129,5 +129,6 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
         batch_size=int(get_variable("catalog_sync_batch_size", DEFAULT_BATCH_SIZE)),
         buckets=int(get_variable(BUCKETS_VARIABLE, 1)),
         price_books=parse_price_books(extra.get("price_books") or {}),
+        max_requests_per_minute=int(extra.get("max_requests_per_minute", DEFAULT_MAX_REQUESTS_PER_MINUTE)),
         state_storage_options=storage_options(connection(STATE_CONN_ID, required=False)),
     )
