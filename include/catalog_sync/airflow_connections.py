@@ -23,7 +23,10 @@ from __future__ import annotations
 import os
 from urllib.parse import quote_plus
 
-from catalog_sync.settings import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_REQUESTS_PER_MINUTE, ConfigurationError, SyncSettings, parse_price_books
+from catalog_sync.settings import (
+    DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_REQUESTS_PER_MINUTE, ConfigurationError, SyncSettings,
+    parse_price_books,
+)
 
 SOURCE_CONN_ID = "catalog_sync_source"
 TARGET_CONN_ID = "catalog_sync_target"
