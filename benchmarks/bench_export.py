@@ -45,6 +45,12 @@ def _catalog(products: int) -> Path:
     return path
 
 
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
@@ -64,6 +70,7 @@ def main() -> int:
         env = {**os.environ, "CATALOG_SYNC_TARGET_TOKEN": "bench", "CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE": str(args.rpm)}
         driver = ("import resource, sys; from catalog_sync.cli import main; code = main(sys.argv[1:]); "
                   "print('PEAK_RSS_MIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr); "
+                  "u = resource.getrusage(resource.RUSAGE_SELF); print('CPU_S', u.ru_utime + u.ru_stime, file=sys.stderr); "
                   "sys.exit(code)")
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", driver, "sync", "--source-url", f"sqlite:///{_catalog(args.products)}",
@@ -72,6 +79,7 @@ def main() -> int:
         wall = time.perf_counter() - started
         export = re.search(r"export: sent (\d+) item\(s\) .* in ([0-9.]+)s \(([0-9]+) items/s\)", out.stderr)
         stats = requests.get(f"http://127.0.0.1:{port}/_receiver/stats", timeout=30).json()
+        receiver_cpu_s = _cpu_seconds(receiver.pid)
     finally:
         receiver.terminate()
         receiver.wait(timeout=20)
@@ -82,6 +90,9 @@ def main() -> int:
         "rpm_limit": args.rpm, "items": items, "export_seconds": seconds, "items_per_s": items / seconds,
         "requests": contract_requests, "requests_per_s": contract_requests / seconds, "sync_wall_s": wall,
         "peak_rss_mib": float(re.search(r"PEAK_RSS_MIB ([0-9.]+)", out.stderr).group(1)),
+        # Whole processes (the sync's extract, diff and commit included): where the CPU went.
+        "sync_process_cpu_s": float(re.search(r"CPU_S ([0-9.]+)", out.stderr).group(1)),
+        "receiver_process_cpu_s": receiver_cpu_s,
         "summary": json.loads(out.stdout.strip().splitlines()[-1]),
     }
     (HERE / "results").mkdir(exist_ok=True)
