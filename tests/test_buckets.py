@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 
 import pytest
-import requests
 
 import airflow_env
 from catalog_sync import cli, duckdb_session
 from catalog_sync.buckets import bucket_of, duckdb_bucket
 from catalog_sync.receiver import ReceiverOptions
-from catalog_sync.receiver.server import base_url, build_server
 from catalog_sync.snapshot import SnapshotStore
 from catalog_sync.storage import StateLocation
+from receiver_helpers import ThreadedReceiver
 from sync_helpers import SyncEnv, expected_feed
 
 TOKEN = "bucket-token"
@@ -34,30 +30,12 @@ def test_python_and_duckdb_put_every_sku_in_the_same_bucket():
     assert {bucket_of(s, 1) for s in skus} == {0}
 
 
-class Receiver:
-    def __init__(self, db_path: str, tenant: str):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.server = build_server(port, db_path, ReceiverOptions(tenant_id=tenant, required_token=TOKEN))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        self.root, self.target = f"http://127.0.0.1:{port}", base_url(port, tenant)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.root}/_receiver/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+def _receiver(db_path: str, tenant: str) -> ThreadedReceiver:
+    return ThreadedReceiver(db_path, ReceiverOptions(tenant_id=tenant, required_token=TOKEN))
 
-    def state(self) -> dict:
-        return {kind: requests.get(f"{self.root}/_receiver/{kind}", timeout=30).json()
-                for kind in ("products", "prices", "price-books", "metadata")}
 
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+def _receiver_state(receiver: ThreadedReceiver) -> dict:
+    return {kind: receiver.get(kind) for kind in ("products", "prices", "price-books", "metadata")}
 
 
 def snapshot_rows(state_dir) -> list[tuple]:
@@ -81,7 +59,7 @@ def _sync(env: SyncEnv, capsys, target: str, state_dir, *extra: str) -> dict:
 def test_four_buckets_and_one_give_the_same_receiver_state_and_snapshot(sync_env, tmp_path, capsys, monkeypatch):
     """A full sync, then renames, a delete and a removal from a website, then an incremental sync."""
     monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
-    plain, bucketed = Receiver(str(tmp_path / "plain.db"), "plain"), Receiver(str(tmp_path / "bucketed.db"), "bucketed")
+    plain, bucketed = _receiver(str(tmp_path / "plain.db"), "plain"), _receiver(str(tmp_path / "bucketed.db"), "bucketed")
     try:
         runs = {}
         for name, receiver, extra in (("plain", plain, ()), ("bucketed", bucketed, ("--buckets", "4"))):
@@ -101,8 +79,8 @@ def test_four_buckets_and_one_give_the_same_receiver_state_and_snapshot(sync_env
             assert second["deleted"] >= 3 and second["updated"] >= 1
         strip = [{k: v for k, v in r.items() if k != "duration_s"} for r in runs["plain"]]
         assert strip == [{k: v for k, v in r.items() if k != "duration_s"} for r in runs["bucketed"]]
-        assert plain.state() == bucketed.state()
-        assert len(plain.state()["products"]) == len(expected_feed(sync_env.source_url))
+        assert _receiver_state(plain) == _receiver_state(bucketed)
+        assert len(plain.get("products")) == len(expected_feed(sync_env.source_url))
         assert snapshot_rows(tmp_path / "state-plain") == snapshot_rows(tmp_path / "state-bucketed")
     finally:
         plain.stop()

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 import requests
 
 from catalog_sync.ingestion.mapping import api_locale, feed_product
 from catalog_sync.receiver import ReceiverOptions
 from catalog_sync.receiver.ims import ImsSettings
-from catalog_sync.receiver.server import base_url, build_server
+from receiver_helpers import ThreadedReceiver
 from sync_helpers import SyncEnv, expected_feed
 
 TENANT, TOKEN = "acme-tenant", "test-token-123"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def receiver(tmp_path):
-    port = _free_port()
-    server = build_server(port, str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id=TENANT, required_token=TOKEN, seed=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    root = f"http://127.0.0.1:{port}"
-    _wait_healthy(root)
-    yield root, base_url(port, TENANT)
-    server.should_exit = True
-    thread.join(timeout=10)
+    running = ThreadedReceiver(str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id=TENANT, required_token=TOKEN, seed=1))
+    yield running.root, running.target
+    running.stop()
 
 
 def _received(root: str) -> dict:
@@ -186,26 +170,10 @@ def test_slow_answers_and_dropped_connections_then_a_clean_run_converge(sync_env
 @pytest.fixture
 def ims_receiver(tmp_path):
     """A receiver that issues IMS-like tokens which it accepts for 1.5 s only, while claiming an hour."""
-    port = _free_port()
     options = ReceiverOptions(tenant_id=TENANT, seed=1, ims=ImsSettings("sync-client", "sync-secret", ttl_s=1.5))
-    server = build_server(port, str(tmp_path / "receiver.db"), options)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    root = f"http://127.0.0.1:{port}"
-    _wait_healthy(root)
-    yield root, base_url(port, TENANT)
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _wait_healthy(root: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{root}/_receiver/health", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    running = ThreadedReceiver(str(tmp_path / "receiver.db"), options)
+    yield running.root, running.target
+    running.stop()
 
 
 def _use_ims(monkeypatch, root: str, secret: str) -> None:

@@ -1,0 +1,40 @@
+"""The reference receiver in a thread of the test process, for sync tests over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import requests
+
+from catalog_sync.receiver import ReceiverOptions
+from catalog_sync.receiver.server import base_url, build_server
+
+
+class ThreadedReceiver:
+    """`root` is where /_receiver/ lives; `target` is the base URL a sync sends to (with the tenant)."""
+
+    def __init__(self, db_path: str, options: ReceiverOptions):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.server = build_server(port, db_path, options)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.root, self.target = f"http://127.0.0.1:{port}", base_url(port, options.tenant_id or "tenant")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.root}/_receiver/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("the receiver did not start within 20 s")
+
+    def get(self, path: str):
+        return requests.get(f"{self.root}/_receiver/{path}", timeout=30).json()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
