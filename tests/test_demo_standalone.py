@@ -31,7 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEMO = ROOT / "scripts" / "run_demo.sh"
 DAG_IDS = {"catalog_sync", "catalog_full_resync"}
-TASK_IDS = ["plan", "extract", "diff", "export", "commit", "report"]
+TASK_IDS = ["plan", "buckets", "extract", "diff", "export", "commit", "report"]
 
 HEALTH_TIMEOUT = 180  # run_demo.sh bootstrap + demo catalog + `airflow standalone` up
 DAGS_TIMEOUT = 90  # the dag-processor has parsed both files
