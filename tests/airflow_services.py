@@ -224,14 +224,21 @@ class AirflowServices:
             args = ["airflow", name]
             if name == "api-server":
                 args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
-            out = (self.home / f"{name}.log").open("wb")
-            self._logs.append(out)
-            self.procs[name] = subprocess.Popen(args, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
-                                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.start_process(name, args)
+
+    def start_process(self, name: str, args: list[str], cwd: Path | None = None,
+                      extra_env: dict[str, str] | None = None) -> None:
+        """One more process (e.g. a Celery worker in its own folder), stopped with the rest."""
+        out = (self.home / f"{name}.log").open("wb")
+        self._logs.append(out)
+        self.procs[name] = subprocess.Popen(args, env={**self.env, **(extra_env or {})}, cwd=cwd or self.home,
+                                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
 
     def stop(self) -> None:
-        # The scheduler first: the LocalExecutor's task processes are its children.
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+        # The scheduler first: the LocalExecutor's task processes are its children; then workers, the rest.
+        others = [n for n in self.procs if n not in ("scheduler", "triggerer", "dag-processor", "api-server")]
+        for name in ("scheduler", *others, "triggerer", "dag-processor", "api-server"):
             if name in self.procs:
                 stop_group(self.procs[name])
         for out in self._logs:
@@ -376,7 +383,7 @@ class AirflowServices:
     # --- diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> str:
         parts = []
-        for name in ("db-migrate", *COMPONENTS):
+        for name in ("db-migrate", *COMPONENTS, *(n for n in self.procs if n not in COMPONENTS)):
             parts += [f"--- airflow {name} (tail of {name}.log) ---", tail(self.home / f"{name}.log", 40)]
         logs = self.home / "logs"
         task_logs = sorted(logs.glob("dag_id=*/**/*.log"), key=lambda p: p.stat().st_mtime) if logs.is_dir() else []
