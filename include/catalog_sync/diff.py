@@ -55,7 +55,9 @@ class DiffCounts:
 
 
 def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = None) -> DiffCounts:
-    con = con or duckdb_session.connect()
+    if con is None:
+        with duckdb_session.connect() as own:  # closed at the end: its buffers go with it
+            return compute_delta(inputs, own)
     con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet({sql_literal(inputs.extract_glob)})")
     con.execute(file_or_empty_view("snapshot_all", inputs.snapshot_path, SNAPSHOT_SCHEMA))
     scope_filter = ""

@@ -14,7 +14,9 @@ import duckdb
 import fsspec
 import pyarrow as pa
 
-MEMORY_LIMIT = os.environ.get("CATALOG_SYNC_DUCKDB_MEMORY_LIMIT", "512MB")
+# 1 GB: the commit of a 100k x 2 full sync once hit 430 of 488 MiB and failed with 512MB
+# (its Parquet writing holds payloads it cannot spill); most steps stay far below.
+MEMORY_LIMIT = os.environ.get("CATALOG_SYNC_DUCKDB_MEMORY_LIMIT", "1GB")
 THREADS = int(os.environ.get("CATALOG_SYNC_DUCKDB_THREADS", "2"))
 
 
