@@ -7,6 +7,7 @@ and "last sent" are comparable field by field.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +15,10 @@ import sqlalchemy as sa
 
 from catalog_sync.feed.feed_record import build_feed_rows
 from catalog_sync.magento import schema as m
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
+from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, read_only_engine
 
 SEARCH_LIMIT = 50
+CONTEXT_TTL_S = 300.0  # store views, attributes, options, categories: re-read at most every 5 minutes
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,13 @@ class MagentoLookup:
     def __init__(self, source_url: str):
         self.engine = read_only_engine(source_url)
         self.reader = MagentoCatalogReader(self.engine)
+        self._context: tuple[float, CatalogContext] | None = None
+
+    def _catalog_context(self) -> CatalogContext:
+        now = time.monotonic()
+        if self._context is None or now - self._context[0] > CONTEXT_TTL_S:
+            self._context = (now, self.reader.load_context())
+        return self._context[1]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -40,8 +49,7 @@ class MagentoLookup:
         ids = self.reader.ids_for_skus([sku])
         if not ids:
             return {}
-        ctx = self.reader.load_context()
-        rows = build_feed_rows(self.reader.load_chunk(ids), ctx)
+        rows = build_feed_rows(self.reader.load_chunk(ids), self._catalog_context())
         return {row.store_view_code: row.payload for row in rows}
 
     def search(self, q: str, limit: int = SEARCH_LIMIT) -> list[CatalogHit]:
