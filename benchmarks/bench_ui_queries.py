@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_ui_queries.py [--items 1000000] [--queries 100]
 
-Writes a synthetic snapshot (the real SNAPSHOT_SCHEMA, ~0.5 KB JSON payloads of poorly compressible text, 500,000
+Writes a synthetic snapshot (the snapshot's columns, ~0.5 KB JSON payloads of poorly compressible text, 500,000
 SKUs x 2 store views) into a temporary state folder once (cached in benchmarks/.cache),
 then times, through `catalog_sync.ui.synced_products.SyncedProducts`:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from catalog_sync.snapshot import SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, Manifest, SnapshotStore
+from catalog_sync.snapshot import SNAPSHOT_ROW_GROUP_SIZE, Manifest, SnapshotStore
 from catalog_sync.storage import StateLocation
 from catalog_sync.ui.synced_products import SyncedProducts
 
@@ -45,7 +45,6 @@ def build_state(items: int) -> Path:
         return state
     (state / "snapshot").mkdir(parents=True, exist_ok=True)
     words = "[" + ", ".join(f"'{w}'" for w in WORDS) + "]"
-    columns = ", ".join(f.name for f in SNAPSHOT_SCHEMA)
     con = duckdb.connect(config={"memory_limit": "1GB"})
     con.execute(f"""
         COPY (

@@ -19,11 +19,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import requests
 import sqlalchemy as sa
 
-from services import POSTGRES_HOST, POSTGRES_PORT, fresh_postgres_database
+from services import POSTGRES_HOST, POSTGRES_PORT
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin" / "airflow").exists() else Path(sys.executable).parent
@@ -200,16 +199,52 @@ class Receiver:
 # ---- Airflow: four services and a REST client ----------------------------------------------------
 
 
-class AirflowServices:
+class AirflowRestClient:
+    """A logged-in client of Airflow's REST API (/api/v2), and the health wait every test needs."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.session = requests.Session()
+
+    def check_running(self) -> None:
+        """Subclasses: fail fast when the processes behind the API have died."""
+
+    def api(self, method: str, path: str, **kwargs):
+        resp = self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs)
+        assert resp.ok, f"{method} /api/v2{path} -> {resp.status_code}: {resp.text[:2000]}"
+        return resp.json()
+
+    def wait_for_health(self, timeout: float, parts: tuple[str, ...]) -> dict:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                resp = self.session.get(f"{self.base}/api/v2/monitor/health", timeout=5)
+                last = resp.text[:500] if resp.ok else f"HTTP {resp.status_code}"
+                if resp.ok and all((resp.json().get(part) or {}).get("status") == "healthy" for part in parts):
+                    return resp.json()
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            time.sleep(1)
+        raise AssertionError(f"Airflow is not healthy on port {self.port} after {timeout}s; last: {last}")
+
+    def login_as(self, username: str, password: str) -> None:
+        """POST /auth/token (simple auth manager); Bearer from then on."""
+        resp = self.session.post(f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=15)
+        assert resp.status_code in (200, 201), f"POST /auth/token -> {resp.status_code}: {resp.text[:500]}"
+        self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+
+
+class AirflowServices(AirflowRestClient):
     def __init__(self, home: Path, metadata_url: str, env: dict[str, str]):
+        super().__init__(int(env["AIRFLOW__API__PORT"]))
         self.home = home
-        self.port = int(env["AIRFLOW__API__PORT"])
-        self.base = f"http://127.0.0.1:{self.port}"
         self.env = env
         self.metadata_url = metadata_url
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs: list = []
-        self.session = requests.Session()
 
     # --- processes ---------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -250,33 +285,12 @@ class AirflowServices:
             if proc.poll() is not None:
                 raise AssertionError(f"`airflow {name}` exited with code {proc.returncode}")
 
-    # --- REST API ------------------------------------------------------------------------------
-    def api(self, method: str, path: str, **kwargs):
-        resp = self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs)
-        assert resp.ok, f"{method} /api/v2{path} -> {resp.status_code}: {resp.text[:2000]}"
-        return resp.json()
-
+    # --- REST API: see AirflowRestClient ------------------------------------------------------------
     def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            self.check_running()
-            try:
-                resp = self.session.get(f"{self.base}/api/v2/monitor/health", timeout=5)
-                last = resp.text[:500] if resp.ok else f"HTTP {resp.status_code}"
-                if resp.ok and all((resp.json().get(part) or {}).get("status") == "healthy"
-                                   for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")):
-                    return
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            time.sleep(1)
-        raise AssertionError(f"Airflow is not healthy on port {self.port} after {timeout}s; last: {last}")
+        self.wait_for_health(timeout, ("metadatabase", "scheduler", "dag_processor", "triggerer"))
 
     def login(self) -> None:
-        resp = self.session.post(f"{self.base}/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD},
-                                 timeout=15)
-        assert resp.status_code in (200, 201), f"POST /auth/token -> {resp.status_code}: {resp.text[:500]}"
-        self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+        self.login_as("admin", ADMIN_PASSWORD)
 
     def wait_dags(self, timeout: float) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -393,19 +407,6 @@ class AirflowServices:
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgres_databases():
-    """Two fresh PostgreSQL databases: Airflow's metadata and the Catalog Sync status store; dropped after."""
-    created = []
-    try:
-        for prefix in ("cs_airflow", "cs_status"):
-            created.append(fresh_postgres_database(prefix))
-        yield tuple(created)
-    finally:
-        for url in created:
-            drop_postgres_database(url)
 
 
 def async_metadata_url(url: str) -> str:

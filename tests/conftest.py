@@ -52,3 +52,19 @@ def sync_env(tmp_path, demo_catalog_template):
     db = tmp_path / "magento.db"
     shutil.copy(template, db)
     return SyncEnv(source_url=f"sqlite:///{db}", target_dir=tmp_path / "target", state_dir=tmp_path / "state")
+
+
+@pytest.fixture
+def postgres_databases():
+    """Two fresh PostgreSQL databases: Airflow's metadata and the Catalog Sync status store; dropped after."""
+    from airflow_services import drop_postgres_database
+    from services import fresh_postgres_database
+
+    created = []
+    try:
+        for prefix in ("cs_airflow", "cs_status"):
+            created.append(fresh_postgres_database(prefix))
+        yield tuple(created)
+    finally:
+        for url in created:
+            drop_postgres_database(url)

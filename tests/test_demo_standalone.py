@@ -28,6 +28,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from airflow_services import AirflowRestClient
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEMO = ROOT / "scripts" / "run_demo.sh"
 DAG_IDS = {"catalog_sync", "catalog_full_resync"}
@@ -88,18 +90,16 @@ def tail(path: Path, lines: int = 60) -> str:
     return "\n".join(text[-lines:])
 
 
-class Demo:
+class Demo(AirflowRestClient):
     """One `scripts/run_demo.sh --port PORT` process group and a REST client for it."""
 
     def __init__(self, demo_dir: Path):
+        super().__init__(free_port())
         self.dir = demo_dir
-        self.port = free_port()
         self.receiver_port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = demo_dir.parent / "run_demo.log"
         self.airflow_home = demo_dir / "airflow"
         self.passwords_file = self.airflow_home / "simple_auth_manager_passwords.json.generated"
-        self.session = requests.Session()
         self.proc: subprocess.Popen | None = None
         self.timings: dict[str, float] = {}
         self._t0 = time.monotonic()
@@ -158,45 +158,16 @@ class Demo:
     def get(self, path: str, **kwargs) -> requests.Response:
         return self.session.get(f"{self.base}{path}", timeout=15, **kwargs)
 
-    def api(self, method: str, path: str, **kwargs):
-        resp = self.session.request(method, f"{self.base}/api/v2{path}", timeout=15, **kwargs)
-        assert resp.ok, f"{method} /api/v2{path} -> {resp.status_code}: {resp.text[:2000]}"
-        return resp.json()
-
     def wait_healthy(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            self.check_running()
-            try:
-                resp = self.get("/api/v2/monitor/health")
-                if resp.ok:
-                    health = resp.json()
-                    last = json.dumps(health)
-                    if all(
-                        (health.get(part) or {}).get("status") == "healthy"
-                        for part in ("metadatabase", "scheduler", "dag_processor")
-                    ):
-                        return health
-                else:
-                    last = f"HTTP {resp.status_code}"
-            except requests.RequestException as exc:
-                last = f"{type(exc).__name__}"
-            time.sleep(2)
-        raise AssertionError(f"Airflow not healthy on port {self.port} after {timeout}s; last: {last}")
+        return self.wait_for_health(timeout, ("metadatabase", "scheduler", "dag_processor"))
 
     def login(self) -> None:
-        """POST /auth/token (simple auth manager) with the generated admin password; Bearer from then on."""
+        """With the admin password `airflow standalone` generated."""
         deadline = time.monotonic() + 30
         while not self.passwords_file.exists() and time.monotonic() < deadline:
             time.sleep(1)
         assert self.passwords_file.exists(), f"no password file at {self.passwords_file}"
-        password = json.loads(self.passwords_file.read_text())["admin"]
-        resp = self.session.post(
-            f"{self.base}/auth/token", json={"username": "admin", "password": password}, timeout=15
-        )
-        assert resp.status_code in (200, 201), f"POST /auth/token -> {resp.status_code}: {resp.text[:500]}"
-        self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+        self.login_as("admin", json.loads(self.passwords_file.read_text())["admin"])
 
     def dag_runs(self, dag_id: str) -> list[dict]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]

@@ -16,8 +16,8 @@ import time
 import pytest
 import s3fs
 
-from airflow_services import (  # noqa: F401  (postgres_databases is a fixture)
-    DAGS_TIMEOUT, HEALTH_TIMEOUT, ROOT, AirflowServices, Receiver, free_port, mapped_source, postgres_databases,
+from airflow_services import (
+    DAGS_TIMEOUT, HEALTH_TIMEOUT, ROOT, AirflowServices, Receiver, free_port, mapped_source,
     service_env,
 )
 from services import MotoS3, port_open, unavailable

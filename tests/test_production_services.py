@@ -30,9 +30,9 @@ import pytest
 
 import sqlalchemy as sa
 
-from airflow_services import (  # noqa: F401  (postgres_databases is a fixture)
+from airflow_services import (
     ACTIVE_RUN_STATES, DAG_IDS, DAGS_TIMEOUT, HEALTH_TIMEOUT, LOCK_WAIT_OBSERVED_TIMEOUT, RECEIVER_KINDS, RECEIVER_LATENCY_S,
-    AirflowServices, Receiver, changed_keys, free_port, mapped_source, parse_time, postgres_databases, run_sql,
+    AirflowServices, Receiver, changed_keys, free_port, mapped_source, parse_time, run_sql,
     service_env, tail,
 )
 
