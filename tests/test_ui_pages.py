@@ -189,3 +189,15 @@ def test_last_sync_follows_adobes_three_states():
         "Failed", "2026-11-25T11:00:00+00:00", "boom")
     assert last_sync([dry, ok]).state == "Success"  # a dry run changes nothing on the target
     assert last_sync([]).state == "Never synced"
+
+
+def test_a_missing_connection_is_named_not_a_bare_500():
+    from catalog_sync.settings import ConfigurationError
+
+    def settings():
+        raise ConfigurationError("Airflow Connection 'catalog_sync_source' is missing or unreadable")
+
+    client = TestClient(create_app(settings, FakeAirflow()))
+    response = client.get("/api/status")
+    assert response.status_code == 503
+    assert "catalog_sync_source" in response.json()["detail"]

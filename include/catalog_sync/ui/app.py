@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from catalog_sync.ingestion.mapping import feed_product
-from catalog_sync.settings import SyncSettings
+from catalog_sync.settings import ConfigurationError, SyncSettings
 from catalog_sync.sinks import is_ingestion_api
 from catalog_sync.status_store import StatusStore
 from catalog_sync.ui.airflow_side import JWT_COOKIE, AirflowSide, DagState, TriggerError
@@ -82,6 +82,11 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
     jinja.filters["dt"] = format_time
     context = PageContext(settings)
     actions = [Depends(d) for d in trigger_access]
+
+    @app.exception_handler(ConfigurationError)
+    async def not_configured(request: Request, exc: ConfigurationError) -> JSONResponse:
+        # A missing Connection or Variable: say which, instead of a bare 500.
+        return JSONResponse({"detail": f"Catalog Sync is not configured: {exc}"}, status_code=503)
 
     def render(request: Request, template: str, **values: Any) -> HTMLResponse:
         base = request.scope.get("root_path", "").rstrip("/")
