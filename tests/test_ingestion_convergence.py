@@ -224,3 +224,38 @@ def test_price_book_ids_follow_the_configured_mapping(sync_env, receiver, capsys
     assert books["main-usd"]["currency"] == "USD"
     prices = requests.get(f"{root}/_receiver/prices", timeout=10).json()
     assert {p["priceBookId"] for p in prices.values()} == set(books)
+
+
+def test_a_special_price_is_sent_when_its_window_opens_and_closes_without_a_change(sync_env, receiver, capsys, monkeypatch):
+    """Magento logs no change when a special price's dates arrive; the sync still re-sends the price."""
+    root, target = receiver
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+    sku = sync_env.scalar("SELECT sku FROM catalog_product_entity e WHERE type_id = 'simple' AND NOT EXISTS ("
+                          "SELECT 1 FROM catalog_product_entity_decimal d WHERE d.entity_id = e.entity_id "
+                          "AND d.attribute_id = 78) ORDER BY entity_id LIMIT 1")
+    sync_env.execute(
+        "INSERT INTO catalog_product_entity_decimal (attribute_id, store_id, entity_id, value) "
+        "SELECT 78, 0, entity_id, 1.00 FROM catalog_product_entity WHERE sku = :sku",
+        "DELETE FROM catalog_product_entity_datetime WHERE attribute_id IN (79, 80) "
+        "AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :sku)",
+        "INSERT INTO catalog_product_entity_datetime (attribute_id, store_id, entity_id, value) "
+        "SELECT 79, 0, entity_id, '2026-12-01 00:00:00' FROM catalog_product_entity WHERE sku = :sku",
+        "INSERT INTO catalog_product_entity_datetime (attribute_id, store_id, entity_id, value) "
+        "SELECT 80, 0, entity_id, '2026-12-03 00:00:00' FROM catalog_product_entity WHERE sku = :sku",
+        params={"sku": sku},
+    )
+
+    def discounts_on(day: str) -> tuple[dict, list]:
+        monkeypatch.setenv("CATALOG_SYNC_TODAY", day)
+        summary = _cli_sync(sync_env, capsys, "--target-url", target)
+        prices = requests.get(f"{root}/_receiver/prices", timeout=10).json()
+        return summary, [p.get("discounts") for key, p in prices.items() if key.startswith(f"{sku}|")]
+
+    before, none_yet = discounts_on("2026-11-28")
+    opened, active = discounts_on("2026-12-01")
+    closed, ended = discounts_on("2026-12-04")
+
+    assert before["mode"] == "full" and none_yet and all(d is None for d in none_yet)
+    assert opened["mode"] == "incremental" and opened["updated"] == len(active) >= 1
+    assert all(d and d[0]["code"] == "special_price" for d in active)
+    assert closed["updated"] == len(ended) and all(d is None for d in ended)

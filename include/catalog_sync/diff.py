@@ -38,6 +38,7 @@ class DiffInputs:
     scope_path: str | None = None  # Parquet with product_id; None = full scope
     force_resend: bool = False
     snapshot_filter: str | None = None  # SQL on the snapshot's columns: its part in scope (a sku bucket)
+    forced_path: str | None = None  # Parquet with product_id: re-sent even when unchanged (price windows)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = No
         "FROM pending_all WHERE status = 'rejected'"
     )
     force = "true" if inputs.force_resend else "false"
+    if inputs.forced_path:
+        force = f"{force} OR e.product_id IN (SELECT product_id FROM read_parquet({sql_literal(inputs.forced_path)}))"
     con.execute(
         f"""
         COPY (
@@ -87,7 +90,7 @@ def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = No
                     WHEN e.quarantine_reason IS NOT NULL THEN 'quarantined'
                     WHEN r.content_hash IS NOT NULL THEN 'held'
                     WHEN s.sku IS NULL THEN 'insert'
-                    WHEN e.content_hash <> s.content_hash OR {force} THEN 'update'
+                    WHEN e.content_hash <> s.content_hash OR ({force}) THEN 'update'
                     ELSE 'unchanged'
                 END AS op,
                 coalesce(e.product_id, s.product_id) AS product_id,

@@ -17,7 +17,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from catalog_sync import duckdb_session
@@ -85,6 +85,7 @@ class RunPlan:
     until_marks: dict
     started_at: str
     buckets: int = 1  # hash buckets of sku: extract, diff and export run once per bucket
+    today: str | None = None  # ISO date special prices are judged on, fixed at plan for every step
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +183,7 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
             until_marks=until.to_dict(),
             started_at=started.isoformat(timespec="seconds"),
             buckets=check_buckets(settings.buckets),
+            today=(settings.today or started.date()).isoformat(),
         )
         ws.staging(result).makedirs()
         ws.staging(result).write_json_atomic(result.to_dict(), "plan.json")
@@ -225,10 +227,11 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
         reader = MagentoCatalogReader(ws.source)
         ctx = reader.load_context()
         _check_store_views(ctx.store_views)
-        id_chunks, scope_ids = _id_chunks(ws, run, reader, settings.chunk_size, bucket)
+        id_chunks, scope_ids, forced_ids = _id_chunks(ws, run, reader, settings.chunk_size, bucket)
         if scope_ids is not None:
-            pq.write_table(pa.table({"product_id": pa.array(sorted(scope_ids), pa.int64())}),
-                           staging.path(part("scope", bucket)), filesystem=staging.fs)
+            for name, ids in (("scope", scope_ids), ("forced", forced_ids)):
+                pq.write_table(pa.table({"product_id": pa.array(sorted(ids), pa.int64())}),
+                               staging.path(part(name, bucket)), filesystem=staging.fs)
         queries = ArrowQueries(ws.source)
         price = ctx.attributes_by_code.get("price")
         builder = FeedBuilder(ctx)
@@ -284,8 +287,9 @@ def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: 
     n = run.buckets
     if run.mode == FULL:
         keep = (lambda sku: bucket_of(sku, n) == bucket) if n > 1 else None
-        return reader.iter_all_id_chunks(size, keep), None
+        return reader.iter_all_id_chunks(size, keep), None, set()
     scope: set[int] = set()
+    forced: set[int] = set()
     if run.mode == SKUS:
         scope.update(reader.ids_for_skus(run.skus))
         if run.base_snapshot:
@@ -307,9 +311,15 @@ def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: 
             scope.update(gone)
         retries = _snapshot_ids(ws, run.base_pending, "status <> 'rejected'") if run.base_pending else set()
         scope.update(retries)
+        if run.base_snapshot and run.today:
+            # Nothing changed in Magento, but the date did: a special price that started or ended
+            # since the item was exported changes the price the target must show.
+            forced = _special_price_crossings(ws, run.base_snapshot, run.today)
+            scope.update(forced)
         log.info(
-            "extract: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried",
-            len(changed), len(linked - changed), len(retries),
+            "extract: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried, "
+            "%d whose special price started or ended",
+            len(changed), len(linked - changed), len(retries), len(forced),
         )
     if n > 1:
         # By the current sku; a product gone from Magento goes to bucket 0, whose diff then
@@ -317,7 +327,22 @@ def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: 
         skus = reader.skus_for_ids(scope)
         scope = {i for i in scope if (bucket_of(skus[i], n) if i in skus else 0) == bucket}
     ordered = sorted(scope)
-    return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope
+    return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope, forced & scope
+
+
+def _special_price_crossings(ws: Workspace, relative: str, today: str) -> set[int]:
+    """Products with a special price whose window opened (from-date in (exported, today]) or closed
+    (to-date in [exported, today)) since the item was exported; Magento logs no change for that."""
+    rows = duckdb_session.fetch_all(
+        """SELECT DISTINCT product_id FROM (
+               SELECT product_id, substr(exported_at, 1, 10)::DATE AS exported,
+                      TRY_CAST(json_extract_string(payload, '$.special_price_from') AS DATE) AS since,
+                      TRY_CAST(json_extract_string(payload, '$.special_price_to') AS DATE) AS until
+               FROM read_parquet(?) WHERE NOT contains(payload, '"special_price":null'))
+           WHERE (since > exported AND since <= ?::DATE) OR (until >= exported AND until < ?::DATE)""",
+        [ws.snapshots.file_url(relative), today, today],
+    )
+    return {int(r[0]) for r in rows}
 
 
 def _snapshot_linked_ids(ws: Workspace, relative: str, ids: set[int]) -> set[int]:
@@ -349,6 +374,7 @@ def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> DiffCounts:
             snapshot_path=ws.snapshots.file_url(run.base_snapshot),
             pending_path=ws.snapshots.file_url(run.base_pending),
             scope_path=staging.url_of(part("scope", bucket)) if run.mode != FULL else None,
+            forced_path=staging.url_of(part("forced", bucket)) if run.mode != FULL else None,
             force_resend=run.force_resend,
             # A full reconcile of one bucket compares it with the snapshot's items of that bucket only.
             snapshot_filter=f"{duckdb_bucket('sku', run.buckets)} = {bucket}" if run.mode == FULL and run.buckets > 1 else None,
@@ -383,7 +409,7 @@ def export(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, i
         ctx = MagentoCatalogReader(ws.source).load_context()
         locales = {v.code: v.locale for v in ctx.store_views}
         check_distinct_locales(locales)
-    sink = open_sink(settings, locales)
+    sink = open_sink(settings, locales, date.fromisoformat(run.today) if run.today else None)
     if ctx is not None:
         _send_attribute_metadata(ws, sink, ctx, set(locales.values()))
     counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}

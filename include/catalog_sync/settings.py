@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -44,6 +45,8 @@ class SyncSettings:
     http_timeout_s: float = 30.0  # per request to the ingestion API
     # fsspec options of an object-storage state URL (s3fs: key, secret, client_kwargs...).
     state_storage_options: dict = field(default_factory=dict, repr=False)
+    # The day special prices are judged on (None: today, UTC). Set for tests and replays only.
+    today: date | None = None
     # Price book id per Magento website code; a website not listed uses its own code.
     price_books: dict = field(default_factory=dict)
     lock_ttl_s: int = DEFAULT_LOCK_TTL_S
@@ -84,6 +87,7 @@ class SyncSettings:
             "max_requests_per_minute": int(env.get("CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE", DEFAULT_MAX_REQUESTS_PER_MINUTE)),
             "http_timeout_s": float(env.get("CATALOG_SYNC_HTTP_TIMEOUT_S", 30.0)),
             "price_books": parse_price_books(env.get("CATALOG_SYNC_PRICE_BOOKS", "")),
+            "today": date.fromisoformat(env["CATALOG_SYNC_TODAY"]) if env.get("CATALOG_SYNC_TODAY") else None,
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
