@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -28,7 +27,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from airflow_services import AirflowRestClient
+from airflow_services import AirflowRestClient, free_port, tail
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEMO = ROOT / "scripts" / "run_demo.sh"
@@ -54,12 +53,6 @@ FEED_RECORDS_SQL = (
 pytestmark = pytest.mark.airflow
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def clean_env(demo_dir: Path) -> dict[str, str]:
     """This process's environment minus every Airflow/Catalog Sync setting.
 
@@ -80,14 +73,6 @@ def clean_env(demo_dir: Path) -> dict[str, str]:
     env["CATALOG_SYNC_DEMO_DIR"] = str(demo_dir)
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    return "\n".join(text[-lines:])
 
 
 class Demo(AirflowRestClient):
