@@ -267,6 +267,13 @@ def test_readme_run_command_lists_both_dags_and_the_first_sync_succeeds(demo):
         received = requests.get(f"http://127.0.0.1:{demo.receiver_port}/_receiver/products", timeout=30).json()
         assert len(received) == expected, note + f"receiver holds {len(received)} products, demo catalog feed: {expected}"
         assert {key.rsplit("|", 1)[1] for key in received} == {"en-US", "fr-FR"}
+
+        # The Catalog Sync page of the demo's API server tells the same story.
+        page = demo.get("/catalog-sync/api/status")
+        assert page.status_code == 200, page.text[:500]
+        status = page.json()
+        assert status["last_sync"]["state"] == "Success" and status["products_synced"] == expected, status["last_sync"]
+        assert status["dag"]["is_paused"] is False
         print(f"\n[demo standalone] port {demo.port}, {expected} feed records, timings (s): {demo.timings}"
               + (f"\n{note}" if note else ""))
     except BaseException:
