@@ -20,30 +20,30 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any
 
-from catalog_sync import duckdb_session
-from catalog_sync.duckdb_session import file_or_empty_view, sql_literal
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from catalog_sync import duckdb_session, extract_scope
+from catalog_sync.buckets import all_parts, check_buckets, duckdb_bucket, part
 from catalog_sync.diff import DiffCounts, DiffInputs, compute_delta
+from catalog_sync.duckdb_session import file_or_empty_view, sql_literal
 from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
+from catalog_sync.run_modes import FULL, INCREMENTAL, SKUS
 from catalog_sync.settings import SyncSettings, redact_url
 from catalog_sync.sinks import check_distinct_locales, is_ingestion_api, open_sink
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
 from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, SnapshotStore
 from catalog_sync.status_store import FAILED, SUCCESS, StatusStore, this_process
-from catalog_sync.buckets import all_parts, bucket_of, check_buckets, duckdb_bucket, part
 from catalog_sync.storage import StateLocation, open_state
 
 log = logging.getLogger("catalog_sync.pipeline")
 
-INCREMENTAL, FULL, SKUS = "incremental", "full", "skus"
 RESULTS_SCHEMA = pa.schema([("sku", pa.string()), ("store_view_code", pa.string()), ("status", pa.string()), ("reason", pa.string())])
 MAX_FAILURES_RECORDED = 10_000
 # Queries of one chunk run side by side: the database scans tables while others decode.
@@ -227,7 +227,7 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
         reader = MagentoCatalogReader(ws.source)
         ctx = reader.load_context()
         _check_store_views(ctx.store_views)
-        id_chunks, scope_ids, forced_ids = _id_chunks(ws, run, reader, settings.chunk_size, bucket)
+        id_chunks, scope_ids, forced_ids = extract_scope.id_chunks(ws, run, reader, settings.chunk_size, bucket)
         if scope_ids is not None:
             for name, ids in (("scope", scope_ids), ("forced", forced_ids)):
                 pq.write_table(pa.table({"product_id": pa.array(sorted(ids), pa.int64())}),
@@ -279,85 +279,6 @@ def _check_store_views(views) -> None:
 
 def _bucket_label(run: RunPlan, bucket: int) -> str:
     return f" [bucket {bucket + 1}/{run.buckets}]" if run.buckets > 1 else ""
-
-
-def _id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: int, bucket: int = 0):
-    """The product ids to extract: all of them (full), or the changed ones plus the retries;
-    with buckets, only those whose sku falls in `bucket`."""
-    n = run.buckets
-    if run.mode == FULL:
-        keep = (lambda sku: bucket_of(sku, n) == bucket) if n > 1 else None
-        return reader.iter_all_id_chunks(size, keep), None, set()
-    scope: set[int] = set()
-    forced: set[int] = set()
-    if run.mode == SKUS:
-        scope.update(reader.ids_for_skus(run.skus))
-        if run.base_snapshot:
-            scope.update(_snapshot_ids(ws, run.base_snapshot, "sku IN (SELECT unnest(?))", [run.skus]))
-    else:
-        detector = ChangeDetector(ws.source)
-        since, until = ChangeMarks.from_dict(run.since_marks), ChangeMarks.from_dict(run.until_marks)
-        changed = detector.changed_ids(since, until)
-        scope.update(changed)
-        # Magento logs only the child when a configurable link changes; re-read both sides,
-        # as linked now (source) and as linked when last exported (snapshot).
-        linked = reader.linked_ids(changed)
-        if run.base_snapshot and changed:
-            linked |= _snapshot_linked_ids(ws, run.base_snapshot, changed)
-        scope.update(linked)
-        if until.method == UPDATED_AT and run.base_snapshot:
-            # No changelog: a key-only scan finds the deletes.
-            gone = _snapshot_ids(ws, run.base_snapshot) - detector.all_ids()
-            scope.update(gone)
-        retries = _snapshot_ids(ws, run.base_pending, "status <> 'rejected'") if run.base_pending else set()
-        scope.update(retries)
-        if run.base_snapshot and run.today:
-            # Nothing changed in Magento, but the date did: a special price that started or ended
-            # since the item was exported changes the price the target must show.
-            forced = _special_price_crossings(ws, run.base_snapshot, run.today)
-            scope.update(forced)
-        log.info(
-            "extract: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried, "
-            "%d whose special price started or ended",
-            len(changed), len(linked - changed), len(retries), len(forced),
-        )
-    if n > 1:
-        # By the current sku; a product gone from Magento goes to bucket 0, whose diff then
-        # deletes its items whatever their sku (the incremental diff keys on product ids).
-        skus = reader.skus_for_ids(scope)
-        scope = {i for i in scope if (bucket_of(skus[i], n) if i in skus else 0) == bucket}
-    ordered = sorted(scope)
-    return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope, forced & scope
-
-
-def _special_price_crossings(ws: Workspace, relative: str, today: str) -> set[int]:
-    """Products with a special price whose window opened (from-date in (exported, today]) or closed
-    (to-date in [exported, today)) since the item was exported; Magento logs no change for that."""
-    rows = duckdb_session.fetch_all(
-        """SELECT DISTINCT product_id FROM (
-               SELECT product_id, substr(exported_at, 1, 10)::DATE AS exported,
-                      TRY_CAST(json_extract_string(payload, '$.special_price_from') AS DATE) AS since,
-                      TRY_CAST(json_extract_string(payload, '$.special_price_to') AS DATE) AS until
-               FROM read_parquet(?) WHERE NOT contains(payload, '"special_price":null'))
-           WHERE (since > exported AND since <= ?::DATE) OR (until >= exported AND until < ?::DATE)""",
-        [ws.snapshots.file_url(relative), today, today],
-    )
-    return {int(r[0]) for r in rows}
-
-
-def _snapshot_linked_ids(ws: Workspace, relative: str, ids: set[int]) -> set[int]:
-    path = ws.snapshots.file_url(relative)
-    rows = duckdb_session.fetch_all(
-        "SELECT DISTINCT unnest(linked_product_ids) FROM read_parquet(?) WHERE product_id IN (SELECT unnest(?))",
-        [path, sorted(ids)],
-    )
-    return {int(r[0]) for r in rows if r[0] is not None}
-
-
-def _snapshot_ids(ws: Workspace, relative: str, where: str = "true", params: list | None = None) -> set[int]:
-    path = ws.snapshots.file_url(relative)
-    rows = duckdb_session.fetch_all(f"SELECT DISTINCT product_id FROM read_parquet(?) WHERE {where}", [path, *(params or [])])
-    return {int(r[0]) for r in rows}
 
 
 # ---- diff -----------------------------------------------------------------------------
