@@ -68,10 +68,18 @@ def main() -> int:
             except requests.ConnectionError:
                 time.sleep(0.1)
         env = {**os.environ, "CATALOG_SYNC_TARGET_TOKEN": "bench", "CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE": str(args.rpm)}
-        driver = ("import resource, sys; from catalog_sync.cli import main; code = main(sys.argv[1:]); "
+        # The export stage's own CPU (all threads of the sync process while `export` runs): the
+        # sync process's whole-run CPU also holds extract, diff and commit.
+        driver = ("import resource, sys, time; from catalog_sync import pipeline; from catalog_sync.cli import main; "
+                  "_export = pipeline.export; cpu = []\n"
+                  "def export(*a, **k):\n"
+                  "    t = time.process_time(); r = _export(*a, **k); cpu.append(time.process_time() - t); return r\n"
+                  "pipeline.export = export; code = main(sys.argv[1:]); "
+                  "print('EXPORT_CPU_S', sum(cpu), file=sys.stderr); "
                   "print('PEAK_RSS_MIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr); "
                   "u = resource.getrusage(resource.RUSAGE_SELF); print('CPU_S', u.ru_utime + u.ru_stime, file=sys.stderr); "
                   "sys.exit(code)")
+        receiver_idle_cpu_s = _cpu_seconds(receiver.pid)  # start-up and imports, before any request
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", driver, "sync", "--source-url", f"sqlite:///{_catalog(args.products)}",
                               "--target-url", f"http://127.0.0.1:{port}/bench", "--state-url", str(work / "state")],
@@ -93,6 +101,8 @@ def main() -> int:
         # Whole processes (the sync's extract, diff and commit included): where the CPU went.
         "sync_process_cpu_s": float(re.search(r"CPU_S ([0-9.]+)", out.stderr).group(1)),
         "receiver_process_cpu_s": receiver_cpu_s,
+        "receiver_cpu_during_sync_s": receiver_cpu_s - receiver_idle_cpu_s,
+        "export_stage_cpu_s": float(re.search(r"EXPORT_CPU_S ([0-9.]+)", out.stderr).group(1)),
         "summary": json.loads(out.stdout.strip().splitlines()[-1]),
     }
     (HERE / "results").mkdir(exist_ok=True)
