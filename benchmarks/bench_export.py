@@ -99,7 +99,7 @@ def main() -> int:
         "requests": contract_requests, "requests_per_s": contract_requests / seconds, "sync_wall_s": wall,
         "peak_rss_mib": float(re.search(r"PEAK_RSS_MIB ([0-9.]+)", out.stderr).group(1)),
         # Whole processes (the sync's extract, diff and commit included): where the CPU went.
-        "sync_process_cpu_s": float(re.search(r"CPU_S ([0-9.]+)", out.stderr).group(1)),
+        "sync_process_cpu_s": float(re.search(r"^CPU_S ([0-9.]+)", out.stderr, re.M).group(1)),
         "receiver_process_cpu_s": receiver_cpu_s,
         "receiver_cpu_during_sync_s": receiver_cpu_s - receiver_idle_cpu_s,
         "export_stage_cpu_s": float(re.search(r"EXPORT_CPU_S ([0-9.]+)", out.stderr).group(1)),
