@@ -56,7 +56,6 @@ from typing import Any, Iterable
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from .ims import ImsSettings, TokenIssuer
 from .store import ReceiverStore
@@ -398,7 +397,9 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
                     f"Body must be a JSON array of {state.validator.item_schema('post', path)} items"
                 )
             else:
-                response = await run_in_threadpool(process, path, kind, operation, body, settings)
+                # In the event loop's own thread: handing each batch to a worker thread cost more CPU
+                # than the work itself (receiver CPU per 184,874 items: 7.8 s with, 5.0 s without).
+                response = process(path, kind, operation, body, settings)
         state.stats.request(endpoint, response.status_code)
         return response
 
