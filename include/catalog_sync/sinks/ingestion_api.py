@@ -64,7 +64,7 @@ class IngestionApiError(RuntimeError):
     """The API cannot be used as configured (e.g. a wrong base URL): the run must fail."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BodyResult:
     """The outcome of one item of a request body (index into what was given to `deliver`)."""
 
@@ -101,7 +101,7 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
-@dataclass
+@dataclass(slots=True)
 class _ItemState:
     sku: str
     store_view_code: str
@@ -139,7 +139,7 @@ class _Tracker:
         return done
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Part:
     key: int  # the item's number in this run
     body: bytes  # the item's JSON text
