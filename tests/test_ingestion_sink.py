@@ -510,3 +510,20 @@ def test_sink_uses_ims_tokens_and_refreshes_on_401(server: Server) -> None:
     assert statuses(results) == {"P0": OK}
     assert [r.headers["Authorization"] for r in server.requests if r.path == "/v1/catalog/products"] == [
         "Bearer ims-1", "Bearer ims-2"]
+
+
+def test_proxy_and_no_proxy_come_from_the_environment(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As requests would: HTTP(S)_PROXY sends the requests through the proxy, NO_PROXY bypasses it.
+    The scripted server plays the proxy; a proxied request names the whole URL in its request line."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", server.url)
+    behind_proxy = "http://127.0.0.2:9"  # never connected to: the proxy is
+    sink = IngestionApiSink(f"{behind_proxy}/{TENANT}", StaticToken(TOKEN), max_requests_per_minute=None,
+                            price_book_id=None, store_view_locales={"default": "en_US"}, today=TODAY, timeout_s=2.0)
+    assert run(sink, [upsert("VIA-PROXY")])["VIA-PROXY"].status == OK
+    assert [r.path for r in server.requests] == [f"{behind_proxy}/{TENANT}/v1/catalog/products"]
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert run(make_sink(server), [upsert("DIRECT")])["DIRECT"].status == OK
+    assert [r.path for r in server.requests][1:] == ["/v1/catalog/products"]
