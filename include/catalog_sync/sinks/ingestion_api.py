@@ -376,7 +376,6 @@ class IngestionApiSink:
             self._sleep(delay)
 
 
-
 def _pool_manager(base_url: str, connections: int) -> urllib3.PoolManager:
     """The run's connection pool (thread-safe; keep-alive). urllib3 directly, not requests: requests
     costs ~2.4x the CPU per request here (637 vs 265 µs), at ~3,700 requests per 100k x 2 catalog.
