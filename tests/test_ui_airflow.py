@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from airflow_services import free_port
 from services import unavailable
 from sync_helpers import SyncEnv
 
@@ -28,14 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 XSS = "<script>alert(1)</script>"
 PASSWORDS = {"admin": "admin-pw", "viewer": "viewer-pw", "outsider": "outsider-pw"}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ApiServer:
@@ -118,7 +111,7 @@ def airflow_ui(tmp_path_factory, demo_catalog_template):
     for step in (["db", "migrate"], ["dags", "reserialize"]):
         done = subprocess.run([sys.executable, "-m", "airflow", *step], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
-    server = ApiServer(home, env, _free_port())
+    server = ApiServer(home, env, free_port())
     server.start()
     yield server, sku
     server.stop()
