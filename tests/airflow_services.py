@@ -124,16 +124,18 @@ def stop_group(proc: subprocess.Popen) -> None:
 
 
 def mapped_source(source_url: str) -> tuple[dict, dict]:
-    """(products, prices) the receiver must hold for the source: keyed like /_receiver/products and /prices."""
+    """(products, prices) the receiver must hold for the source at the services' pinned instant:
+    keyed like /_receiver/products and /prices."""
     from catalog_sync.ingestion.mapping import api_locale, feed_product, prices
-    from sync_helpers import expected_feed
+    from catalog_sync.run_clock import parse_instant
+    from sync_helpers import expected_rows
 
-    today = date.today()
     products, price_items = {}, {}
-    for (sku, _view), record in expected_feed(source_url).items():
+    for (sku, _view), row in expected_rows(source_url, parse_instant(PINNED_NOW)).items():
+        record = row.payload
         products[f"{sku}|{api_locale(record['locale'])}"] = feed_product(record)
         book = record.get("website_code")
-        item = prices(record, book, today) if book else None
+        item = prices(record, book, date.fromisoformat(row.judged_on)) if book else None
         if item is not None:
             price_items[f"{sku}|{book}"] = item
     return products, price_items
@@ -414,6 +416,10 @@ def async_metadata_url(url: str) -> str:
     return url.replace("postgresql+psycopg2://", "postgresql+asyncpg://", 1)
 
 
+# Inside the demo catalog's special-price windows (January to March 2026), so some are active.
+PINNED_NOW = "2026-02-10T12:00:00Z"
+
+
 def service_env(home: Path, api_port: int, metadata_url: str, status_url: str, source_url: str,
                 receiver: Receiver) -> dict[str, str]:
     """The environment shared by every Airflow component: nothing inherited from conftest's dag.test() home."""
@@ -465,6 +471,8 @@ def service_env(home: Path, api_port: int, metadata_url: str, status_url: str, s
         "AIRFLOW_VAR_CATALOG_SYNC_STATE_URL": str(home.parent / "state"),
         "AIRFLOW_VAR_CATALOG_SYNC_CHUNK_SIZE": "10000",
         "AIRFLOW_VAR_CATALOG_SYNC_BATCH_SIZE": "100",
+        # Every run is judged at one instant, so expected prices never depend on the calendar.
+        "CATALOG_SYNC_NOW": PINNED_NOW,
     })
     return env
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from catalog_sync import cli
-from catalog_sync.feed.feed_record import build_feed_rows
+from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader
 from catalog_sync.sinks.file_sink import DELTA_FOLDER, replay_file_target
 
@@ -69,15 +70,20 @@ class SyncEnv:
         return [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
 
-def expected_feed(source_url: str) -> dict[tuple[str, str], dict]:
-    """The source's current feed records, built independently of the pipeline's files."""
+def expected_rows(source_url: str, instant: datetime | None = None) -> dict[tuple[str, str], FeedRow]:
+    """The source's current feed rows (judged at `instant`), built independently of the pipeline's files."""
     engine = sa.create_engine(source_url)
     reader = MagentoCatalogReader(engine)
     ctx = reader.load_context()
-    feed: dict[tuple[str, str], dict] = {}
+    feed: dict[tuple[str, str], FeedRow] = {}
     for ids in reader.iter_all_id_chunks(10_000):
-        for row in build_feed_rows(reader.load_chunk(ids), ctx):
+        for row in build_feed_rows(reader.load_chunk(ids), ctx, instant):
             if row.quarantine_reason is None:
-                feed[(row.sku, row.store_view_code)] = row.payload
+                feed[(row.sku, row.store_view_code)] = row
     engine.dispose()
     return feed
+
+
+def expected_feed(source_url: str) -> dict[tuple[str, str], dict]:
+    """The source's current feed records, built independently of the pipeline's files."""
+    return {key: row.payload for key, row in expected_rows(source_url).items()}

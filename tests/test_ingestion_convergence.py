@@ -226,8 +226,10 @@ def test_price_book_ids_follow_the_configured_mapping(sync_env, receiver, capsys
     assert {p["priceBookId"] for p in prices.values()} == set(books)
 
 
+@pytest.mark.dates
 def test_a_special_price_is_sent_when_its_window_opens_and_closes_without_a_change(sync_env, receiver, capsys, monkeypatch):
-    """Magento logs no change when a special price's dates arrive; the sync still re-sends the price."""
+    """Magento logs no change when a special price's dates arrive; the sync still re-sends the price.
+    The demo shop runs on UTC; every run's instant is pinned, so the machine's date plays no part."""
     root, target = receiver
     monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
     sku = sync_env.scalar("SELECT sku FROM catalog_product_entity e WHERE type_id = 'simple' AND NOT EXISTS ("
@@ -245,17 +247,19 @@ def test_a_special_price_is_sent_when_its_window_opens_and_closes_without_a_chan
         params={"sku": sku},
     )
 
-    def discounts_on(day: str) -> tuple[dict, list]:
-        monkeypatch.setenv("CATALOG_SYNC_TODAY", day)
+    def discounts_at(instant: str) -> tuple[dict, list]:
+        monkeypatch.setenv("CATALOG_SYNC_NOW", instant)
         summary = _cli_sync(sync_env, capsys, "--target-url", target)
         prices = requests.get(f"{root}/_receiver/prices", timeout=10).json()
         return summary, [p.get("discounts") for key, p in prices.items() if key.startswith(f"{sku}|")]
 
-    before, none_yet = discounts_on("2026-11-28")
-    opened, active = discounts_on("2026-12-01")
-    closed, ended = discounts_on("2026-12-04")
+    before, none_yet = discounts_at("2026-11-30T23:59:59Z")
+    opened, active = discounts_at("2026-12-01T00:00:00Z")
+    still, _ = discounts_at("2026-12-03T23:59:59Z")
+    closed, ended = discounts_at("2026-12-04T00:00:01Z")
 
     assert before["mode"] == "full" and none_yet and all(d is None for d in none_yet)
     assert opened["mode"] == "incremental" and opened["updated"] == len(active) >= 1
     assert all(d and d[0]["code"] == "special_price" for d in active)
+    assert (still["updated"], still["inserted"], still["deleted"]) == (0, 0, 0)
     assert closed["updated"] == len(ended) and all(d is None for d in ended)

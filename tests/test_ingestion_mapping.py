@@ -158,11 +158,13 @@ def test_prices_with_an_active_special_price() -> None:
     assert_valid("FeedPrices", item)
 
 
+@pytest.mark.dates
 @pytest.mark.parametrize("today", [date(2026, 10, 31), date(2026, 12, 1)])
 def test_special_price_outside_its_dates_is_no_discount(today: date) -> None:
     assert mapping.prices(configurable_child(), "latam", today) == {"sku": "MH01-XS-Black", "priceBookId": "latam", "regular": 52.0}
 
 
+@pytest.mark.dates
 @pytest.mark.parametrize("today", [date(2026, 11, 1), date(2026, 11, 30)])
 def test_special_price_dates_are_inclusive(today: date) -> None:
     assert "discounts" in mapping.prices(configurable_child(), "latam", today)

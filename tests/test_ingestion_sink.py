@@ -162,7 +162,7 @@ def make_sink(server: Server, **kwargs: Any) -> IngestionApiSink:
     options: dict[str, Any] = dict(
         batch_size=100, max_requests_per_minute=None, timeout_s=2.0, max_attempts=4,
         backoff_base_s=0.001, backoff_cap_s=0.01, max_in_flight=1, price_book_id=None,
-        store_view_locales={"default": "en_US", "br": "pt_BR"}, today=TODAY,
+        store_view_locales={"default": "en_US", "br": "pt_BR"},
     )
     options.update(kwargs)
     return IngestionApiSink(f"{server.url}/{TENANT}", options.pop("auth", StaticToken(TOKEN)), **options)
@@ -175,7 +175,7 @@ def record(sku: str, **overrides: Any) -> dict[str, Any]:
 
 def upsert(sku: str, **overrides: Any) -> DeltaItem:
     rec = record(sku, **overrides)
-    return DeltaItem(UPSERT, 1, sku, rec["store_view_code"], orjson.dumps(rec).decode(), "hash")
+    return DeltaItem(UPSERT, 1, sku, rec["store_view_code"], orjson.dumps(rec).decode(), "hash", TODAY.isoformat())
 
 
 def delete(sku: str, view: str = "default") -> DeltaItem:
@@ -435,7 +435,7 @@ def test_a_refused_price_book_makes_its_prices_retryable(server: Server) -> None
 
 
 def test_unmappable_record_is_rejected(server: Server) -> None:
-    bad = DeltaItem(UPSERT, 1, "B1", "default", orjson.dumps({"sku": "B1"}).decode(), "h")
+    bad = DeltaItem(UPSERT, 1, "B1", "default", orjson.dumps({"sku": "B1"}).decode(), "h", TODAY.isoformat())
     results = run(make_sink(server), [bad, upsert("P0")])
     assert statuses(results) == {"B1": REJECTED, "P0": OK}
     assert results["B1"].reason.startswith("mapping: cannot map the feed record: KeyError")
@@ -474,7 +474,7 @@ def test_ims_token_is_fetched_once_cached_and_refreshed(server: Server) -> None:
     server.queue("/ims/token", token(1, 120), token(2), token(3))
     now = [1000.0]
     auth = ImsClientCredentials(f"{server.url}/ims/token", "client-id", "client-secret", "openid,commerce.aco",
-                                clock=lambda: now[0])
+                                monotonic=lambda: now[0])
     threads = [threading.Thread(target=auth.headers) for _ in range(8)]
     for t in threads:
         t.start()
@@ -520,7 +520,7 @@ def test_proxy_and_no_proxy_come_from_the_environment(server: Server, monkeypatc
     monkeypatch.setenv("http_proxy", server.url)
     behind_proxy = "http://127.0.0.2:9"  # never connected to: the proxy is
     sink = IngestionApiSink(f"{behind_proxy}/{TENANT}", StaticToken(TOKEN), max_requests_per_minute=None,
-                            price_book_id=None, store_view_locales={"default": "en_US"}, today=TODAY, timeout_s=2.0)
+                            price_book_id=None, store_view_locales={"default": "en_US"}, timeout_s=2.0)
     assert run(sink, [upsert("VIA-PROXY")])["VIA-PROXY"].status == OK
     assert [r.path for r in server.requests] == [f"{behind_proxy}/{TENANT}/v1/catalog/products"]
 

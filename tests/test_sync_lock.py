@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from catalog_sync.status_store import StatusStore, SyncLockedError, sync_lock, this_process, utcnow
 
+pytestmark = pytest.mark.dates  # leases live on the operational clock
+
 
 @pytest.fixture
 def store(tmp_path):

@@ -25,7 +25,7 @@ from urllib.parse import quote_plus
 
 from catalog_sync.settings import (
     DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_REQUESTS_PER_MINUTE, ConfigurationError, SyncSettings,
-    parse_price_books,
+    parse_price_books, pinned_instant,
 )
 
 SOURCE_CONN_ID = "catalog_sync_source"
@@ -134,4 +134,5 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
         price_books=parse_price_books(extra.get("price_books") or {}),
         max_requests_per_minute=int(extra.get("max_requests_per_minute", DEFAULT_MAX_REQUESTS_PER_MINUTE)),
         state_storage_options=storage_options(connection(STATE_CONN_ID, required=False)),
+        now=pinned_instant(os.environ),  # replays and tests only: the worker's CATALOG_SYNC_NOW
     )

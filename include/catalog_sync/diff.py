@@ -97,7 +97,7 @@ def compute_delta(inputs: DiffInputs, con: duckdb.DuckDBPyConnection | None = No
                 coalesce(e.sku, s.sku) AS sku,
                 coalesce(e.store_view_code, s.store_view_code) AS store_view_code,
                 e.content_hash, e.payload, e.name, e.type, e.price, e.visibility, e.source_updated_at,
-                e.linked_product_ids,
+                e.linked_product_ids, e.judged_on,
                 coalesce(e.quarantine_reason, r.reason) AS reason
             FROM e
             FULL OUTER JOIN s ON e.sku = s.sku AND e.store_view_code = s.store_view_code

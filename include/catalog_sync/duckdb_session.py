@@ -61,9 +61,14 @@ _DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.string(): "VARC
                  pa.list_(pa.int64()): "BIGINT[]"}
 
 
+def empty_select(schema: pa.Schema) -> str:
+    """A SELECT of no rows with the columns of `schema`."""
+    cols = ", ".join(f"NULL::{_DUCKDB_TYPES[f.type]} AS {f.name}" for f in schema)
+    return f"SELECT {cols} WHERE false"
+
+
 def file_or_empty_view(name: str, path: str | None, schema: pa.Schema) -> str:
     """A view over a Parquet file, or an empty view with the file's columns when there is no file yet."""
     if path:
         return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_literal(path)})"
-    cols = ", ".join(f"NULL::{_DUCKDB_TYPES[f.type]} AS {f.name}" for f in schema)
-    return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} WHERE false"
+    return f"CREATE OR REPLACE TEMP VIEW {name} AS {empty_select(schema)}"

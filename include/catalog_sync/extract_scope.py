@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from catalog_sync import duckdb_session
 from catalog_sync.buckets import bucket_of
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
+from catalog_sync.run_clock import local_date
 from catalog_sync.run_modes import FULL, SKUS
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("catalog_sync.pipeline")
 
 
-def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: int,
+def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: CatalogContext, size: int,
               bucket: int = 0) -> tuple[Iterator[list[int]], set[int] | None, set[int]]:
     """The product ids to extract, in chunks: all of them (full), or the changed ones, their linked
     configurables/variants, the retries and the special-price window crossings; with buckets, only
@@ -57,10 +58,11 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: i
             scope.update(gone)
         retries = _snapshot_ids(ws, run.base_pending, "status <> 'rejected'") if run.base_pending else set()
         scope.update(retries)
-        if run.base_snapshot and run.today:
-            # Nothing changed in Magento, but the date did: a special price that started or ended
-            # since the item was exported changes the price the target must show.
-            forced = _special_price_crossings(ws, run.base_snapshot, run.today)
+        if run.base_snapshot:
+            # Nothing changed in Magento, but the store's date did: a special price that started or
+            # ended since the item was judged changes the price the target must show.
+            today = {v.code: local_date(run.at, v.timezone).isoformat() for v in ctx.store_views}
+            forced = _special_price_crossings(ws, run.base_snapshot, today)
             scope.update(forced)
         log.info(
             "extract: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried, "
@@ -76,17 +78,26 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, size: i
     return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope, forced & scope
 
 
-def _special_price_crossings(ws: Workspace, relative: str, today: str) -> set[int]:
-    """Products with a special price whose window opened (from-date in (exported, today]) or closed
-    (to-date in [exported, today)) since the item was exported; Magento logs no change for that."""
+def _special_price_crossings(ws: Workspace, relative: str, today: dict[str, str]) -> set[int]:
+    """Products with a special price that is active on the store view's local date today but was not
+    on the day the item was judged on, or the other way round (Magento's rule: from-date to to-date,
+    both inclusive, in the store's time zone). An item with no recorded day (sent before the state
+    recorded it) is re-judged once when its special price has a window."""
+    views = list(today.items())
     rows = duckdb_session.fetch_all(
-        """SELECT DISTINCT product_id FROM (
-               SELECT product_id, substr(exported_at, 1, 10)::DATE AS exported,
-                      TRY_CAST(json_extract_string(payload, '$.special_price_from') AS DATE) AS since,
-                      TRY_CAST(json_extract_string(payload, '$.special_price_to') AS DATE) AS until
-               FROM read_parquet(?) WHERE NOT contains(payload, '"special_price":null'))
-           WHERE (since > exported AND since <= ?::DATE) OR (until >= exported AND until < ?::DATE)""",
-        [ws.snapshots.file_url(relative), today, today],
+        """WITH items AS (
+               SELECT s.product_id, TRY_CAST(s.judged_on AS DATE) AS judged, t.today::DATE AS today,
+                      TRY_CAST(json_extract_string(s.payload, '$.special_price_from') AS DATE) AS since,
+                      TRY_CAST(json_extract_string(s.payload, '$.special_price_to') AS DATE) AS until
+               FROM read_parquet(?) s
+               JOIN (SELECT unnest(?::VARCHAR[]) AS code, unnest(?::VARCHAR[]) AS today) t ON t.code = s.store_view_code
+               WHERE NOT contains(s.payload, '"special_price":null'))
+           SELECT DISTINCT product_id FROM items
+           WHERE (since IS NOT NULL OR until IS NOT NULL) AND (
+                 judged IS NULL
+                 OR ((since IS NULL OR since <= judged) AND (until IS NULL OR judged <= until))
+                    <> ((since IS NULL OR since <= today) AND (until IS NULL OR today <= until)))""",
+        [ws.snapshots.file_url(relative), [v for v, _ in views], [d for _, d in views]],
     )
     return {int(r[0]) for r in rows}
 

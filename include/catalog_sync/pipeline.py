@@ -13,11 +13,10 @@ import hashlib
 import logging
 import os
 import re
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timezone
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from catalog_sync import duckdb_session, extract_scope
+from catalog_sync import clock, duckdb_session, extract_scope, run_clock
 from catalog_sync.buckets import all_parts, check_buckets, duckdb_bucket, part
 from catalog_sync.diff import DiffCounts, DiffInputs, compute_delta
 from catalog_sync.duckdb_session import file_or_empty_view, sql_literal
@@ -65,7 +64,7 @@ class SyncRequest:
 
     @staticmethod
     def new_run_id(prefix: str = "cli") -> str:
-        return f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        return f"{prefix}-{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
@@ -83,9 +82,10 @@ class RunPlan:
     base_pending: str | None
     since_marks: dict | None
     until_marks: dict
-    started_at: str
+    started_at: str  # when the run started (operational clock): status and run keys
+    # The run's instant (ISO, UTC): every date question of every step is answered at it (run_clock).
+    instant: str = ""
     buckets: int = 1  # hash buckets of sku: extract, diff and export run once per bucket
-    today: str | None = None  # ISO date special prices are judged on, fixed at plan for every step
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +93,15 @@ class RunPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunPlan":
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        plan = cls(**{k: v for k, v in data.items() if k in known})
+        # A plan made before the run instant existed (a run in flight across an upgrade): its start.
+        return plan if plan.instant else replace(plan, instant=plan.started_at)
+
+    @property
+    def at(self) -> datetime:
+        """The run's instant."""
+        return run_clock.parse_instant(self.instant)
 
 
 class Workspace:
@@ -146,7 +154,7 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
         stale = ws.status.acquire_lock(request.run_id, settings.lock_ttl_s, process=request.holder_process)
         if stale:
             ws.status.abandon_run(stale, f"abandoned: the run died without reporting; its lock was taken over by {request.run_id}")
-        manifest = ws.snapshots.read_manifest()
+        manifest = ws.snapshots.upgrade()
         detector = ChangeDetector(ws.source)
         until = detector.current_marks()
         since = manifest.marks
@@ -165,7 +173,8 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
             gap = detector.gap_reason(since)
             mode, reason = (FULL, f"escalated to a full reconcile: {gap}") if gap else (INCREMENTAL, f"changes since {_describe(since)}")
 
-        started = datetime.now(timezone.utc)
+        started = clock.now()  # operational: run keys and delta file names sort in run order
+        instant = run_clock.run_instant(settings.now)
         run_key = _run_key(request.run_id, started)
         result = RunPlan(
             run_id=request.run_id,
@@ -182,16 +191,17 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
             since_marks=since.to_dict() if since else None,
             until_marks=until.to_dict(),
             started_at=started.isoformat(timespec="seconds"),
+            instant=run_clock.format_instant(instant),
             buckets=check_buckets(settings.buckets),
-            today=(settings.today or started.date()).isoformat(),
         )
         ws.staging(result).makedirs()
         ws.staging(result).write_json_atomic(result.to_dict(), "plan.json")
         ws.status.start_run(request.run_id, mode, dry_run=request.dry_run, mode_reason=reason,
                             dag_id=request.dag_id, airflow_run_id=request.airflow_run_id)
         log.info(
-            "plan: run %s, mode %s (%s)%s; source %s, target %s, snapshot v%d with %d items",
-            request.run_id, mode, reason, " [dry run]" if request.dry_run else "", redact_url(settings.source_url),
+            "plan: run %s, mode %s (%s)%s; run instant %s%s; source %s, target %s, snapshot v%d with %d items",
+            request.run_id, mode, reason, " [dry run]" if request.dry_run else "", result.instant,
+            f" (pinned by {run_clock.PIN_ENV})" if settings.now else "", redact_url(settings.source_url),
             redact_url(settings.target_url), manifest.version, manifest.item_count,
         )
         return result
@@ -221,20 +231,20 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
     """
     ws = Workspace(settings)
     staging = ws.staging(run)
-    started = time.perf_counter()
+    started = clock.monotonic()
     builder: FeedBuilder | None = None
     try:
         reader = MagentoCatalogReader(ws.source)
         ctx = reader.load_context()
         _check_store_views(ctx.store_views)
-        id_chunks, scope_ids, forced_ids = extract_scope.id_chunks(ws, run, reader, settings.chunk_size, bucket)
+        builder = FeedBuilder(ctx, run.at)
+        id_chunks, scope_ids, forced_ids = extract_scope.id_chunks(ws, run, reader, ctx, settings.chunk_size, bucket)
         if scope_ids is not None:
             for name, ids in (("scope", scope_ids), ("forced", forced_ids)):
                 pq.write_table(pa.table({"product_id": pa.array(sorted(ids), pa.int64())}),
                                staging.path(part(name, bucket)), filesystem=staging.fs)
         queries = ArrowQueries(ws.source)
         price = ctx.attributes_by_code.get("price")
-        builder = FeedBuilder(ctx)
         records = products = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-read") as pool, \
                 ThreadPoolExecutor(max_workers=READ_CONCURRENCY, thread_name_prefix="catalog-query") as query_pool, \
@@ -255,7 +265,7 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
                 pending = upcoming
         counts = {"products": products, "records": records, "scope": -1 if scope_ids is None else len(scope_ids)}
         staging.write_json_atomic(counts, part("extract", bucket, "json"))
-        elapsed = time.perf_counter() - started
+        elapsed = clock.monotonic() - started
         log.info(
             "extract%s: %d products -> %d feed records across %d store view(s) in %.2fs (%.0f records/s, %s)",
             _bucket_label(run, bucket), products, records, len(ctx.store_views), elapsed, records / elapsed if elapsed else 0,
@@ -288,7 +298,7 @@ def _bucket_label(run: RunPlan, bucket: int) -> str:
 def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> DiffCounts:
     ws = Workspace(settings)
     staging = ws.staging(run)
-    started = time.perf_counter()
+    started = clock.monotonic()
     counts = compute_delta(
         DiffInputs(
             extract_glob=staging.url_of(part("extract", bucket)),
@@ -306,7 +316,7 @@ def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> DiffCounts:
     log.info(
         "diff%s: %d extracted -> %d insert, %d update, %d delete, %d unchanged, %d quarantined, %d held (rejected before) in %.2fs",
         _bucket_label(run, bucket), counts.extracted, counts.inserted, counts.updated, counts.deleted, counts.unchanged,
-        counts.quarantined, counts.held, time.perf_counter() - started,
+        counts.quarantined, counts.held, clock.monotonic() - started,
     )
     ws.close()
     return counts
@@ -324,25 +334,25 @@ def export(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, i
         counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}
         staging.write_json_atomic(counts, part("export", bucket, "json"))
         return counts
-    started = time.perf_counter()
+    started = clock.monotonic()
     locales = None
     ctx = None
     if is_ingestion_api(settings.target_url):
         ctx = MagentoCatalogReader(ws.source).load_context()
         locales = {v.code: v.locale for v in ctx.store_views}
         check_distinct_locales(locales)
-    sink = open_sink(settings, locales, date.fromisoformat(run.today) if run.today else None)
+    sink = open_sink(settings, locales)
     if ctx is not None:
         _send_attribute_metadata(ws, sink, ctx, set(locales.values()))
     counts = {"sent": 0, OK: 0, "retryable": 0, REJECTED: 0}
     not_sent: list[ItemResult] = []
 
     def items():
-        columns = ["op", "product_id", "sku", "store_view_code", "payload", "content_hash", "reason"]
+        columns = ["op", "product_id", "sku", "store_view_code", "payload", "content_hash", "judged_on", "reason"]
         for batch in pq.ParquetFile(staging.open(part("delta", bucket))).iter_batches(batch_size=10_000, columns=columns):
-            for op, product_id, sku, view, payload, digest, reason in zip(*(batch.column(c).to_pylist() for c in columns)):
+            for op, product_id, sku, view, payload, digest, day, reason in zip(*(batch.column(c).to_pylist() for c in columns)):
                 if op in ("insert", "update"):
-                    yield DeltaItem(UPSERT, product_id, sku, view, payload, digest)
+                    yield DeltaItem(UPSERT, product_id, sku, view, payload, digest, day)
                 elif op == "delete":
                     yield DeltaItem(DELETE, product_id, sku, view, None, None)
                 else:  # quarantined or held: never sent, reported as rejected with the reason
@@ -364,7 +374,7 @@ def export(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, i
         writer.write_table(_results_table(buffer))
     sink.close()
     staging.write_json_atomic(counts, part("export", bucket, "json"))
-    elapsed = time.perf_counter() - started
+    elapsed = clock.monotonic() - started
     log.info(
         "export%s: sent %d item(s) to %s in %.2fs (%.0f items/s): %d ok, %d retryable, %d rejected",
         _bucket_label(run, bucket), counts["sent"], sink.description, elapsed, counts["sent"] / elapsed if elapsed else 0,
@@ -453,13 +463,13 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict[str, int]:
         "CREATE TEMP TABLE accepted AS SELECT d.sku, d.store_view_code, d.op FROM d JOIN res USING (sku, store_view_code) "
         "WHERE res.status = 'ok' AND d.op IN ('insert', 'update', 'delete')"
     )
-    exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    exported_at = run.instant  # the run's instant, like every date of the run
     con.execute(
         f"""COPY (
             SELECT base.* FROM base ANTI JOIN accepted a USING (sku, store_view_code)
             UNION ALL BY NAME
             SELECT d.product_id, d.sku, d.store_view_code, d.content_hash, d.payload, d.name, d.type, d.price,
-                   d.visibility, d.source_updated_at, d.linked_product_ids,
+                   d.visibility, d.source_updated_at, d.linked_product_ids, d.judged_on,
                    {q(exported_at)} AS exported_at, {q(run.run_id)} AS run_id
             FROM d SEMI JOIN (SELECT sku, store_view_code FROM accepted WHERE op <> 'delete') a USING (sku, store_view_code)
         ) TO {q(ws.snapshots.file_url(snapshot_rel))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})"""

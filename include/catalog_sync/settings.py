@@ -10,8 +10,9 @@ dataclass, never Airflow. URLs may hold secrets: never log them raw, use
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -45,8 +46,9 @@ class SyncSettings:
     http_timeout_s: float = 30.0  # per request to the ingestion API
     # fsspec options of an object-storage state URL (s3fs: key, secret, client_kwargs...).
     state_storage_options: dict = field(default_factory=dict, repr=False)
-    # The day special prices are judged on (None: today, UTC). Set for tests and replays only.
-    today: date | None = None
+    # The run's instant, pinned (CATALOG_SYNC_NOW): every date question of a run is answered at it.
+    # None: the moment the run is planned. Set for tests and replays only (see run_clock).
+    now: datetime | None = None
     # Price book id per Magento website code; a website not listed uses its own code.
     price_books: dict = field(default_factory=dict)
     lock_ttl_s: int = DEFAULT_LOCK_TTL_S
@@ -87,10 +89,20 @@ class SyncSettings:
             "max_requests_per_minute": int(env.get("CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE", DEFAULT_MAX_REQUESTS_PER_MINUTE)),
             "http_timeout_s": float(env.get("CATALOG_SYNC_HTTP_TIMEOUT_S", 30.0)),
             "price_books": parse_price_books(env.get("CATALOG_SYNC_PRICE_BOOKS", "")),
-            "today": date.fromisoformat(env["CATALOG_SYNC_TODAY"]) if env.get("CATALOG_SYNC_TODAY") else None,
+            "now": pinned_instant(env),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def pinned_instant(env: Mapping[str, str]) -> datetime | None:
+    """The run instant pinned by CATALOG_SYNC_NOW, if any (CATALOG_SYNC_TODAY is gone: say so)."""
+    from catalog_sync.run_clock import PIN_ENV, parse_instant
+
+    if env.get("CATALOG_SYNC_TODAY"):
+        raise ConfigurationError(
+            f"CATALOG_SYNC_TODAY is replaced by {PIN_ENV}, an instant: e.g. {PIN_ENV}={env['CATALOG_SYNC_TODAY']}T12:00:00Z")
+    return parse_instant(env[PIN_ENV]) if env.get(PIN_ENV) else None
 
 
 def parse_price_books(text: str | dict) -> dict[str, str]:

@@ -14,11 +14,11 @@ manifest, so a crash mid-commit leaves the previous version in force.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-
+from dataclasses import asdict, dataclass, field, replace
 import pyarrow as pa
 
+from catalog_sync import clock, duckdb_session
+from catalog_sync.duckdb_session import sql_literal
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.storage import StateLocation
@@ -26,7 +26,11 @@ from catalog_sync.storage import StateLocation
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+# The state's format. Each change of it adds an upgrade from the format before (UPGRADES), which
+# the plan step runs under the sync lock; readers accept the formats they can read.
+#   1  the first layout
+#   2  snapshot rows carry `judged_on`, the store-local day their price window was judged on
+MANIFEST_FORMAT = 2
 
 # The extract's columns (less the quarantine reason: only accepted items get here), plus when and by which run.
 SNAPSHOT_SCHEMA = pa.schema(
@@ -81,9 +85,22 @@ class SnapshotStore:
         if not self.location.exists(MANIFEST):
             return Manifest()
         data = self.location.read_json(MANIFEST)
-        if data.get("format") != MANIFEST_FORMAT:
-            raise RuntimeError(f"unsupported snapshot manifest format {data.get('format')!r} at {self.location.url}")
+        found = data.get("format")
+        if not isinstance(found, int) or not 1 <= found <= MANIFEST_FORMAT:
+            raise RuntimeError(
+                f"the state at {self.location.url} has manifest format {found!r}; this Catalog Sync reads formats "
+                f"1 to {MANIFEST_FORMAT}: was it written by a newer release?")
         return Manifest(**data)
+
+    def upgrade(self) -> Manifest:
+        """Bring the state to MANIFEST_FORMAT, one format at a time; call with the sync lock held."""
+        manifest = self.read_manifest()
+        while manifest.format < MANIFEST_FORMAT:
+            before = manifest.format
+            manifest = UPGRADES[before](self, manifest)
+            log.info("state at %s upgraded from format %d to %d (snapshot v%d)", self.location.url, before,
+                     manifest.format, manifest.version)
+        return manifest
 
     def file_url(self, relative: str | None) -> str | None:
         """Where DuckDB reads a snapshot file (see StateLocation.url_of)."""
@@ -95,7 +112,7 @@ class SnapshotStore:
 
     def swap_manifest(
         self, previous: Manifest, snapshot_file: str, pending_file: str, marks: ChangeMarks | None,
-        item_count: int, run_id: str,
+        item_count: int, run_id: str, format: int = MANIFEST_FORMAT,
     ) -> Manifest:
         """Make the new version current. Only call after both files are fully written."""
         current = self.read_manifest()
@@ -113,8 +130,9 @@ class SnapshotStore:
             change_marks=marks.to_dict() if marks else previous.change_marks,
             item_count=item_count,
             run_id=run_id,
-            committed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            committed_at=clock.now().isoformat(timespec="seconds"),
             history=history[:20],
+            format=format,
         )
         self.location.write_json_atomic(asdict(new), MANIFEST)
         self._prune(new)
@@ -131,3 +149,28 @@ class SnapshotStore:
             name = path.rsplit("/", 1)[-1]
             if name.startswith("v") and name[1:9].isdigit() and int(name[1:9]) < oldest_kept:
                 fs.rm(path)
+
+
+def _format_1_to_2(store: SnapshotStore, manifest: Manifest) -> Manifest:
+    """Format 2 records the day each item's price window was judged on. Items sent before have
+    none: NULL, which the price-window scope treats as "unknown, re-send the price if it has a window"."""
+    if manifest.snapshot_file is None:
+        return replace(manifest, format=2)
+    snapshot_rel, pending_rel = store.new_version_files(manifest)
+    columns = ", ".join("NULL::VARCHAR AS judged_on" if f.name == "judged_on" else f.name for f in SNAPSHOT_SCHEMA)
+    con = duckdb_session.connect()
+    try:
+        con.execute(
+            f"COPY (SELECT {columns} FROM read_parquet({sql_literal(store.file_url(manifest.snapshot_file))})) "
+            f"TO {sql_literal(store.file_url(snapshot_rel))} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})")
+        pending = (f"SELECT * FROM read_parquet({sql_literal(store.file_url(manifest.pending_file))})"
+                   if manifest.pending_file else duckdb_session.empty_select(PENDING_SCHEMA))
+        con.execute(f"COPY ({pending}) TO {sql_literal(store.file_url(pending_rel))} (FORMAT parquet)")
+    finally:
+        con.close()
+    return store.swap_manifest(manifest, snapshot_rel, pending_rel, None, manifest.item_count,
+                               f"upgrade-format-1-to-2 (after {manifest.run_id})", format=2)
+
+
+UPGRADES = {1: _format_1_to_2}

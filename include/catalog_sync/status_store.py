@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from catalog_sync import clock
+
 log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
@@ -102,7 +104,8 @@ def _process_is_dead(process: str) -> bool:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """Status timestamps and lock leases: operational time, never the run's (pinnable) instant."""
+    return clock.now()
 
 
 def _aware(value: datetime | None) -> datetime | None:

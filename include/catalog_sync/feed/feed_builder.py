@@ -14,8 +14,12 @@ byte-identical payloads):
 
 from __future__ import annotations
 
-from catalog_sync import duckdb_session
+from datetime import datetime
+
 import pyarrow as pa
+
+from catalog_sync import duckdb_session
+from catalog_sync.run_clock import local_date
 
 from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, EXTRACT_SCHEMA, IMAGE_ROLES, PRICE_ATTRIBUTES, SKU_MAX_LENGTH
 from catalog_sync.magento.arrow_reader import RawChunk
@@ -33,10 +37,12 @@ _VOLATILE = {"updated_at"}
 
 
 class FeedBuilder:
-    """Holds the run's catalog context in DuckDB and turns raw chunks into extract rows."""
+    """Holds the run's catalog context in DuckDB and turns raw chunks into extract rows.
+    `instant` is the run's: each row records its store view's local date then (`judged_on`)."""
 
-    def __init__(self, ctx: CatalogContext):
+    def __init__(self, ctx: CatalogContext, instant: datetime):
         self.ctx = ctx
+        self.instant = instant
         self.con = duckdb_session.connect()
         self._register_context()
         self._attr = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
@@ -65,6 +71,7 @@ class FeedBuilder:
             "locale": [v.locale for v in views],
             "currency": [v.currency for v in views],
             "media_url": [v.media_url for v in views],
+            "judged_on": [local_date(self.instant, v.timezone).isoformat() for v in views],
         }))
         custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
         self.con.register("custom_attrs_src", pa.table({
@@ -169,7 +176,8 @@ class FeedBuilder:
             SELECT e.entity_id, e.sku, e.type_id, e.attribute_set_id,
                    strftime(TRY_CAST(e.created_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS created_at,
                    strftime(TRY_CAST(e.updated_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS updated_at,
-                   v.store_id, v.code AS store_view_code, v.group_code, v.website_code, v.locale, v.currency, v.media_url
+                   v.store_id, v.code AS store_view_code, v.group_code, v.website_code, v.locale, v.currency, v.media_url,
+                   v.judged_on
             FROM raw_entities e
             JOIN (SELECT DISTINCT product_id, website_id FROM raw_websites) w ON w.product_id = e.entity_id
             JOIN views v ON v.website_id = w.website_id
@@ -295,6 +303,7 @@ class FeedBuilder:
             TRY_CAST(c.visibility AS INTEGER) AS visibility,
             i.updated_at AS source_updated_at,
             coalesce(lnk.ids, []) AS linked_product_ids,
+            i.judged_on,
             CASE
                 WHEN trim(coalesce(i.sku, '')) = '' THEN 'empty sku'
                 WHEN length(i.sku) > {SKU_MAX_LENGTH} THEN 'sku longer than {SKU_MAX_LENGTH} characters'
@@ -317,6 +326,6 @@ class FeedBuilder:
         SELECT product_id, sku, store_view_code, sha1(stable_json) AS content_hash,
                replace(stable_json, ',"url_key":',
                        ',"updated_at":' || coalesce(to_json(updated_at)::VARCHAR, 'null') || ',"url_key":') AS payload,
-               name, type, price, visibility, source_updated_at, linked_product_ids, quarantine_reason
+               name, type, price, visibility, source_updated_at, linked_product_ids, judged_on, quarantine_reason
         FROM records
         """

@@ -13,7 +13,7 @@ payloads, and it serves single-product reads (what Magento holds right now).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +23,7 @@ import pyarrow as pa
 from catalog_sync.feed.content_hash import canonical_json, content_hash
 from catalog_sync.magento.catalog_reader import CatalogContext, ProductChunk, StoreView
 from catalog_sync.magento.schema import ADMIN_STORE_ID
+from catalog_sync.run_clock import local_date
 
 IMAGE_ROLES = ("image", "small_image", "thumbnail", "swatch_image")
 # Attributes mapped to named fields of the record; the rest go to `attributes`.
@@ -52,6 +53,8 @@ EXTRACT_SCHEMA = pa.schema(
         ("source_updated_at", pa.string()),
         # Configurable parents and variants: a change to one re-reads the others.
         ("linked_product_ids", pa.list_(pa.int64())),
+        # The store view's local date at the run's instant (ISO): the day its price window was judged on.
+        ("judged_on", pa.string()),
         ("quarantine_reason", pa.string()),
     ]
 )
@@ -65,9 +68,11 @@ class FeedRow:
     payload: dict[str, Any]
     linked_product_ids: tuple[int, ...] = ()
     quarantine_reason: str | None = None
+    judged_on: str | None = None  # the store view's local date at the run's instant
 
 
-def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext) -> Iterator[FeedRow]:
+def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime | None = None) -> Iterator[FeedRow]:
+    """The records of a chunk; with the run's `instant`, each carries its store view's local date."""
     attr_ids = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
     custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
     views_by_website: dict[int, list[StoreView]] = {}
@@ -85,7 +90,8 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext) -> Iterator[FeedRo
                     attribute_id = attr_ids.get(code, -1)
                     return _resolve(_values.get(attribute_id), _store, attribute_id in global_prices)
 
-                yield _build_row(entity, view, value, chunk, ctx, custom, values)
+                row = _build_row(entity, view, value, chunk, ctx, custom, values)
+                yield replace(row, judged_on=local_date(instant, view.timezone).isoformat()) if instant else row
 
 
 def _resolve(by_store: dict[int, Any] | None, store_id: int, default_only: bool = False) -> Any:
@@ -265,5 +271,6 @@ def rows_to_arrow(rows: list[FeedRow]) -> pa.Table:
         columns["visibility"].append(p["visibility"])
         columns["source_updated_at"].append(p["updated_at"])
         columns["linked_product_ids"].append(list(row.linked_product_ids))
+        columns["judged_on"].append(row.judged_on)
         columns["quarantine_reason"].append(row.quarantine_reason)
     return pa.table(columns, schema=EXTRACT_SCHEMA)

@@ -7,11 +7,12 @@ refused). The token never appears in a log line, an exception message or a repr.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
+
+from catalog_sync import clock
 
 # Refresh an IMS token this long before it expires.
 EXPIRY_MARGIN_S = 60.0
@@ -45,7 +46,7 @@ class ImsClientCredentials:
     client_secret: str
     scope: str
     timeout_s: float = 30.0
-    clock: Callable[[], float] = time.monotonic
+    monotonic: Callable[[], float] = clock.monotonic
     _token: str | None = field(default=None, init=False)
     _expires_at: float = field(default=0.0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -60,9 +61,9 @@ class ImsClientCredentials:
 
     def _access_token(self) -> str:
         with self._lock:
-            if self._token is None or self.clock() >= self._expires_at:
+            if self._token is None or self.monotonic() >= self._expires_at:
                 self._token, lifetime = self._fetch()
-                self._expires_at = self.clock() + max(0.0, lifetime - EXPIRY_MARGIN_S)
+                self._expires_at = self.monotonic() + max(0.0, lifetime - EXPIRY_MARGIN_S)
             return self._token
 
     def _fetch(self) -> tuple[str, float]:

@@ -213,17 +213,18 @@ def price_book(price_book_id: str, currency: str, name: str | None = None) -> di
     return {"priceBookId": price_book_id, "name": name or price_book_id, "currency": currency}
 
 
-def special_price_active(record: dict[str, Any], today: date) -> bool:
-    """Magento's rule: a special price applies from its from-date to its to-date, both inclusive."""
+def special_price_active(record: dict[str, Any], day: date) -> bool:
+    """Magento's rule: a special price applies from its from-date to its to-date, both inclusive, on
+    `day`, the store view's local date (Timezone::isScopeDateInInterval)."""
     if record.get("special_price") is None:
         return False
     start, end = record.get("special_price_from"), record.get("special_price_to")
-    if start and today < date.fromisoformat(start):
+    if start and day < date.fromisoformat(start):
         return False
-    return not (end and today > date.fromisoformat(end))
+    return not (end and day > date.fromisoformat(end))
 
 
-def prices(record: dict[str, Any], price_book_id: str, today: date) -> dict[str, Any] | None:
+def prices(record: dict[str, Any], price_book_id: str, day: date) -> dict[str, Any] | None:
     """FeedPrices for a record, or None when it has no price of its own (no price, or a configurable:
     the contract says its price comes from the selected variant).
 
@@ -232,7 +233,7 @@ def prices(record: dict[str, Any], price_book_id: str, today: date) -> dict[str,
     if record.get("price") is None or record.get("type") == CONFIGURABLE:
         return None
     item: dict[str, Any] = {"sku": record["sku"], "priceBookId": price_book_id, "regular": record["price"]}
-    if special_price_active(record, today):
+    if special_price_active(record, day):
         amount = Decimal(str(record["price"])) - Decimal(str(record["special_price"]))
         # The contract wants 0 < amount < regular: a special price of 0 or >= price gives no discount.
         if 0 < amount < Decimal(str(record["price"])):

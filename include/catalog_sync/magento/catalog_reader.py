@@ -20,6 +20,11 @@ from catalog_sync.magento import schema as m
 
 log = logging.getLogger(__name__)
 
+# Magento's own defaults (app/code/Magento/Directory/etc/config.xml, <general><locale>), used
+# when core_config_data sets nothing at any scope.
+DEFAULT_LOCALE = "en_US"
+DEFAULT_TIMEZONE = "America/Los_Angeles"
+
 
 @dataclass(frozen=True)
 class StoreView:
@@ -32,6 +37,7 @@ class StoreView:
     locale: str
     currency: str
     media_url: str = ""  # base URL of product images: <media_url>catalog/product<file>
+    timezone: str = DEFAULT_TIMEZONE  # general/locale/timezone: the zone its date windows are judged in
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,7 @@ class MagentoCatalogReader:
     @staticmethod
     def _config(conn: sa.Connection) -> dict[tuple[str, int, str], str | None]:
         c = m.core_config_data.c
-        wanted = ("general/locale/code", "currency/options/base", "currency/options/default", "catalog/price/scope",
+        wanted = ("general/locale/code", "general/locale/timezone", "currency/options/base", "currency/options/default", "catalog/price/scope",
                   "web/secure/base_url", "web/secure/base_media_url")
         rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(wanted)))
         return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}
@@ -227,7 +233,8 @@ class MagentoCatalogReader:
                     website_id=int(r.website_id),
                     website_code=r.website_code,
                     group_code=r.group_code or "",
-                    locale=scoped("general/locale/code", r.store_id, r.website_id) or "en_US",
+                    locale=scoped("general/locale/code", r.store_id, r.website_id) or DEFAULT_LOCALE,
+                    timezone=scoped("general/locale/timezone", r.store_id, r.website_id) or DEFAULT_TIMEZONE,
                     currency=currency or "USD",
                     media_url=_media_url(
                         scoped("web/secure/base_media_url", r.store_id, r.website_id),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 
 from catalog_sync.settings import ConfigurationError, SyncSettings
 from catalog_sync.sinks.base import Sink
@@ -15,11 +14,9 @@ def is_ingestion_api(target_url: str) -> bool:
     return target_url.split("://", 1)[0].lower() in ("http", "https") if "://" in target_url else False
 
 
-def open_sink(settings: SyncSettings, store_view_locales: Mapping[str, str] | None = None,
-              today: date | None = None) -> Sink:
+def open_sink(settings: SyncSettings, store_view_locales: Mapping[str, str] | None = None) -> Sink:
     """The sink for `settings.target_url`. `store_view_locales` (store view code -> Magento
-    locale) is needed by the ingestion API, whose deletes name a locale, not a store view;
-    `today` is the day special prices are judged on (the run's)."""
+    locale) is needed by the ingestion API, whose deletes name a locale, not a store view."""
     url = settings.target_url
     scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
     if scheme in FILE_SCHEMES:
@@ -33,7 +30,6 @@ def open_sink(settings: SyncSettings, store_view_locales: Mapping[str, str] | No
             url, _auth(settings), batch_size=settings.batch_size,
             max_requests_per_minute=settings.max_requests_per_minute or None, timeout_s=settings.http_timeout_s,
             store_view_locales=store_view_locales, price_book_id=website_price_book(settings.price_books),
-            today=today or settings.today,
         )
     raise ConfigurationError(f"unsupported target URL scheme {scheme!r}: use file://PATH or the ingestion API's https:// URL")
 

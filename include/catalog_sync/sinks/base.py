@@ -26,6 +26,7 @@ class DeltaItem:
     store_view_code: str
     payload_json: str | None  # the feed record as canonical JSON; None for deletes
     content_hash: str | None
+    judged_on: str | None = None  # ISO date: the store view's local day at the run's instant (upserts)
 
     @property
     def payload(self) -> dict[str, Any] | None:

@@ -21,7 +21,6 @@ import logging
 import os
 import random
 import threading
-import time
 import urllib.request
 import zlib
 from collections import defaultdict, deque
@@ -36,6 +35,7 @@ import orjson
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
+from catalog_sync import clock
 from catalog_sync.ingestion import mapping
 from catalog_sync.ingestion.auth import IngestionAuthError
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, RETRYABLE, DeltaItem, ItemResult
@@ -83,10 +83,10 @@ class _Outcome:
 class RateLimiter:
     """At most `per_minute` request starts a minute, evenly spaced; thread-safe. 0/None: unlimited."""
 
-    def __init__(self, per_minute: int | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, per_minute: int | None, monotonic: Callable[[], float] = clock.monotonic,
+                 sleep: Callable[[float], None] = clock.sleep):
         self.interval = 60.0 / per_minute if per_minute else 0.0
-        self._clock, self._sleep = clock, sleep
+        self._clock, self._sleep = monotonic, sleep
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -174,12 +174,12 @@ class IngestionApiSink:
         max_throttled_retries: int = 20,
         store_view_locales: Mapping[str, str] | None = None,
         price_book_id: Callable[[dict[str, Any]], str | None] | None = website_price_book(),
-        today: date | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = clock.sleep,
     ):
         """`base_url` includes the tenant (https://na1-sandbox.api.commerce.adobe.com/<tenantId>).
         `store_view_locales` maps store view codes to Magento locales: deletes carry no record.
-        `price_book_id` picks a record's price book (None: no prices sent)."""
+        `price_book_id` picks a record's price book (None: no prices sent). A special price is
+        judged on each item's `judged_on`, its store view's local date at the run's instant."""
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.batch_size = max(1, batch_size)
@@ -190,7 +190,6 @@ class IngestionApiSink:
         self.max_throttled_retries = max_throttled_retries
         self.store_view_locales = dict(store_view_locales or {})
         self.price_book_id = price_book_id
-        self.today = today
         self.description = f"the Catalog Data Ingestion API at {self.base_url}"
         self._sleep = sleep
         self._limiter = RateLimiter(max_requests_per_minute, sleep=sleep)
@@ -200,7 +199,6 @@ class IngestionApiSink:
     # ---- the Sink protocol -----------------------------------------------------------
 
     def send(self, items: Iterable[DeltaItem], run_key: str) -> Iterator[ItemResult]:
-        today = self.today or date.today()
         tracker = _Tracker()
         buffers: dict[str, list[_Part]] = defaultdict(list)
         in_flight: set[Future[tuple[str, list[_Part], list[BodyResult]]]] = set()
@@ -222,7 +220,7 @@ class IngestionApiSink:
 
         try:
             for key, item in enumerate(items):
-                parts, failed = self._parts(key, item, today)
+                parts, failed = self._parts(key, item)
                 tracker.add(key, item, len(parts) + len(failed))
                 for label, status, reason in failed:
                     tracker.part_done(key, status, _prefixed(label, reason))
@@ -254,7 +252,7 @@ class IngestionApiSink:
 
     # ---- items -> request parts --------------------------------------------------------------
 
-    def _parts(self, key: int, item: DeltaItem, today: date) -> tuple[list[tuple[str, _Part]], list[tuple[str, str, str]]]:
+    def _parts(self, key: int, item: DeltaItem) -> tuple[list[tuple[str, _Part]], list[tuple[str, str, str]]]:
         """The (endpoint, part) pairs of an item, and the parts that failed before sending."""
         try:
             if item.op == DELETE:
@@ -264,13 +262,14 @@ class IngestionApiSink:
                 return [(PRODUCTS_DELETE, _Part(key, orjson.dumps(mapping.product_delete(item.sku, locale)), "delete"))], []
             record = item.payload
             parts = [(PRODUCTS, _Part(key, orjson.dumps(mapping.feed_product(record)), "product"))]
+            day = date.fromisoformat(item.judged_on)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             return [], [("mapping", REJECTED, f"cannot map the feed record: {type(exc).__name__}: {exc}")]
-        return self._with_price(key, record, today, parts)
+        return self._with_price(key, record, day, parts)
 
-    def _with_price(self, key: int, record: dict[str, Any], today: date, parts: list[tuple[str, _Part]]):
+    def _with_price(self, key: int, record: dict[str, Any], day: date, parts: list[tuple[str, _Part]]):
         book = self.price_book_id(record) if self.price_book_id else None
-        price = mapping.prices(record, book, today) if book else None
+        price = mapping.prices(record, book, day) if book else None
         if price is None:
             return parts, []
         problem = self._ensure_price_book(book, record.get("currency"))

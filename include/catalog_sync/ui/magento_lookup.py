@@ -7,12 +7,12 @@ and "last sent" are comparable field by field.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from catalog_sync import clock
 from catalog_sync.feed.feed_record import build_feed_rows
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, read_only_engine
@@ -36,7 +36,7 @@ class MagentoLookup:
         self._context: tuple[float, CatalogContext] | None = None
 
     def _catalog_context(self) -> CatalogContext:
-        now = time.monotonic()
+        now = clock.monotonic()
         if self._context is None or now - self._context[0] > CONTEXT_TTL_S:
             self._context = (now, self.reader.load_context())
         return self._context[1]
