@@ -70,7 +70,7 @@ def main() -> int:
         env = {**os.environ, "CATALOG_SYNC_TARGET_TOKEN": "bench", "CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE": str(args.rpm)}
         # The export stage's own CPU (all threads of the sync process while `export` runs): the
         # sync process's whole-run CPU also holds extract, diff and commit.
-        driver = ("import resource, sys, time; from catalog_sync import pipeline; from catalog_sync.cli import main; "
+        driver = ("import resource, sys, time; from catalog_sync.steps import pipeline; from catalog_sync.cli import main; "
                   "_export = pipeline.export; cpu = []\n"
                   "def export(*a, **k):\n"
                   "    t = time.process_time(); r = _export(*a, **k); cpu.append(time.process_time() - t); return r\n"

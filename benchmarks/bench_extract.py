@@ -29,8 +29,8 @@ MARIADB = os.environ.get("CATALOG_SYNC_BENCH_MARIADB", "mysql+pymysql://root@127
 # Runs in the subprocess: plan + extract only, then prints its numbers as JSON.
 _DRIVER = """
 import json, resource, sys, tempfile, time
-from catalog_sync import pipeline
-from catalog_sync.pipeline import SyncRequest
+from catalog_sync.steps import pipeline
+from catalog_sync.steps.pipeline import SyncRequest
 from catalog_sync.settings import SyncSettings
 work = tempfile.mkdtemp(prefix="cs-bench-extract-")
 settings = SyncSettings(source_url=sys.argv[1], target_url=f"file://{work}/target", state_url=f"{work}/state")

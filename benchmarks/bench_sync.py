@@ -111,8 +111,8 @@ def _worker_drive(cfg: dict) -> dict:
     import logging
 
     started = time.perf_counter()
-    from catalog_sync import pipeline
-    from catalog_sync.buckets import part
+    from catalog_sync.steps import pipeline
+    from catalog_sync.steps.buckets import part
     from catalog_sync.settings import SyncSettings
 
     import_s = time.perf_counter() - started
@@ -213,10 +213,10 @@ def _worker_ratio(cfg: dict) -> dict:
     """Our diff (compute_delta) vs a bare DuckDB full outer join of the same inputs, best of N, interleaved."""
     import duckdb
 
-    from catalog_sync.diff import DiffInputs, compute_delta
+    from catalog_sync.steps.diff import DiffInputs, compute_delta
 
     try:  # the baselines run with the DuckDB settings the engine's diff uses (memory cap, threads)
-        from catalog_sync.duckdb_session import connect
+        from catalog_sync.state.duckdb_session import connect
     except ImportError:  # engines before duckdb_session: DuckDB's defaults, as their diff
         connect = duckdb.connect
     with connect() as con:

@@ -14,7 +14,7 @@ from catalog_sync.clock import FakeClock
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.run_clock import local_date, parse_instant
 from catalog_sync.settings import ConfigurationError, SyncSettings
-from catalog_sync.status_store import StatusStore, SyncLockedError
+from catalog_sync.state.status_store import StatusStore, SyncLockedError
 
 pytestmark = pytest.mark.dates
 
@@ -123,8 +123,8 @@ def test_status_times_and_leases_follow_the_operational_clock_not_the_pinned_ins
     records its run at the real now, and writes exported_at at the pinned instant."""
     import pyarrow.parquet as pq
 
-    from catalog_sync import pipeline
-    from catalog_sync.pipeline import SyncRequest
+    from catalog_sync.steps import pipeline
+    from catalog_sync.steps.pipeline import SyncRequest
 
     real_now = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
     monkeypatch.setenv("CATALOG_SYNC_NOW", "2020-01-01T00:00:00Z")

@@ -98,7 +98,7 @@ def test_hourly_dag_exports_everything_then_nothing_then_exactly_the_change(airf
     lines = env.lines_of(new_files)
     assert [(line["op"], line["sku"], line["store_view_code"], line["record"]["name"]) for line in lines] == [
         ("upsert", sku, "store_view_2", "Changé pour la vue 2")]
-    from catalog_sync.status_store import StatusStore
+    from catalog_sync.state.status_store import StatusStore
 
     runs = StatusStore(f"sqlite:///{env.state_dir / 'status.db'}").recent_runs(3)
     assert [(r["state"], r["mode"], r["updated"], r["dag_id"]) for r in runs] == [
@@ -134,8 +134,8 @@ def test_full_resync_dag_cleanup_reexports_everything_and_dry_run_sends_nothing(
 
 
 def test_failed_commit_fails_the_run_releases_the_lock_and_the_next_run_resends(airflow_sync_env, monkeypatch):
-    from catalog_sync import pipeline
-    from catalog_sync.status_store import StatusStore
+    from catalog_sync.steps import pipeline
+    from catalog_sync.state.status_store import StatusStore
 
     env = airflow_sync_env
     dag = load_dag("catalog_sync")

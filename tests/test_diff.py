@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from catalog_sync.diff import DiffCounts, DiffInputs, compute_delta
+from catalog_sync.steps.diff import DiffCounts, DiffInputs, compute_delta
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
-from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA
+from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA
 
 
 def _extract_row(pid, sku, view, h, reason=None):

@@ -93,7 +93,7 @@ def _cli_sync(env: SyncEnv, capsys, *extra: str, expect_exit: int = 0) -> dict:
 def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sync_env, receiver, capsys, monkeypatch):
     """All faults at once: 30% 5xx, 20% 429, 10% answers slower than the client's timeout, 10% dropped
     connections and three invalid SKUs; then the faults stop: nothing lost, nothing extra."""
-    from catalog_sync.status_store import StatusStore
+    from catalog_sync.state.status_store import StatusStore
 
     root, target = receiver
     monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
@@ -121,8 +121,8 @@ def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sy
     assert {f["sku"] for f in rejected} == set(invalid)
     assert all("Invalid SKU" in f["reason"] for f in rejected)
     # Still pending as rejected after the clean run, which did not send them again (their content did not change).
-    from catalog_sync.snapshot import SnapshotStore
-    from catalog_sync.storage import StateLocation
+    from catalog_sync.state.snapshot import SnapshotStore
+    from catalog_sync.state.location import StateLocation
 
     snapshots = SnapshotStore(StateLocation(str(sync_env.state_dir)))
     import pyarrow.parquet as pq

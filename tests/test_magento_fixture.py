@@ -220,7 +220,7 @@ def test_hard_values_sync_or_are_quarantined_never_crash(fixture_env, capsys):
     # No name: quarantined. The target keeps the last good version until the product is fixed.
     assert state[("Óculos de Sol Retrô", "default")]["name"] == "Óculos de Sol Retrô"
     assert summary["failed"] == 1
-    from catalog_sync.status_store import StatusStore
+    from catalog_sync.state.status_store import StatusStore
 
     store = StatusStore(f"sqlite:///{env.state_dir / 'status.db'}")
     [failure] = store.failures(store.recent_runs(1)[0]["run_id"])

@@ -1,6 +1,6 @@
 import pytest
 
-from catalog_sync.airflow_connections import sqlalchemy_url, target_url
+from catalog_sync.airflow.connections import sqlalchemy_url, target_url
 from catalog_sync.settings import SyncSettings, redact_url
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from catalog_sync.status_store import StatusStore, SyncLockedError, sync_lock, this_process, utcnow
+from catalog_sync.state.status_store import StatusStore, SyncLockedError, sync_lock, this_process, utcnow
 
 pytestmark = pytest.mark.dates  # leases live on the operational clock
 

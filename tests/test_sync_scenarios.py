@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from catalog_sync.snapshot_reader import snapshot_items
-from catalog_sync.status_store import StatusStore
+from catalog_sync.state.snapshot_reader import snapshot_items
+from catalog_sync.state.status_store import StatusStore
 from sync_helpers import expected_feed
 
 NAME_ATTRIBUTE_ID = 73
@@ -296,8 +296,8 @@ def test_a_sync_does_not_start_while_another_holds_the_lock(sync_env, capsys):
 
 def test_report_is_idempotent(sync_env, capsys):
     """Re-running the report of a finished run (an Airflow retry) returns the same summary."""
-    from catalog_sync import pipeline
-    from catalog_sync.pipeline import SyncRequest
+    from catalog_sync.steps import pipeline
+    from catalog_sync.steps.pipeline import SyncRequest
     from catalog_sync.settings import SyncSettings
 
     settings = SyncSettings(source_url=sync_env.source_url, target_url=sync_env.target_url, state_url=str(sync_env.state_dir))

@@ -68,7 +68,7 @@ def test_overview_shows_the_last_sync_the_schedule_and_the_count(page):
 
 def test_a_failed_last_run_shows_when_the_error_and_the_failed_task_log(page):
     client, _airflow, _summary, _sku, env = page
-    from catalog_sync.status_store import StatusStore
+    from catalog_sync.state.status_store import StatusStore
 
     store = StatusStore(f"sqlite:///{env.state_dir / 'status.db'}")
     store.start_run("catalog_sync__manual_2", "incremental", dry_run=False, dag_id="catalog_sync", airflow_run_id="manual_2")
@@ -149,8 +149,8 @@ def test_failed_items_list_retryable_and_rejected_with_reasons(page):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from catalog_sync.snapshot import PENDING_SCHEMA, SnapshotStore
-    from catalog_sync.storage import StateLocation
+    from catalog_sync.state.snapshot import PENDING_SCHEMA, SnapshotStore
+    from catalog_sync.state.location import StateLocation
 
     store = SnapshotStore(StateLocation(str(env.state_dir)))
     manifest = store.read_manifest()

@@ -88,8 +88,8 @@ def _state_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from catalog_sync.pipeline import SyncRequest, run_sync
-    from catalog_sync.status_store import SyncLockedError
+    from catalog_sync.steps.pipeline import SyncRequest, run_sync
+    from catalog_sync.state.status_store import SyncLockedError
 
     settings = SyncSettings.from_env(
         source_url=args.source_url, target_url=args.target_url, state_url=args.state_url,
@@ -120,7 +120,7 @@ def _readonly_settings(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from catalog_sync.status_store import StatusStore
+    from catalog_sync.state.status_store import StatusStore
 
     _, status_url = _readonly_settings(args)
     store = StatusStore(status_url)
@@ -153,7 +153,7 @@ def _cell(column: str, value: Any) -> str:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from catalog_sync.snapshot_reader import find_exported
+    from catalog_sync.state.snapshot_reader import find_exported
 
     state, _ = _readonly_settings(args)
     if not state:

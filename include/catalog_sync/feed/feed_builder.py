@@ -18,7 +18,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from catalog_sync import duckdb_session
+from catalog_sync.state import duckdb_session
 from catalog_sync.run_clock import local_date
 
 from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, EXTRACT_SCHEMA, IMAGE_ROLES, PRICE_ATTRIBUTES, SKU_MAX_LENGTH

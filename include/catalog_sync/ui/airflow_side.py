@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from catalog_sync.airflow_connections import load_settings
+from catalog_sync.airflow.connections import load_settings
 from catalog_sync.settings import SyncSettings
 
 JWT_COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from catalog_sync.ingestion.mapping import feed_product
 from catalog_sync.settings import ConfigurationError, SyncSettings
 from catalog_sync.sinks import is_ingestion_api
-from catalog_sync.status_store import StatusStore
+from catalog_sync.state.status_store import StatusStore
 from catalog_sync.ui.airflow_side import JWT_COOKIE, AirflowSide, DagState, TriggerError
 from catalog_sync.ui.magento_lookup import MagentoLookup, field_diff
 from catalog_sync.ui.sync_overview import format_time, history_chart, last_sync

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from catalog_sync import duckdb_session
-from catalog_sync.snapshot import Manifest, SnapshotStore
-from catalog_sync.storage import open_state
+from catalog_sync.state import duckdb_session
+from catalog_sync.state.snapshot import Manifest, SnapshotStore
+from catalog_sync.state.location import open_state
 
 PAGE_SIZE = 50
 SORTS = {"exported_desc": "exported_at DESC, sku, store_view_code", "exported_asc": "exported_at ASC, sku, store_view_code"}

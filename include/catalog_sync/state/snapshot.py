@@ -17,11 +17,13 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 import pyarrow as pa
 
-from catalog_sync import clock, duckdb_session
-from catalog_sync.duckdb_session import sql_literal
+from catalog_sync import clock
+
+from catalog_sync.state import duckdb_session
+from catalog_sync.state.duckdb_session import sql_literal
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.change_detection import ChangeMarks
-from catalog_sync.storage import StateLocation
+from catalog_sync.state.location import StateLocation
 
 log = logging.getLogger(__name__)
 

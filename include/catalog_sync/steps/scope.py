@@ -12,17 +12,17 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from catalog_sync import duckdb_session
-from catalog_sync.buckets import bucket_of
+from catalog_sync.state import duckdb_session
+from catalog_sync.steps.buckets import bucket_of
 from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
 from catalog_sync.run_clock import local_date
-from catalog_sync.run_modes import FULL, SKUS
+from catalog_sync.steps.modes import FULL, SKUS
 
 if TYPE_CHECKING:
-    from catalog_sync.pipeline import RunPlan, Workspace
+    from catalog_sync.steps.pipeline import RunPlan, Workspace
 
-log = logging.getLogger("catalog_sync.pipeline")
+log = logging.getLogger("catalog_sync.steps.pipeline")
 
 
 def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: CatalogContext, size: int,

@@ -89,7 +89,7 @@ def open_state(url: str, storage_options: dict[str, Any] | None = None) -> State
     """The state location of a deployment; on object storage, DuckDB is given its filesystem."""
     location = StateLocation(url, tuple(sorted((storage_options or {}).items())))
     if location.is_remote:
-        from catalog_sync import duckdb_session
+        from catalog_sync.state import duckdb_session
 
         duckdb_session.use_filesystem(location.fs)
     return location

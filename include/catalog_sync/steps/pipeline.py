@@ -24,24 +24,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from catalog_sync import clock, duckdb_session, extract_scope, run_clock
-from catalog_sync.buckets import all_parts, check_buckets, duckdb_bucket, part
-from catalog_sync.diff import DiffCounts, DiffInputs, compute_delta
-from catalog_sync.duckdb_session import file_or_empty_view, sql_literal
+from catalog_sync import clock, run_clock
+
+from catalog_sync.state import duckdb_session
+
+from catalog_sync.steps import scope as extract_scope
+from catalog_sync.steps.buckets import all_parts, check_buckets, duckdb_bucket, part
+from catalog_sync.steps.diff import DiffCounts, DiffInputs, compute_delta
+from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
 from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
-from catalog_sync.run_modes import FULL, INCREMENTAL, SKUS
+from catalog_sync.steps.modes import FULL, INCREMENTAL, SKUS
 from catalog_sync.settings import SyncSettings, redact_url
 from catalog_sync.sinks import check_distinct_locales, is_ingestion_api, open_sink
 from catalog_sync.sinks.base import DELETE, OK, REJECTED, UPSERT, DeltaItem, ItemResult
-from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, SnapshotStore
-from catalog_sync.status_store import FAILED, SUCCESS, StatusStore, this_process
-from catalog_sync.storage import StateLocation, open_state
+from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, SnapshotStore
+from catalog_sync.state.status_store import FAILED, SUCCESS, StatusStore, this_process
+from catalog_sync.state.location import StateLocation, open_state
 
-log = logging.getLogger("catalog_sync.pipeline")
+log = logging.getLogger("catalog_sync.steps.pipeline")
 
 RESULTS_SCHEMA = pa.schema([("sku", pa.string()), ("store_view_code", pa.string()), ("status", pa.string()), ("reason", pa.string())])
 MAX_FAILURES_RECORDED = 10_000

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from catalog_sync import duckdb_session
-from catalog_sync.duckdb_session import file_or_empty_view, sql_literal
-from catalog_sync.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA
+from catalog_sync.state import duckdb_session
+from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
+from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA
 
 log = logging.getLogger(__name__)
 

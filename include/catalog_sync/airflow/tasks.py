@@ -1,4 +1,4 @@
-"""The sync as Airflow tasks: thin wrappers over `catalog_sync.pipeline`.
+"""The sync as Airflow tasks: thin wrappers over `catalog_sync.steps.pipeline`.
 
 Both DAGs (hourly sync, manual full resync) build the same chain with
 `add_sync_tasks`; only how the request is made differs. Tasks pass the small
@@ -17,10 +17,10 @@ from typing import Any
 from airflow.sdk import Asset, PokeReturnValue, TriggerRule, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from catalog_sync import pipeline
-from catalog_sync.airflow_connections import load_settings
-from catalog_sync.pipeline import RunPlan, SyncRequest
-from catalog_sync.status_store import SyncLockedError
+from catalog_sync.steps import pipeline
+from catalog_sync.airflow.connections import load_settings
+from catalog_sync.steps.pipeline import RunPlan, SyncRequest
+from catalog_sync.state.status_store import SyncLockedError
 
 log = logging.getLogger("catalog_sync.airflow")
 

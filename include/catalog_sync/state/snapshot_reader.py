@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog_sync import duckdb_session
+from catalog_sync.state import duckdb_session
 import orjson
 
-from catalog_sync.snapshot import SnapshotStore
-from catalog_sync.storage import StateLocation
+from catalog_sync.state.snapshot import SnapshotStore
+from catalog_sync.state.location import StateLocation
 
 
 def find_exported(state_url: str, sku: str, store_view: str | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""The Airflow glue: settings from Connections and Variables, the hooks, the task chain both DAGs use."""
