@@ -7,3 +7,6 @@ FROM astrocrpublic.azurecr.io/runtime:3.3-2
 # The engine is the package include/catalog_sync; make `import catalog_sync`
 # work in every Airflow component (scheduler, dag-processor, workers, API server).
 ENV PYTHONPATH=/usr/local/airflow/include:$PYTHONPATH
+# Installed (editable, no dependencies: requirements.txt has them) so that Airflow finds its
+# provider entry point: the Catalog Sync connection types and their form fields.
+RUN pip install --no-cache-dir --no-deps -e /usr/local/airflow

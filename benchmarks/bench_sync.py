@@ -55,7 +55,7 @@ ENGINE_ROOT = DEFAULT_ENGINE_ROOT  # the folder holding the catalog_sync package
 GENERATOR_SOURCES = ("demo/generator.py", "demo/triggers.py", "magento/schema.py")
 
 NAME_ATTRIBUTE_ID = 73  # catalog_product name (eav_attribute), a varchar attribute
-STAGES = ("plan", "extract", "diff", "export", "commit", "report")
+STAGES = ("plan", "extract", "diff", "export_catalog", "export", "commit", "report")
 
 # The CLI exactly as `python -m catalog_sync` runs it, plus its own peak RSS written at exit.
 CLI_WRAPPER = """\
@@ -102,17 +102,35 @@ def _worker_generate(cfg: dict) -> dict:
     }
 
 
-def _worker_drive(cfg: dict) -> dict:
-    """One sync through `pipeline.run_sync`, the CLI's code path, with each step function it calls timed.
+def _engine_chain():
+    """(the module whose step functions run_sync calls, SyncRequest, the step names it has): the engine
+    as laid out now (catalog_sync.steps.sync), or as earlier revisions were (catalog_sync.pipeline)."""
+    try:
+        from catalog_sync.steps import SyncRequest
+        from catalog_sync.steps import sync as chain
+    except ImportError:
+        try:
+            from catalog_sync.steps import pipeline as chain  # the layout before feeds
+        except ImportError:
+            from catalog_sync import pipeline as chain  # the original layout
+        SyncRequest = chain.SyncRequest
+    return chain, SyncRequest, [name for name in STAGES if hasattr(chain, name)]
 
-    The module's step functions (plan, extract, diff, export, commit, report) are wrapped in place,
-    so run_sync calls the wrappers; whatever the engine does between the steps is measured in the total.
+
+def _tree_bytes(root: Path, pattern: str = "**/*.parquet") -> int:
+    return sum(p.stat().st_size for p in root.glob(pattern) if p.is_file())
+
+
+def _worker_drive(cfg: dict) -> dict:
+    """One sync through `run_sync`, the CLI's code path, with each step function it calls timed.
+
+    The step functions (plan, extract, diff, export_catalog, export, commit, report) are wrapped in
+    the module run_sync calls them from; whatever the engine does between the steps is in the total.
     """
     import logging
 
     started = time.perf_counter()
-    from catalog_sync.steps import pipeline
-    from catalog_sync.steps.buckets import part
+    chain, SyncRequest, stage_names = _engine_chain()
     from catalog_sync.settings import SyncSettings
 
     import_s = time.perf_counter() - started
@@ -128,11 +146,8 @@ def _worker_drive(cfg: dict) -> dict:
     rss_after: dict[str, int | None] = {}  # resident memory right after each stage (what the stage left behind)
     state: dict[str, object] = {}
 
-    def staging_file(name: str) -> str:
-        """A staging file's local path (opens nothing); the run is one bucket, so extract.parquet is extract-b000.parquet."""
-        stem, ext = name.rsplit(".", 1)
-        actual = name if name == "plan.json" else part(stem, 0, ext)
-        return pipeline.Workspace(settings).staging(state["run"]).path(actual)
+    def staging_dir() -> Path:
+        return Path(cfg["state_dir"]) / state["run"].staging
 
     def after(name: str, result) -> None:
         """Untimed bookkeeping after a step: its counts, file sizes, and the diff's inputs kept aside."""
@@ -140,20 +155,14 @@ def _worker_drive(cfg: dict) -> dict:
             state["run"] = result
         elif name == "extract":
             counts["extract"] = result
-            files["extract.parquet"] = os.path.getsize(staging_file("extract.parquet"))
-            keep = Path(cfg["keep_inputs"])  # report() removes the staging folder; the diff-vs-join step needs these
-            keep.mkdir(parents=True, exist_ok=True)
-            for kept in ("extract.parquet", "scope.parquet", "plan.json"):
-                if os.path.exists(staging_file(kept)):
-                    shutil.copyfile(staging_file(kept), keep / kept)
+            files["extract.parquet"] = _tree_bytes(staging_dir(), "extract*.parquet")
         elif name == "diff":
-            counts["diff"] = result.to_dict()
-            files["delta.parquet"] = os.path.getsize(staging_file("delta.parquet"))
-        elif name == "export":
-            counts["export"] = result
-            jsonl = Path(cfg["target_dir"]) / "deltas" / f"{state['run'].run_key}.jsonl"
-            if jsonl.exists():
-                files["target.jsonl"] = jsonl.stat().st_size
+            counts["diff"] = result.to_dict() if hasattr(result, "to_dict") else result
+            files["delta.parquet"] = _tree_bytes(staging_dir(), "delta*") + _tree_bytes(staging_dir(), "delta/*.parquet")
+            # report() removes the staging folder; the diff-vs-join step needs its inputs
+            shutil.copytree(staging_dir(), cfg["keep_inputs"], dirs_exist_ok=True)
+        elif name in ("export", "export_catalog"):
+            counts[name] = result
         elif name == "commit":
             counts["commit"] = result
         elif name == "report":
@@ -165,31 +174,33 @@ def _worker_drive(cfg: dict) -> dict:
             try:
                 result = fn(*args, **kwargs)
             finally:
-                stages[name] = time.perf_counter() - t0
+                # export_catalog runs twice (before and after the buckets): its times add up
+                stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
                 peak_after[name] = _peak_rss_kb()
                 rss_after[name] = _current_rss_kb()
             after(name, result)
             return result
         return step
 
-    for name in STAGES:
-        setattr(pipeline, name, timed(name, getattr(pipeline, name)))
-    request = pipeline.SyncRequest(pipeline.SyncRequest.new_run_id("bench"), full=cfg.get("full", False))
+    for name in stage_names:
+        setattr(chain, name, timed(name, getattr(chain, name)))
+    request = SyncRequest(SyncRequest.new_run_id("bench"), full=cfg.get("full", False))
     total_started = time.perf_counter()
-    summary = pipeline.run_sync(settings, request)
+    summary = chain.run_sync(settings, request)
     total_s = time.perf_counter() - total_started
     run = state["run"]
+    files["target"] = _tree_bytes(Path(cfg["target_dir"]), "**/*.jsonl")
+    files["snapshot"] = _tree_bytes(Path(cfg["state_dir"]) / "snapshot")
     manifest_path = Path(cfg["state_dir"]) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    if manifest.get("snapshot_file"):
-        files["snapshot.parquet"] = os.path.getsize(Path(cfg["state_dir"]) / manifest["snapshot_file"])
+    if "export_catalog" in stages:  # one "export" stage, as in engines before feeds
+        stages["export"] = stages.get("export", 0.0) + stages.pop("export_catalog")
     return {
         "run_id": run.run_id,
         "chunk_size": settings.chunk_size,
         "mode": run.mode,
         "mode_reason": run.mode_reason,
-        "base_snapshot": run.base_snapshot,
-        "base_pending": run.base_pending,
+        "plan": run.to_dict(),
         "stages_s": stages,
         "total_s": total_s,
         "import_s": import_s,
@@ -209,16 +220,44 @@ def _lit(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
+def _engine_diff():
+    """(diff one case, its inputs' paths, the join's key): the feed diff (`compare`) of the engine as laid
+    out now, or the record diff (`compute_delta`) of earlier revisions."""
+    try:
+        from catalog_sync.steps.diff import FeedInputs, compare
+
+        def run(case: dict):
+            i = case["inputs"]
+            scope = (f"product_id IN (SELECT product_id FROM read_parquet({_lit(i['scope'])})) OR key IN (SELECT key FROM e)"
+                     if i.get("scope") else "true")
+            return compare(FeedInputs(i["items"], i["delta"], i["snapshot"], i["pending"], snapshot_scope=scope))
+
+        return run, ("key",), "sha1"
+    except ImportError:
+        try:
+            from catalog_sync.steps.diff import DiffInputs, compute_delta
+        except ImportError:
+            from catalog_sync.diff import DiffInputs, compute_delta
+
+        def run(case: dict):
+            i = case["inputs"]
+            return compute_delta(DiffInputs(i["items"], i["delta"], i["snapshot"], i["pending"], scope_path=i.get("scope")))
+
+        return run, ("sku", "store_view_code"), "content_hash"
+
+
 def _worker_ratio(cfg: dict) -> dict:
-    """Our diff (compute_delta) vs a bare DuckDB full outer join of the same inputs, best of N, interleaved."""
+    """Our diff vs a bare DuckDB full outer join of the same inputs, best of N, interleaved."""
     import duckdb
 
-    from catalog_sync.steps.diff import DiffInputs, compute_delta
-
+    run_diff, key, digest = _engine_diff()
     try:  # the baselines run with the DuckDB settings the engine's diff uses (memory cap, threads)
         from catalog_sync.state.duckdb_session import connect
-    except ImportError:  # engines before duckdb_session: DuckDB's defaults, as their diff
-        connect = duckdb.connect
+    except ImportError:
+        try:
+            from catalog_sync.duckdb_session import connect
+        except ImportError:  # engines before duckdb_session: DuckDB's defaults, as their diff
+            connect = duckdb.connect
     with connect() as con:
         duckdb_settings = dict(con.execute(
             "SELECT name, value FROM duckdb_settings() "
@@ -228,27 +267,28 @@ def _worker_ratio(cfg: dict) -> dict:
     reps = cfg["reps"]
     out: dict[str, dict] = {}
     for case in cfg["cases"]:
-        inputs = DiffInputs(**case["inputs"])
+        inputs = case["inputs"]
         work = Path(case["work_dir"])
         work.mkdir(parents=True, exist_ok=True)
-        snapshot = f"read_parquet({_lit(inputs.snapshot_path)})"
-        if inputs.scope_path:  # the incremental diff compares only the snapshot rows of the products in scope
+        snapshot = f"read_parquet({_lit(inputs['snapshot'])})"
+        if inputs.get("scope"):  # the incremental diff compares only the snapshot rows of the products in scope
             snapshot = (f"(SELECT * FROM {snapshot} WHERE product_id IN "
-                        f"(SELECT product_id FROM read_parquet({_lit(inputs.scope_path)})))")
-        join = (f"SELECT e.*, s.content_hash AS snapshot_content_hash FROM read_parquet({_lit(inputs.extract_glob)}) e "
-                f"FULL OUTER JOIN {snapshot} s ON e.sku = s.sku AND e.store_view_code = s.store_view_code")
+                        f"(SELECT product_id FROM read_parquet({_lit(inputs['scope'])})))")
+        on = " AND ".join(f"e.{k} = s.{k}" for k in key)
+        join = (f"SELECT e.*, s.{digest} AS snapshot_{digest} FROM read_parquet({_lit(inputs['items'])}) e "
+                f"FULL OUTER JOIN {snapshot} s ON {on}")
         baselines = {
             # The baseline of record: the bare join, every row materialized.
             "join_all_rows": f"COPY ({join}) TO {_lit(str(work / 'join_all.parquet'))} (FORMAT parquet, COMPRESSION zstd)",
             # For information: the same join keeping only the rows whose hash differs (the delta's size).
-            "join_changed_rows": (f"COPY ({join} WHERE e.content_hash IS DISTINCT FROM s.content_hash) "
+            "join_changed_rows": (f"COPY ({join} WHERE e.{digest} IS DISTINCT FROM s.{digest}) "
                                   f"TO {_lit(str(work / 'join_changed.parquet'))} (FORMAT parquet, COMPRESSION zstd)"),
         }
         times: dict[str, list[float]] = {"diff": [], **{name: [] for name in baselines}}
         counts = None
         for _ in range(reps):  # interleaved, so drift (page cache, CPU clock) hits all alike
             t0 = time.perf_counter()
-            counts = compute_delta(inputs)
+            counts = run_diff(case)
             times["diff"].append(time.perf_counter() - t0)
             for name, sql in baselines.items():
                 # Each side opens its DuckDB connection inside the timing, as the diff step does (~15 ms here).
@@ -259,10 +299,10 @@ def _worker_ratio(cfg: dict) -> dict:
                 con.close()
         rows = {}
         with duckdb.connect() as con:
-            rows["delta"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(inputs.delta_path)})").fetchone()[0]
+            rows["delta"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(inputs['delta'])})").fetchone()[0]
             rows["join_all_rows"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(work / 'join_all.parquet'))})").fetchone()[0]
             rows["join_changed_rows"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(work / 'join_changed.parquet'))})").fetchone()[0]
-            rows["extract"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(inputs.extract_glob)})").fetchone()[0]
+            rows["extract"] = con.execute(f"SELECT count(*) FROM read_parquet({_lit(inputs['items'])})").fetchone()[0]
             rows["snapshot_compared"] = con.execute(f"SELECT count(*) FROM {snapshot}").fetchone()[0]
         best = {name: min(values) for name, values in times.items()}
         out[case["name"]] = {
@@ -272,10 +312,24 @@ def _worker_ratio(cfg: dict) -> dict:
             "ratio_diff_vs_join_all_rows": best["diff"] / best["join_all_rows"],
             "ratio_diff_vs_join_changed_rows": best["diff"] / best["join_changed_rows"],
             "rows": rows,
-            "diff_counts": counts.to_dict() if counts else None,
+            "diff_counts": counts.__dict__ if hasattr(counts, "__dict__") else counts,
             "baseline_sql": {name: sql for name, sql in baselines.items()},
         }
     return {"reps": reps, "duckdb_settings": duckdb_settings, "cases": out, "ru_maxrss_kb": _peak_rss_kb()}
+
+
+def _diff_inputs(kept: Path, state: Path, plan: dict, scoped: bool) -> dict:
+    """The inputs of one diff case, from a run's kept staging folder and the plan it ran with."""
+    if "base_feeds" in plan:  # feeds: the products feed
+        base = plan["base_feeds"].get("products") or {}
+        items = kept / "items" / "products-b000.parquet"
+        snapshot, pending = base.get("file"), base.get("pending")
+    else:
+        items = next(kept.glob("extract*.parquet"))
+        snapshot, pending = plan.get("base_snapshot"), plan.get("base_pending")
+    scope = next(kept.glob("scope*.parquet"), None) if scoped else None
+    return {"items": str(items), "snapshot": str(state / snapshot) if snapshot else None,
+            "pending": str(state / pending) if pending else None, "scope": str(scope) if scope else None}
 
 
 WORKERS = {"generate": _worker_generate, "drive": _worker_drive, "ratio": _worker_ratio}
@@ -677,7 +731,7 @@ def render_markdown(r: dict) -> str:
         f"Other processes used {_s(r['diff_ratio']['other_processes_cpu_s'])} of CPU during these measurements "
         f"({_s(r['diff_ratio']['process_wall_s'])} wall).",
         "",
-        "| case | our diff (`compute_delta`) | bare join, all rows | ratio | bare join, changed rows only | ratio |",
+        "| case | our diff (products feed; `compute_delta` before feeds) | bare join, all rows | ratio | bare join, changed rows only | ratio |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for case in r["diff_ratio"]["cases"].values():
@@ -745,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             ENGINE_ROOT = tmp / "engine" / "include"
         else:
             ENGINE_ROOT = Path(args.engine).resolve() if args.engine else DEFAULT_ENGINE_ROOT
-        if not (ENGINE_ROOT / "catalog_sync" / "pipeline.py").exists():
+        if not (ENGINE_ROOT / "catalog_sync" / "cli.py").exists():
             raise SystemExit(f"bench: no catalog_sync package in {ENGINE_ROOT}")
         engine = engine_facts(args.rev, rev_commit)
         print(f"[bench] engine: {ENGINE_ROOT}" + (f" (git {rev_commit[:10]})" if rev_commit else ""), flush=True)
@@ -781,29 +835,17 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"bench: unexpected modes {full['mode']} / {incremental['mode']}")
 
         print(f"[bench] diff vs bare join, best of {args.reps} ...", flush=True)
-        snap = lambda rel: str(state / rel) if rel else None  # noqa: E731
+        # The full run's items against the snapshot it committed: the inputs a `--full` re-run would diff,
+        # since the source had not changed yet when they were extracted.
         cases = [
-            {
-                "name": "full_reconcile",
-                "description": "full reconcile: full extract vs committed snapshot",
-                # The full run's extract against the snapshot it committed (v1): the inputs a `--full`
-                # re-run would diff, since the source had not changed yet when it was extracted.
-                "inputs": {"extract_glob": str(kept / "full" / "extract.parquet"),
-                           "delta_path": str(tmp / "ratio" / "full_delta.parquet"),
-                           "snapshot_path": snap(incremental["base_snapshot"]),
-                           "pending_path": snap(incremental["base_pending"])},
-                "work_dir": str(tmp / "ratio" / "full"),
-            },
-            {
-                "name": "incremental",
-                "description": f"incremental: {args.change_share:.0%} change",
-                "inputs": {"extract_glob": str(kept / "incremental" / "extract.parquet"),
-                           "delta_path": str(tmp / "ratio" / "incremental_delta.parquet"),
-                           "snapshot_path": snap(incremental["base_snapshot"]),
-                           "pending_path": snap(incremental["base_pending"]),
-                           "scope_path": str(kept / "incremental" / "scope.parquet")},
-                "work_dir": str(tmp / "ratio" / "incremental"),
-            },
+            {"name": "full_reconcile", "description": "full reconcile: full extract vs committed snapshot",
+             "inputs": {**_diff_inputs(kept / "full", state, incremental["plan"], scoped=False),
+                        "delta": str(tmp / "ratio" / "full_delta.parquet")},
+             "work_dir": str(tmp / "ratio" / "full")},
+            {"name": "incremental", "description": f"incremental: {args.change_share:.0%} change",
+             "inputs": {**_diff_inputs(kept / "incremental", state, incremental["plan"], scoped=True),
+                        "delta": str(tmp / "ratio" / "incremental_delta.parquet")},
+             "work_dir": str(tmp / "ratio" / "incremental")},
         ]
         ratio = _run_worker("ratio", {"reps": args.reps, "cases": cases}, tmp, "ratio")
         for case in ratio["cases"].values():

@@ -7,7 +7,7 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 
 from catalog_sync.airflow.tasks import DEFAULT_ARGS, add_sync_tasks, airflow_run_ids
-from catalog_sync.steps.pipeline import SyncRequest
+from catalog_sync.steps import SyncRequest
 
 DOC = """
 ### Catalog Sync: full resync (manual)

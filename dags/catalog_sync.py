@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from catalog_sync.airflow.tasks import DEFAULT_ARGS, add_sync_tasks, airflow_run_ids
-from catalog_sync.steps.pipeline import SyncRequest
+from catalog_sync.steps import SyncRequest
 
 DOC = """
 ### Catalog Sync: hourly incremental sync

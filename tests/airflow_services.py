@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,6 +23,7 @@ import requests
 import sqlalchemy as sa
 
 from services import POSTGRES_HOST, POSTGRES_PORT
+from sync_helpers import PINNED_NOW  # every run of the services is judged at this instant
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin" / "airflow").exists() else Path(sys.executable).parent
@@ -126,19 +127,12 @@ def stop_group(proc: subprocess.Popen) -> None:
 def mapped_source(source_url: str) -> tuple[dict, dict]:
     """(products, prices) the receiver must hold for the source at the services' pinned instant:
     keyed like /_receiver/products and /prices."""
-    from catalog_sync.ingestion.mapping import api_locale, feed_product, prices
-    from catalog_sync.run_clock import parse_instant
-    from sync_helpers import expected_rows
+    from sync_helpers import mapped_source as mapped
 
-    products, price_items = {}, {}
-    for (sku, _view), row in expected_rows(source_url, parse_instant(PINNED_NOW)).items():
-        record = row.payload
-        products[f"{sku}|{api_locale(record['locale'])}"] = feed_product(record)
-        book = record.get("website_code")
-        item = prices(record, book, date.fromisoformat(row.judged_on)) if book else None
-        if item is not None:
-            price_items[f"{sku}|{book}"] = item
-    return products, price_items
+    state = mapped(source_url, PINNED_NOW)
+    products = {f"{b['sku']}|{b['source']['locale']}": b for b in state.get("products", {}).values()}
+    prices = {f"{b['sku']}|{b['priceBookId']}": b for b in state.get("prices", {}).values()}
+    return products, prices
 
 
 def changed_keys(before: dict, after: dict) -> set[str]:
@@ -416,8 +410,6 @@ def async_metadata_url(url: str) -> str:
     return url.replace("postgresql+psycopg2://", "postgresql+asyncpg://", 1)
 
 
-# Inside the demo catalog's special-price windows (January to March 2026), so some are active.
-PINNED_NOW = "2026-02-10T12:00:00Z"
 
 
 def service_env(home: Path, api_port: int, metadata_url: str, status_url: str, source_url: str,

@@ -42,12 +42,14 @@ def demo_catalog_template(tmp_path_factory):
 
 
 @pytest.fixture
-def sync_env(tmp_path, demo_catalog_template):
-    """A private copy of the demo catalog, an empty file target and an empty state folder."""
+def sync_env(tmp_path, demo_catalog_template, monkeypatch):
+    """A private copy of the demo catalog, an empty file target and an empty state folder; every
+    run is judged at one pinned instant, so expected prices never depend on the calendar."""
     import shutil
 
-    from sync_helpers import SyncEnv
+    from sync_helpers import PINNED_NOW, SyncEnv
 
+    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
     template, _ = demo_catalog_template
     db = tmp_path / "magento.db"
     shutil.copy(template, db)

@@ -38,3 +38,24 @@ class ThreadedReceiver:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+# The receiver's read endpoints, by feed, and how each feed's key is read off an accepted body.
+FEEDS = {
+    "products": ("products", ("sku", "source")),
+    "prices": ("prices", ("sku", "priceBookId")),
+    "price_books": ("price-books", ("priceBookId",)),
+    "metadata": ("metadata", ("code", "source")),
+}
+
+
+def receiver_state(root: str) -> dict[str, dict[str, dict]]:
+    """What the receiver at `root` holds, as feed -> canonical key JSON -> body (the shape of mapped_source)."""
+    from sync_helpers import key_text
+
+    state = {}
+    for feed, (endpoint, key_fields) in FEEDS.items():
+        items = requests.get(f"{root}/_receiver/{endpoint}", timeout=30).json()
+        if items:
+            state[feed] = {key_text({f: body[f] for f in key_fields}): body for body in items.values()}
+    return state

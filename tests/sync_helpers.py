@@ -1,4 +1,4 @@
-"""Shared helpers for the sync tests: a demo catalog, the CLI, and the source's expected feed."""
+"""Shared helpers for the sync tests: a demo catalog, the CLI, and what the target must hold."""
 
 from __future__ import annotations
 
@@ -8,12 +8,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from catalog_sync import cli
 from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader
-from catalog_sync.sinks.file_sink import DELTA_FOLDER, replay_file_target
+from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
+from catalog_sync.run_clock import parse_instant
+from catalog_sync.targets.files.replay import replay
+from catalog_sync.targets.files.target import DELTA_FOLDER
+from catalog_sync.targets.ingestion_api.config import FeedOptions
+from catalog_sync.targets.ingestion_api.mapping import CatalogMapper
+
+# Inside the demo catalog's special-price windows (January to March 2026), so some discounts are active.
+PINNED_NOW = "2026-02-10T12:00:00Z"
+
+State = dict[str, dict[str, Any]]  # feed -> canonical key JSON -> body
+
+
+def key_text(key: dict) -> str:
+    return orjson.dumps(key, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def product_key(sku: str, locale: str) -> str:
+    """The products feed's key of a SKU in a locale written the API's way ('en-US')."""
+    return key_text({"sku": sku, "source": {"locale": locale}})
 
 
 @dataclass
@@ -23,8 +42,7 @@ class SyncEnv:
     source_url: str
     target_dir: Path
     state_dir: Path
-    sent: list[dict] | None = None  # the delta lines the last `sync` wrote
-
+    sent: list[dict] | None = None  # the lines the last `sync` wrote to the file target
 
     @property
     def target_url(self) -> str:
@@ -44,6 +62,9 @@ class SyncEnv:
         self.sent = self.lines_of(sorted(set(self.delta_files()) - before))
         return json.loads(out[-1])
 
+    def sent_in(self, feed: str, op: str | None = None) -> list[dict]:
+        return [line for line in self.sent or [] if line["feed"] == feed and (op is None or line["op"] == op)]
+
     def execute(self, *statements: str, params: dict | None = None) -> None:
         engine = sa.create_engine(self.source_url)
         with engine.begin() as conn:
@@ -58,12 +79,12 @@ class SyncEnv:
         engine.dispose()
         return value
 
-    def target_state(self) -> dict[tuple[str, str], dict]:
-        return replay_file_target(self.target_url)
+    def target_state(self) -> State:
+        return replay(self.target_url)
 
     def delta_files(self) -> list[Path]:
         folder = self.target_dir / DELTA_FOLDER
-        return sorted(folder.glob("*.jsonl")) if folder.exists() else []
+        return sorted(folder.rglob("*.jsonl")) if folder.exists() else []
 
     @staticmethod
     def lines_of(files: list[Path]) -> list[dict]:
@@ -71,7 +92,11 @@ class SyncEnv:
 
 
 def expected_rows(source_url: str, instant: datetime | None = None) -> dict[tuple[str, str], FeedRow]:
-    """The source's current feed rows (judged at `instant`), built independently of the pipeline's files."""
+    """The source's current staging rows (judged at `instant`), built independently of the pipeline's files."""
+    return _read(source_url, instant)[1]
+
+
+def _read(source_url: str, instant: datetime | None) -> tuple[CatalogContext, dict[tuple[str, str], FeedRow]]:
     engine = sa.create_engine(source_url)
     reader = MagentoCatalogReader(engine)
     ctx = reader.load_context()
@@ -81,9 +106,22 @@ def expected_rows(source_url: str, instant: datetime | None = None) -> dict[tupl
             if row.quarantine_reason is None:
                 feed[(row.sku, row.store_view_code)] = row
     engine.dispose()
-    return feed
+    return ctx, feed
 
 
 def expected_feed(source_url: str) -> dict[tuple[str, str], dict]:
-    """The source's current feed records, built independently of the pipeline's files."""
+    """The source's current staging records, by (sku, store view)."""
     return {key: row.payload for key, row in expected_rows(source_url).items()}
+
+
+def mapped_source(source_url: str, instant: str = PINNED_NOW, options: FeedOptions | None = None) -> State:
+    """Every feed item the source maps to at `instant` (the reference builder, then the target's mapping):
+    what the target must hold after a clean run."""
+    ctx, rows = _read(source_url, parse_instant(instant))
+    mapper = CatalogMapper(ctx, options or FeedOptions())
+    state: State = {}
+    items = [*mapper.catalog_items(), *(i for row in rows.values() for i in mapper.product_items(row.staging()))]
+    for item in items:
+        if item.body is not None:
+            state.setdefault(item.feed, {})[key_text(item.key)] = item.body
+    return state

@@ -15,7 +15,7 @@ from catalog_sync.receiver import ReceiverOptions
 from catalog_sync.state.snapshot import SnapshotStore
 from catalog_sync.state.location import StateLocation
 from receiver_helpers import ThreadedReceiver
-from sync_helpers import SyncEnv, expected_feed
+from sync_helpers import SyncEnv, expected_feed, mapped_source
 
 TOKEN = "bucket-token"
 # What differs between two snapshots of the same catalog: when, by which run, in which row order.
@@ -39,14 +39,17 @@ def _receiver_state(receiver: ThreadedReceiver) -> dict:
     return {kind: receiver.get(kind) for kind in ("products", "prices", "price-books", "metadata")}
 
 
-def snapshot_rows(state_dir) -> list[tuple]:
-    """The current snapshot's rows without the volatile columns, in a fixed order."""
+def snapshot_rows(state_dir) -> dict[str, list[tuple]]:
+    """Every feed's current snapshot rows without the volatile columns, in a fixed order."""
     store = SnapshotStore(StateLocation(str(state_dir)))
-    path = store.file_url(store.read_manifest().snapshot_file)
+    rows = {}
     con = duckdb_session.connect()
-    cols = [c for c in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall() if c[0] not in VOLATILE]
-    names = ", ".join(c[0] for c in cols)
-    return con.execute(f"SELECT {names} FROM read_parquet('{path}') ORDER BY sku, store_view_code").fetchall()
+    for feed, files in sorted(store.read_manifest().feeds.items()):
+        path = store.file_url(files.file)
+        cols = [c for c in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall() if c[0] not in VOLATILE]
+        names = ", ".join(c[0] for c in cols)
+        rows[feed] = con.execute(f"SELECT {names} FROM read_parquet('{path}') ORDER BY key").fetchall()
+    return rows
 
 
 def _sync(env: SyncEnv, capsys, target: str, state_dir, *extra: str) -> dict:
@@ -108,8 +111,8 @@ def test_the_dag_runs_extract_diff_and_export_once_per_bucket(sync_env, tmp_path
     for ti in instances:
         mapped.setdefault(ti.task_id, set()).add(ti.map_index)
     assert mapped["extract"] == mapped["diff"] == mapped["export"] == {0, 1, 2, 3}
-    assert mapped["commit"] == mapped["report"] == {-1}
-    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+    assert mapped["commit"] == mapped["report"] == mapped["export_catalog_upserts"] == {-1}
+    assert sync_env.target_state() == mapped_source(sync_env.source_url)
 
     plain_state = tmp_path / "plain-state"
     shutil.rmtree(plain_state, ignore_errors=True)

@@ -123,27 +123,33 @@ def test_status_times_and_leases_follow_the_operational_clock_not_the_pinned_ins
     records its run at the real now, and writes exported_at at the pinned instant."""
     import pyarrow.parquet as pq
 
-    from catalog_sync.steps import pipeline
-    from catalog_sync.steps.pipeline import SyncRequest
+    from catalog_sync import steps
+    from catalog_sync.steps import SyncRequest
 
     real_now = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
     monkeypatch.setenv("CATALOG_SYNC_NOW", "2020-01-01T00:00:00Z")
     settings = SyncSettings.from_env(source_url=sync_env.source_url, target_url=sync_env.target_url,
                                      state_url=str(sync_env.state_dir))
     with clock.use(FakeClock(real_now)):
-        run = pipeline.plan(settings, SyncRequest("pinned-replay"))
+        run = steps.plan(settings, SyncRequest("pinned-replay"))
         holder = StatusStore(settings.status_url).lock_holder()
         assert (holder.acquired_at, holder.expires_at) == (real_now, real_now + timedelta(seconds=settings.lock_ttl_s))
         assert (run.instant, run.started_at) == ("2020-01-01T00:00:00+00:00", "2026-12-01T08:00:00+00:00")
-        for step in (pipeline.extract, pipeline.diff, pipeline.export, pipeline.commit):
-            step(settings, run)
-        pipeline.report(settings, run)
+        steps.extract(settings, run)
+        steps.diff(settings, run)
+        steps.export_catalog(settings, run, "upsert")
+        steps.export(settings, run)
+        steps.export_catalog(settings, run, "delete")
+        steps.commit(settings, run)
+        steps.report(settings, run)
     status = StatusStore(settings.status_url).get_run("pinned-replay")
     assert status["started_at"] == "2026-12-01T08:00:00+00:00"
     manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
-    exported = pq.read_table(sync_env.state_dir / manifest["snapshot_file"], columns=["exported_at", "judged_on"])
-    assert set(exported.column("exported_at").to_pylist()) == {"2020-01-01T00:00:00+00:00"}
-    assert set(exported.column("judged_on").to_pylist()) == {"2020-01-01"}
+    for feed, files in manifest["feeds"].items():
+        exported = pq.read_table(sync_env.state_dir / files["file"], columns=["exported_at", "judged_on"])
+        assert set(exported.column("exported_at").to_pylist()) == {"2020-01-01T00:00:00+00:00"}, feed
+    prices = pq.read_table(sync_env.state_dir / manifest["feeds"]["prices"]["file"], columns=["judged_on"])
+    assert set(prices.column("judged_on").to_pylist()) == {"2020-01-01"}
 
 
 def test_a_lease_expires_by_the_operational_clock(tmp_path):
@@ -164,9 +170,10 @@ def test_run_keys_sort_in_run_order_whatever_instant_is_pinned(sync_env, capsys,
     with clock.use(fake):
         monkeypatch.setenv("CATALOG_SYNC_NOW", "2026-12-01T07:00:00Z")
         sync_env.sync(capsys, "--full", "--cleanup")
-        first = [p.name for p in sync_env.delta_files()]
+        first = sync_env.delta_files()
         fake.advance(1)
         monkeypatch.setenv("CATALOG_SYNC_NOW", "2020-01-01T00:00:00Z")
         sync_env.sync(capsys, "--full", "--cleanup")
-    names = [p.name for p in sync_env.delta_files()]
-    assert len(names) == 2 and names[0] == first[0] and sorted(names) == names
+    runs = [p.name for p in sorted((sync_env.target_dir / "deltas").iterdir())]
+    assert len(runs) == 2 and sorted(runs) == runs  # the replay pinned in 2020 sorts after the first run
+    assert [p.parent.name for p in sync_env.delta_files()][:len(first)] == [runs[0]] * len(first)

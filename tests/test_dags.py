@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import airflow_env
-from sync_helpers import expected_feed
+from sync_helpers import key_text, mapped_source, product_key
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.airflow
@@ -30,11 +30,12 @@ def airflow_db():
 
 @pytest.fixture
 def airflow_sync_env(sync_env, monkeypatch, airflow_db):
-    """Point the DAGs' Connections and Variables at the test's catalog, target and state."""
+    """Point the DAGs' Connections (of Catalog Sync's own types) and Variables at the test's catalog, target and state."""
     db_path = sync_env.source_url.removeprefix("sqlite:///")
-    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_SOURCE", json.dumps({"conn_type": "sqlite", "host": db_path}))
+    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_SOURCE", json.dumps(
+        {"conn_type": "catalog_sync_magento", "host": db_path, "extra": {"database_type": "sqlite"}}))
     monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_TARGET",
-                       json.dumps({"conn_type": "generic", "extra": {"url": sync_env.target_url}}))
+                       json.dumps({"conn_type": "catalog_sync_files", "host": sync_env.target_url}))
     monkeypatch.setenv("AIRFLOW_VAR_CATALOG_SYNC_STATE_URL", str(sync_env.state_dir))
     return sync_env
 
@@ -47,7 +48,8 @@ def _run(dag, **kwargs):
 
 def test_both_dags_are_wired_the_same_way():
     hourly, resync = load_dag("catalog_sync"), load_dag("catalog_full_resync")
-    chain = ["plan", "buckets", "extract", "diff", "export", "commit", "report"]
+    chain = ["plan", "buckets", "extract", "diff", "export_catalog_upserts", "export", "export_catalog_deletes", "commit",
+             "report"]
     for dag in (hourly, resync):
         assert sorted(dag.task_ids) == sorted(chain)
         for upstream, downstream in zip(chain, chain[1:]):
@@ -55,7 +57,7 @@ def test_both_dags_are_wired_the_same_way():
         assert dag.max_active_runs == 1
         assert dag.doc_md and "lock" in dag.doc_md
         for task in dag.tasks:
-            if task.task_id in ("extract", "diff", "export", "commit"):
+            if task.task_id in ("extract", "diff", "export_catalog_upserts", "export", "export_catalog_deletes", "commit"):
                 assert task.retries == 3 and task.retry_exponential_backoff == 2.0
                 assert task.execution_timeout is not None and task.execution_timeout <= timedelta(hours=1)
         assert dag.get_task("report").trigger_rule == "all_done"
@@ -75,8 +77,8 @@ def test_hourly_dag_exports_everything_then_nothing_then_exactly_the_change(airf
     state, tasks = _run(dag)
 
     assert state == "success", tasks
-    assert env.target_state() == expected_feed(env.source_url)
-    assert len(env.target_state()) == generated.feed_records
+    assert env.target_state() == mapped_source(env.source_url)
+    assert len(env.target_state()["products"]) == generated.feed_records
     files_after_first = env.delta_files()
 
     state, _ = _run(dag)
@@ -96,8 +98,8 @@ def test_hourly_dag_exports_everything_then_nothing_then_exactly_the_change(airf
     assert state == "success"
     new_files = sorted(set(env.delta_files()) - set(files_after_first))
     lines = env.lines_of(new_files)
-    assert [(line["op"], line["sku"], line["store_view_code"], line["record"]["name"]) for line in lines] == [
-        ("upsert", sku, "store_view_2", "Changé pour la vue 2")]
+    assert [(line["op"], line["feed"], key_text(line["key"]), line["body"]["name"]) for line in lines] == [
+        ("upsert", "products", product_key(sku, "fr-FR"), "Changé pour la vue 2")]
     from catalog_sync.state.status_store import StatusStore
 
     runs = StatusStore(f"sqlite:///{env.state_dir / 'status.db'}").recent_runs(3)
@@ -128,13 +130,14 @@ def test_full_resync_dag_cleanup_reexports_everything_and_dry_run_sends_nothing(
 
     assert state == "success"
     resent = env.lines_of(sorted(set(env.delta_files()) - before))
-    assert len(resent) == generated.feed_records
+    expected = mapped_source(env.source_url)
+    assert len(resent) == sum(len(items) for items in expected.values())  # every item of every feed, once
     assert {line["op"] for line in resent} == {"upsert"}
-    assert env.target_state() == expected_feed(env.source_url)
+    assert env.target_state() == expected
 
 
 def test_failed_commit_fails_the_run_releases_the_lock_and_the_next_run_resends(airflow_sync_env, monkeypatch):
-    from catalog_sync.steps import pipeline
+    from catalog_sync import steps
     from catalog_sync.state.status_store import StatusStore
 
     env = airflow_sync_env
@@ -143,12 +146,12 @@ def test_failed_commit_fails_the_run_releases_the_lock_and_the_next_run_resends(
     entity_id = env.scalar("SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1")
     env.execute("UPDATE catalog_product_entity_varchar SET value = 'Lost unless re-sent' "
                 "WHERE entity_id = :id AND attribute_id = 73 AND store_id = 0", params={"id": entity_id})
-    real_commit = pipeline.commit
+    real_commit = steps.commit
 
     def broken_commit(settings, run):
         raise OSError("disk full while writing the snapshot")
 
-    monkeypatch.setattr(pipeline, "commit", broken_commit)
+    monkeypatch.setattr(steps, "commit", broken_commit)
     monkeypatch.setitem(dag.get_task("commit").__dict__, "retries", 0)
 
     state, tasks = _run(dag)
@@ -161,9 +164,9 @@ def test_failed_commit_fails_the_run_releases_the_lock_and_the_next_run_resends(
     assert failed_run["error"] == "commit failed: OSError: disk full while writing the snapshot"
     assert status.lock_holder() is None
 
-    monkeypatch.setattr(pipeline, "commit", real_commit)
+    monkeypatch.setattr(steps, "commit", real_commit)
     state, _ = _run(dag)
 
     assert state == "success"
     assert status.recent_runs(1)[0]["updated"] >= 1
-    assert env.target_state() == expected_feed(env.source_url)
+    assert env.target_state() == mapped_source(env.source_url)

@@ -32,7 +32,8 @@ from airflow_services import AirflowRestClient, free_port, tail
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEMO = ROOT / "scripts" / "run_demo.sh"
 DAG_IDS = {"catalog_sync", "catalog_full_resync"}
-TASK_IDS = ["plan", "buckets", "extract", "diff", "export", "commit", "report"]
+TASK_IDS = ["plan", "buckets", "extract", "diff", "export_catalog_upserts", "export", "export_catalog_deletes", "commit",
+            "report"]
 
 HEALTH_TIMEOUT = 180  # run_demo.sh bootstrap + demo catalog + `airflow standalone` up
 DAGS_TIMEOUT = 90  # the dag-processor has parsed both files

@@ -104,8 +104,9 @@ def test_a_sync_on_two_celery_workers_that_share_nothing_but_s3(celery_deploymen
 
         fs = s3fs.S3FileSystem(**s3.storage_options())
         manifest = json.loads(fs.cat(f"{s3.bucket}/catalog-sync/manifest.json"))
-        assert manifest["version"] == 1 and manifest["item_count"] == len(expected_products)
-        assert fs.glob(f"{s3.bucket}/catalog-sync/snapshot/*.parquet")
+        assert manifest["version"] == 1 and manifest["feeds"]["products"]["items"] == len(expected_products)
+        assert manifest["feeds"]["prices"]["items"] == len(expected_prices)
+        assert fs.glob(f"{s3.bucket}/catalog-sync/snapshot/products/*.parquet")
         assert fs.glob(f"{s3.bucket}/catalog-sync/staging/**/*.parquet") == []  # the report cleaned up
         for name, folder in folders.items():  # nothing of the sync's data was written in a worker's folder
             leftovers = [p for p in folder.rglob("*") if p.suffix in (".parquet", ".json")]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from catalog_sync.ingestion.mapping import api_locale, feed_product
 from catalog_sync.receiver import ReceiverOptions
 from catalog_sync.receiver.ims import ImsSettings
-from receiver_helpers import ThreadedReceiver
-from sync_helpers import SyncEnv, expected_feed
+from receiver_helpers import ThreadedReceiver, receiver_state
+from sync_helpers import PINNED_NOW, SyncEnv, mapped_source, product_key
 
 TENANT, TOKEN = "acme-tenant", "test-token-123"
 
@@ -22,12 +21,11 @@ def receiver(tmp_path):
 
 
 def _received(root: str) -> dict:
-    return requests.get(f"{root}/_receiver/products", timeout=10).json()
+    return receiver_state(root)
 
 
 def _mapped_source(source_url: str) -> dict:
-    return {f"{sku}|{api_locale(record['locale'])}": feed_product(record)
-            for (sku, _view), record in expected_feed(source_url).items()}
+    return mapped_source(source_url)
 
 
 def test_the_receiver_converges_to_the_mapped_source(sync_env, receiver, capsys, monkeypatch):
@@ -46,6 +44,7 @@ def test_the_receiver_converges_to_the_mapped_source(sync_env, receiver, capsys,
     # sku, name, description, shortDescription, price and the demo's custom attributes, for both locales.
     assert {key.split("|")[1] for key in metadata} == {"en-US", "fr-FR"}
     assert {"sku|en-US", "name|fr-FR", "price|en-US", "color|fr-FR", "activity|en-US"} <= set(metadata)
+    assert first["feeds"]["metadata"]["inserted"] == len(metadata)
     metadata_requests = _metadata_requests(root)
     assert metadata_requests > 0
 
@@ -112,7 +111,9 @@ def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sy
 
     injected = requests.get(f"{root}/_receiver/stats", timeout=10).json()["faults"]
     assert all(injected[kind] > 0 for kind in ("latency", "drop", "429", "5xx", "reject_sku_items")), injected
-    expected = {k: v for k, v in _mapped_source(sync_env.source_url).items() if k.split("|")[0] not in invalid}
+    expected = _mapped_source(sync_env.source_url)
+    for feed in ("products", "prices"):
+        expected[feed] = {k: v for k, v in expected[feed].items() if v["sku"] not in invalid}
     assert _received(root) == expected
     assert faulty["failed"] >= len(invalid)  # each invalid SKU, in every store view it is in
     store = StatusStore(f"sqlite:///{sync_env.state_dir / 'status.db'}")
@@ -127,7 +128,9 @@ def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sy
     snapshots = SnapshotStore(StateLocation(str(sync_env.state_dir)))
     import pyarrow.parquet as pq
 
-    pending = pq.read_table(snapshots.file_url(snapshots.read_manifest().pending_file)).to_pylist()
+    manifest = snapshots.read_manifest()
+    pending = [row for feed in ("products", "prices")
+               for row in pq.read_table(snapshots.file_url(manifest.files(feed).pending)).to_pylist()]
     assert {(p["sku"], p["status"]) for p in pending} == {(sku, "rejected") for sku in invalid}
     assert clean["failed"] == 0 and clean_run["state"] == "success"
 
@@ -135,6 +138,7 @@ def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sy
 @pytest.mark.mariadb
 def test_the_real_magento_fixture_converges_on_the_receiver(magento_fixture_url, receiver, tmp_path, capsys, monkeypatch):
     root, target = receiver
+    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
     monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
     env = SyncEnv(magento_fixture_url, tmp_path / "unused", tmp_path / "state")
 
@@ -143,8 +147,9 @@ def test_the_real_magento_fixture_converges_on_the_receiver(magento_fixture_url,
     assert (summary["inserted"], summary["failed"]) == (23, 0)
     received = _received(root)
     assert received == _mapped_source(magento_fixture_url)
-    assert {key.split("|")[1] for key in received} == {"pt-BR"}
-    assert received["Camiseta Básica Algodão-azul|pt-BR"]["links"] == [{"type": "VARIANT_OF", "sku": "Camiseta Básica Algodão"}]
+    assert {body["source"]["locale"] for body in received["products"].values()} == {"pt-BR"}
+    assert received["products"][product_key("Camiseta Básica Algodão-azul", "pt-BR")]["links"] == [
+        {"type": "VARIANT_OF", "sku": "Camiseta Básica Algodão"}]
 
 
 def test_slow_answers_and_dropped_connections_then_a_clean_run_converge(sync_env, receiver, capsys, monkeypatch):
@@ -259,7 +264,47 @@ def test_a_special_price_is_sent_when_its_window_opens_and_closes_without_a_chan
     closed, ended = discounts_at("2026-12-04T00:00:01Z")
 
     assert before["mode"] == "full" and none_yet and all(d is None for d in none_yet)
-    assert opened["mode"] == "incremental" and opened["updated"] == len(active) >= 1
-    assert all(d and d[0]["code"] == "special_price" for d in active)
-    assert (still["updated"], still["inserted"], still["deleted"]) == (0, 0, 0)
-    assert closed["updated"] == len(ended) and all(d is None for d in ended)
+    # Only the prices change: the product bodies carry no price.
+    assert opened["mode"] == "incremental" and opened["feeds"]["prices"]["updated"] == len(active) >= 1
+    assert opened["updated"] == 0 and all(d and d[0]["code"] == "special_price" for d in active)
+    assert sum(still["feeds"][f][k] for f in still["feeds"] for k in ("inserted", "updated", "deleted")) == 0
+    assert closed["feeds"]["prices"]["updated"] == len(ended) and all(d is None for d in ended)
+
+
+def test_the_page_shows_byte_for_byte_what_the_receiver_stored(sync_env, receiver, capsys, monkeypatch):
+    """Every item of every feed: the body the page shows is the text the receiver stored."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from catalog_sync.settings import SyncSettings
+    from catalog_sync.ui.app import create_app
+    from receiver_helpers import FEEDS
+    from sync_helpers import key_text
+    from test_ui_pages import FakeAirflow
+
+    root, target = receiver
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+    _cli_sync(sync_env, capsys, "--target-url", target)
+    settings = SyncSettings.from_env(source_url=sync_env.source_url, target_url=target, state_url=str(sync_env.state_dir))
+    client = TestClient(create_app(lambda: settings, FakeAirflow()))
+    checked = {}
+    for feed, (endpoint, key_fields) in FEEDS.items():
+        stored = {key_text({f: json.loads(t)[f] for f in key_fields}): t
+                  for t in requests.get(f"{root}/_receiver/raw/{endpoint}", timeout=10).json().values()}
+        shown, page = {}, 1
+        while True:
+            listing = client.get(f"/api/feeds/{feed}", params={"page": page}).json()
+            shown.update({item["key"]: item["body"] for item in listing["items"]})
+            if page >= listing["pages"]:
+                break
+            page += 1
+        assert shown == stored, feed
+        checked[feed] = len(shown)
+    assert min(checked.values()) >= 2 and sum(checked.values()) >= 50, checked
+    for sku in sync_env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
+                               "ORDER BY entity_id LIMIT 10)").split(","):
+        for view in client.get(f"/api/products/{sku}").json()["store_views"]:
+            for item in view["items"]:
+                text = requests.get(f"{root}/_receiver/raw/{FEEDS[item['feed']][0]}", timeout=10).json()
+                assert item["sent"]["body"] in text.values()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from catalog_sync.ingestion import mapping
+from catalog_sync.targets.ingestion_api import mapping
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "include/catalog_sync/receiver/catalog-data-ingestion-v1.yaml"
 _OPENAPI_ONLY = {"nullable", "example", "discriminator", "xml", "externalDocs", "readOnly", "writeOnly", "deprecated", "format"}
@@ -142,8 +142,8 @@ def test_minimal_disabled_record_omits_empty_fields() -> None:
     assert_valid("FeedProduct", product)
 
 
-def test_product_delete() -> None:
-    item = mapping.product_delete("MH01", "fr_FR")
+def test_a_product_key_is_its_delete_body() -> None:
+    item = mapping.product_key("MH01", "fr_FR")
     assert item == {"sku": "MH01", "source": {"locale": "fr-FR"}}
     assert request_schema_name("/v1/catalog/products/delete") == "FeedProductDelete"
     assert_valid("FeedProductDelete", item)

@@ -1,4 +1,4 @@
-"""IngestionApiSink against a scripted HTTP server on 127.0.0.1 (and the IMS token client)."""
+"""The ingestion API's client and target against a scripted HTTP server on 127.0.0.1 (and the IMS token client)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,14 +18,16 @@ import orjson
 import pytest
 from test_ingestion_mapping import assert_valid, configurable_child, request_schema_name
 
-from catalog_sync.ingestion import mapping
-from catalog_sync.ingestion.auth import ImsClientCredentials, IngestionAuthError, StaticToken
-from catalog_sync.sinks.base import DELETE, OK, REJECTED, RETRYABLE, UPSERT, DeltaItem, ItemResult
-from catalog_sync.sinks.ingestion_api import IngestionApiError, IngestionApiSink
+from catalog_sync.targets.base import DELETE, OK, REJECTED, RETRYABLE, UPSERT, ItemResult, SendItem, canonical
+from catalog_sync.targets.ingestion_api import mapping
+from catalog_sync.targets.ingestion_api.auth import ImsClientCredentials, IngestionAuthError, StaticToken
+from catalog_sync.targets.ingestion_api.client import IngestionApiClient, IngestionApiError
+from catalog_sync.targets.ingestion_api.config import IngestionApiConfig
+from catalog_sync.targets.ingestion_api.feeds import METADATA, PRODUCTS
+from catalog_sync.targets.ingestion_api.target import IngestionApiTarget
 
 TOKEN = "s3cr3t-token-value"
 TENANT = "tenant123"
-TODAY = date(2026, 11, 25)
 
 
 # ---- the scripted server ------------------------------------------------------------------
@@ -38,6 +39,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 # An action: ("status", code, json_body | None, headers), ("slow", seconds), ("close",)
@@ -80,7 +82,7 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             else:
                 body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
             path = self.path.removeprefix(f"/{TENANT}")
-            request = Request(time.monotonic(), path, dict(self.headers), body)
+            request = Request(time.monotonic(), path, dict(self.headers), body, raw)
             with server.lock:
                 server.requests.append(request)
                 server.in_flight += 1
@@ -158,14 +160,11 @@ class Sleeps:
             time.sleep(seconds)
 
 
-def make_sink(server: Server, **kwargs: Any) -> IngestionApiSink:
-    options: dict[str, Any] = dict(
-        batch_size=100, max_requests_per_minute=None, timeout_s=2.0, max_attempts=4,
-        backoff_base_s=0.001, backoff_cap_s=0.01, max_in_flight=1, price_book_id=None,
-        store_view_locales={"default": "en_US", "br": "pt_BR"},
-    )
+def make_client(server: Server, **kwargs: Any) -> IngestionApiClient:
+    options: dict[str, Any] = dict(batch_size=100, max_requests_per_minute=None, timeout_s=2.0, max_attempts=4,
+                                   backoff_base_s=0.001, backoff_cap_s=0.01, max_in_flight=1)
     options.update(kwargs)
-    return IngestionApiSink(f"{server.url}/{TENANT}", options.pop("auth", StaticToken(TOKEN)), **options)
+    return IngestionApiClient(f"{server.url}/{TENANT}", options.pop("auth", StaticToken(TOKEN)), **options)
 
 
 def record(sku: str, **overrides: Any) -> dict[str, Any]:
@@ -173,19 +172,22 @@ def record(sku: str, **overrides: Any) -> dict[str, Any]:
     return {**base, **overrides}
 
 
-def upsert(sku: str, **overrides: Any) -> DeltaItem:
+def upsert(sku: str, **overrides: Any) -> SendItem:
     rec = record(sku, **overrides)
-    return DeltaItem(UPSERT, 1, sku, rec["store_view_code"], orjson.dumps(rec).decode(), "hash", TODAY.isoformat())
+    return SendItem(canonical(mapping.product_key(sku, rec["locale"])).decode(), canonical(mapping.feed_product(rec)).decode())
 
 
-def delete(sku: str, view: str = "default") -> DeltaItem:
-    return DeltaItem(DELETE, 1, sku, view, None, None)
+def delete(sku: str, locale: str = "en_US") -> SendItem:
+    return SendItem(canonical(mapping.product_key(sku, locale)).decode(), None)
 
 
-def run(sink: IngestionApiSink, items: list[DeltaItem]) -> dict[str, ItemResult]:
-    results = list(sink.send(items, "run-1"))
-    sink.close()
-    by_sku = {r.sku: r for r in results}
+def run(client: IngestionApiClient, items: list[SendItem], endpoint: str = "/v1/catalog/products") -> dict[str, ItemResult]:
+    """Send through the client; one result per item, by the item's sku."""
+    if any(i.body is None for i in items) and endpoint == "/v1/catalog/products":
+        endpoint = "/v1/catalog/products/delete"
+    results = list(client.send(endpoint, items))
+    client.close()
+    by_sku = {orjson.loads(r.key)["sku"]: r for r in results}
     assert len(results) == len(items) == len(by_sku), results  # exactly one result per item
     return by_sku
 
@@ -214,8 +216,8 @@ def invalid(*indexes: int) -> Action:
 
 
 def test_batches_per_endpoint_gzip_headers_and_valid_bodies(server: Server) -> None:
-    items = [upsert(f"P{i}") for i in range(5)] + [delete("D1"), delete("D2", "br")]
-    results = run(make_sink(server, batch_size=2), items)
+    results = run(make_client(server, batch_size=2), [upsert(f"P{i}") for i in range(5)])
+    results.update(run(make_client(server, batch_size=2), [delete("D1"), delete("D2", "pt_BR")]))
     assert set(statuses(results).values()) == {OK}
     assert all(r.reason is None for r in results.values())
     assert server.skus("/v1/catalog/products") == [["P0", "P1"], ["P2", "P3"], ["P4"]]
@@ -233,10 +235,10 @@ def test_batches_per_endpoint_gzip_headers_and_valid_bodies(server: Server) -> N
 def test_400_rejects_the_listed_items_and_resends_the_rest(server: Server, caplog) -> None:
     server.queue("/v1/catalog/products", invalid(1, 3))
     caplog.set_level(logging.DEBUG)
-    results = run(make_sink(server), [upsert(f"P{i}") for i in range(5)])
+    results = run(make_client(server), [upsert(f"P{i}") for i in range(5)])
     assert statuses(results) == {"P0": OK, "P1": REJECTED, "P2": OK, "P3": REJECTED, "P4": OK}
-    assert results["P1"].reason == "product: HTTP 400: slug: bad slug 1"
-    assert results["P3"].reason == "product: HTTP 400: slug: bad slug 3"
+    assert results["P1"].reason == "HTTP 400: slug: bad slug 1"
+    assert results["P3"].reason == "HTTP 400: slug: bad slug 3"
     assert server.skus("/v1/catalog/products") == [["P0", "P1", "P2", "P3", "P4"], ["P0", "P2", "P4"]]
     assert server.bodies("/v1/catalog/products")[1] == [mapping.feed_product(record(s)) for s in ("P0", "P2", "P4")]
     assert "2 of 5 item(s) rejected, re-sending 3" in caplog.text
@@ -245,22 +247,22 @@ def test_400_rejects_the_listed_items_and_resends_the_rest(server: Server, caplo
 
 def test_400_on_the_resent_rest_rejects_by_its_new_index(server: Server) -> None:
     server.queue("/v1/catalog/products", invalid(0), invalid(1))
-    results = run(make_sink(server), [upsert(f"P{i}") for i in range(4)])
+    results = run(make_client(server), [upsert(f"P{i}") for i in range(4)])
     assert statuses(results) == {"P0": REJECTED, "P1": OK, "P2": REJECTED, "P3": OK}
     assert server.skus("/v1/catalog/products") == [["P0", "P1", "P2", "P3"], ["P1", "P2", "P3"], ["P1", "P3"]]
 
 
 def test_400_without_item_errors_rejects_the_batch(server: Server) -> None:
     server.queue("/v1/catalog/products", status(400, {"status": "FAILED", "message": "Malformed JSON"}))
-    results = run(make_sink(server), [upsert("P0"), upsert("P1")])
+    results = run(make_client(server), [upsert("P0"), upsert("P1")])
     assert statuses(results) == {"P0": REJECTED, "P1": REJECTED}
-    assert results["P0"].reason == "product: HTTP 400: Malformed JSON"
+    assert results["P0"].reason == "HTTP 400: Malformed JSON"
     assert len(server.requests) == 1
 
 
 def test_413_splits_in_halves(server: Server) -> None:
     server.queue("/v1/catalog/products", status(413), status(200), status(413), status(200), status(200))
-    results = run(make_sink(server), [upsert(f"P{i}") for i in range(5)])
+    results = run(make_client(server), [upsert(f"P{i}") for i in range(5)])
     assert set(statuses(results).values()) == {OK}
     assert server.skus("/v1/catalog/products") == [
         ["P0", "P1", "P2", "P3", "P4"], ["P0", "P1"], ["P2", "P3", "P4"], ["P2"], ["P3", "P4"]
@@ -269,15 +271,15 @@ def test_413_splits_in_halves(server: Server) -> None:
 
 def test_413_for_a_single_item_rejects_it(server: Server) -> None:
     server.queue("/v1/catalog/products", status(413), status(200), status(413))
-    results = run(make_sink(server), [upsert("P0"), upsert("P1")])
+    results = run(make_client(server), [upsert("P0"), upsert("P1")])
     assert statuses(results) == {"P0": OK, "P1": REJECTED}
-    assert results["P1"].reason == "product: HTTP 413: the item alone is too large"
+    assert results["P1"].reason == "HTTP 413: the item alone is too large"
 
 
 def test_429_waits_retry_after_then_retries(server: Server) -> None:
     sleeps = Sleeps(real=False)
     server.queue("/v1/catalog/products", status(429, None, **{"retry-after": "0"}), status(429), status(200))
-    results = run(make_sink(server, sleep=sleeps), [upsert("P0")])
+    results = run(make_client(server, sleep=sleeps), [upsert("P0")])
     assert statuses(results) == {"P0": OK}
     assert sleeps.calls == [0.0, 1.0]  # the header, then the default
     assert len(server.requests) == 3
@@ -285,8 +287,8 @@ def test_429_waits_retry_after_then_retries(server: Server) -> None:
 
 def test_429_is_bounded(server: Server) -> None:
     server.queue("/v1/catalog/products", *[status(429, None, **{"retry-after": "0"})] * 3)
-    results = run(make_sink(server, max_throttled_retries=2), [upsert("P0")])
-    assert results["P0"] == ItemResult("P0", "default", RETRYABLE, "product: HTTP 429: still throttled after 2 waits")
+    results = run(make_client(server, max_throttled_retries=2), [upsert("P0")])
+    assert (results["P0"].status, results["P0"].reason) == (RETRYABLE, "HTTP 429: still throttled after 2 waits")
     assert len(server.requests) == 3
 
 
@@ -294,10 +296,10 @@ def test_5xx_retries_with_full_jitter_then_retryable(server: Server, caplog) -> 
     sleeps = Sleeps()
     server.queue("/v1/catalog/products", *[status(503)] * 4)
     caplog.set_level(logging.WARNING)
-    sink = make_sink(server, max_attempts=4, backoff_base_s=0.004, backoff_cap_s=0.01, sleep=sleeps)
+    sink = make_client(server, max_attempts=4, backoff_base_s=0.004, backoff_cap_s=0.01, sleep=sleeps)
     results = run(sink, [upsert("P0"), upsert("P1")])
     assert statuses(results) == {"P0": RETRYABLE, "P1": RETRYABLE}
-    assert results["P0"].reason == "product: HTTP 503 (4 attempts)"
+    assert results["P0"].reason == "HTTP 503 (4 attempts)"
     assert len(server.requests) == 4
     # sleep n is uniform(0, min(cap, base * 2**n)): 0.004, 0.008, then capped at 0.01
     assert len(sleeps.calls) == 3
@@ -309,40 +311,40 @@ def test_5xx_retries_with_full_jitter_then_retryable(server: Server, caplog) -> 
 
 def test_5xx_then_success(server: Server) -> None:
     server.queue("/v1/catalog/products", status(500), status(502))
-    results = run(make_sink(server), [upsert("P0")])
+    results = run(make_client(server), [upsert("P0")])
     assert statuses(results) == {"P0": OK}
     assert server.skus("/v1/catalog/products") == [["P0"]] * 3
 
 
 def test_timeout_then_success_and_timeouts_exhausted(server: Server) -> None:
     server.queue("/v1/catalog/products", ("slow", 0.6))
-    results = run(make_sink(server, timeout_s=0.2), [upsert("P0")])
+    results = run(make_client(server, timeout_s=0.2), [upsert("P0")])
     assert statuses(results) == {"P0": OK}
     assert len(server.requests) == 2
 
     server.requests.clear()
     server.queue("/v1/catalog/products", ("slow", 0.6), ("slow", 0.6))
-    results = run(make_sink(server, timeout_s=0.2, max_attempts=2), [upsert("P1")])
-    assert results["P1"] == ItemResult("P1", "default", RETRYABLE, "product: ReadTimeout after 0.2s timeout (2 attempts)")
+    results = run(make_client(server, timeout_s=0.2, max_attempts=2), [upsert("P1")])
+    assert (results["P1"].status, results["P1"].reason) == (RETRYABLE, "ReadTimeout after 0.2s timeout (2 attempts)")
 
 
 def test_connection_closed_without_answer_is_retried(server: Server) -> None:
     server.queue("/v1/catalog/products", ("close",), ("close",))
-    results = run(make_sink(server), [upsert("P0")])
+    results = run(make_client(server), [upsert("P0")])
     assert statuses(results) == {"P0": OK}
     assert len(server.requests) == 3
 
     server.requests.clear()
     server.queue("/v1/catalog/products", *[("close",)] * 2)
-    results = run(make_sink(server, max_attempts=2), [upsert("P1")])
+    results = run(make_client(server, max_attempts=2), [upsert("P1")])
     assert results["P1"].status == RETRYABLE
-    assert results["P1"].reason == "product: ConnectionError: connection failed (2 attempts)"
+    assert results["P1"].reason == "ConnectionError: connection failed (2 attempts)"
 
 
 def test_401_refreshes_the_credentials_once(server: Server) -> None:
     auth = CountingAuth()
     server.queue("/v1/catalog/products", status(401, {"title": "ErrInvalidOauthToken"}))
-    results = run(make_sink(server, auth=auth), [upsert("P0")])
+    results = run(make_client(server, auth=auth), [upsert("P0")])
     assert statuses(results) == {"P0": OK}
     assert auth.invalidations == 1
     assert [r.headers["Authorization"] for r in server.requests] == [f"Bearer {TOKEN}-1", f"Bearer {TOKEN}-2"]
@@ -352,7 +354,7 @@ def test_a_second_401_fails_the_run(server: Server) -> None:
     auth = CountingAuth()
     server.queue("/v1/catalog/products", status(401), status(401))
     with pytest.raises(IngestionAuthError) as error:
-        run(make_sink(server, auth=auth), [upsert("P0")])
+        run(make_client(server, auth=auth), [upsert("P0")])
     assert str(error.value) == "the ingestion API refused the credentials (HTTP 401): check the catalog_sync_target Connection"
     assert auth.invalidations == 1
     assert len(server.requests) == 2
@@ -362,7 +364,7 @@ def test_403_fails_the_run_without_leaking_the_token(server: Server, caplog) -> 
     caplog.set_level(logging.DEBUG)
     server.queue("/v1/catalog/products", status(403, {"title": "ErrMissingOauthToken"}))
     with pytest.raises(IngestionAuthError) as error:
-        run(make_sink(server, batch_size=2, max_in_flight=2), [upsert(f"P{i}") for i in range(6)])
+        run(make_client(server, batch_size=2, max_in_flight=2), [upsert(f"P{i}") for i in range(6)])
     assert str(error.value) == "the ingestion API refused the credentials (HTTP 403): check the catalog_sync_target Connection"
     assert TOKEN not in caplog.text and TOKEN not in repr(StaticToken(TOKEN))
 
@@ -370,11 +372,11 @@ def test_403_fails_the_run_without_leaking_the_token(server: Server, caplog) -> 
 def test_404_points_at_the_base_url(server: Server) -> None:
     server.queue("/v1/catalog/products", status(404))
     with pytest.raises(IngestionApiError, match="check the base URL"):
-        run(make_sink(server), [upsert("P0")])
+        run(make_client(server), [upsert("P0")])
 
 
 def test_rate_limiter_spaces_requests(server: Server) -> None:
-    sink = make_sink(server, batch_size=1, max_in_flight=4, max_requests_per_minute=600)
+    sink = make_client(server, batch_size=1, max_in_flight=4, max_requests_per_minute=600)
     results = run(sink, [upsert(f"P{i}") for i in range(5)])
     assert set(statuses(results).values()) == {OK}
     times = sorted(r.at for r in server.requests)
@@ -386,59 +388,19 @@ def test_rate_limiter_spaces_requests(server: Server) -> None:
 def test_batches_go_in_parallel_up_to_max_in_flight(server: Server) -> None:
     server.delay_s = 0.3
     started = time.monotonic()
-    results = run(make_sink(server, batch_size=1, max_in_flight=3), [upsert(f"P{i}") for i in range(6)])
+    results = run(make_client(server, batch_size=1, max_in_flight=3), [upsert(f"P{i}") for i in range(6)])
     elapsed = time.monotonic() - started
     assert set(statuses(results).values()) == {OK}
     assert server.max_in_flight == 3
     assert elapsed < 6 * 0.3 * 0.75, elapsed
 
 
-def test_delete_of_an_unknown_store_view_is_rejected_unsent(server: Server) -> None:
-    results = run(make_sink(server), [delete("D1", "gone")])
-    assert results["D1"] == ItemResult("D1", "gone", REJECTED, "delete: no locale known for store view 'gone'")
-    assert server.requests == []
-
-
-def test_prices_go_after_their_price_book_and_join_the_item_result(server: Server) -> None:
-    server.queue("/v1/catalog/products/prices", invalid(1))
-    items = [
-        upsert("S1"),
-        upsert("S2", special_price=None),
-        upsert("C1", type="configurable"),  # no price for configurables
-        upsert("S3", website_code="eu", currency="EUR"),
-    ]
-    results = run(make_sink(server, price_book_id=lambda r: r["website_code"]), items)
-    assert statuses(results) == {"C1": OK, "S1": OK, "S2": REJECTED, "S3": OK}
-    assert results["S2"].reason == "price: HTTP 400: slug: bad slug 1"
-    assert server.bodies("/v1/catalog/price-books") == [
-        [{"priceBookId": "latam", "name": "latam", "currency": "BRL"}],
-        [{"priceBookId": "eu", "name": "eu", "currency": "EUR"}],
-    ]
-    assert server.bodies("/v1/catalog/products/prices")[0] == [
-        {"sku": "S1", "priceBookId": "latam", "regular": 52.0, "discounts": [{"code": "special_price", "price": 12.1}]},
-        {"sku": "S2", "priceBookId": "latam", "regular": 52.0},
-        {"sku": "S3", "priceBookId": "eu", "regular": 52.0, "discounts": [{"code": "special_price", "price": 12.1}]},
-    ]
-    assert server.skus("/v1/catalog/products") == [["S1", "S2", "C1", "S3"]]
-    first_price = min(i for i, r in enumerate(server.requests) if r.path == "/v1/catalog/products/prices")
-    assert all(r.path == "/v1/catalog/price-books" for r in server.requests[:2]) and first_price > 1
-    assert_bodies_valid(server)
-
-
-def test_a_refused_price_book_makes_its_prices_retryable(server: Server) -> None:
-    server.queue("/v1/catalog/price-books", invalid(0))
-    results = run(make_sink(server, price_book_id=lambda r: r["website_code"]), [upsert("S1"), upsert("S2")])
-    assert statuses(results) == {"S1": RETRYABLE, "S2": RETRYABLE}
-    assert results["S1"].reason == "price: price book 'latam' not accepted: HTTP 400: slug: bad slug 0"
-    assert len(server.bodies("/v1/catalog/price-books")) == 1  # not retried per item
-    assert server.skus("/v1/catalog/products") == [["S1", "S2"]]
-
-
-def test_unmappable_record_is_rejected(server: Server) -> None:
-    bad = DeltaItem(UPSERT, 1, "B1", "default", orjson.dumps({"sku": "B1"}).decode(), "h", TODAY.isoformat())
-    results = run(make_sink(server), [bad, upsert("P0")])
-    assert statuses(results) == {"B1": REJECTED, "P0": OK}
-    assert results["B1"].reason.startswith("mapping: cannot map the feed record: KeyError")
+def test_the_bytes_sent_are_the_items_exact_text(server: Server) -> None:
+    """What the snapshot keeps is what the server got: the request body is the items' texts joined."""
+    items = [upsert("P0"), upsert("Zürich 1")]
+    run(make_client(server), items)
+    [request] = server.requests
+    assert request.raw == ("[" + ",".join(i.body for i in items) + "]").encode()
 
 
 def test_every_item_gets_one_result_under_mixed_failures(server: Server) -> None:
@@ -448,19 +410,26 @@ def test_every_item_gets_one_result_under_mixed_failures(server: Server) -> None
 
     server.queue("/v1/catalog/products", *[chaos] * 200)
     server.queue("/v1/catalog/products/delete", *[chaos] * 200)
-    items = [upsert(f"P{i}") if i % 5 else delete(f"P{i}") for i in range(60)]
-    results = run(make_sink(server, batch_size=7, max_in_flight=3, max_attempts=3), items)
+    client = make_client(server, batch_size=7, max_in_flight=3, max_attempts=3)
+    results = run(client, [upsert(f"P{i}") for i in range(60) if i % 5])
+    results.update(run(make_client(server, batch_size=7, max_in_flight=3, max_attempts=3),
+                       [delete(f"P{i}") for i in range(60) if not i % 5]))
     assert set(results) == {f"P{i}" for i in range(60)}
     assert {OK, REJECTED} <= set(statuses(results).values()) <= {OK, REJECTED, RETRYABLE}
     assert_bodies_valid(server)
 
 
-def test_metadata_via_deliver(server: Server) -> None:
-    sink = make_sink(server, batch_size=4)
-    items = mapping.metadata_items([mapping.AttributeMeta("color", "Color", "int", "select")], ["en_US"])
-    results = sink.deliver("/v1/catalog/products/metadata", items)
-    assert [(r.index, r.status) for r in results] == [(i, OK) for i in range(6)]
-    assert [len(b) for b in server.bodies("/v1/catalog/products/metadata")] == [4, 2]
+def test_the_target_sends_each_feed_to_its_endpoints(server: Server) -> None:
+    bodies = mapping.metadata_items([mapping.AttributeMeta("color", "Color", "int", "select")], ["en_US"])
+    items = [SendItem(canonical(mapping.metadata_key(b)).decode(), canonical(b).decode()) for b in bodies]
+    target = IngestionApiTarget(IngestionApiConfig(f"{server.url}/{TENANT}", token=TOKEN, batch_size=4,
+                                                   max_requests_per_minute=0))
+    results = list(target.send(METADATA, UPSERT, items, "run-1/01-metadata-catalog"))
+    results += list(target.send(PRODUCTS, DELETE, [delete("D1")], "run-1/06-products-b000"))
+    target.close()
+    assert [r.status for r in results] == [OK] * 7
+    assert sorted(len(b) for b in server.bodies("/v1/catalog/products/metadata")) == [2, 4]
+    assert server.bodies("/v1/catalog/products/delete") == [[{"sku": "D1", "source": {"locale": "en-US"}}]]
     assert_bodies_valid(server)
 
 
@@ -506,7 +475,7 @@ def test_sink_uses_ims_tokens_and_refreshes_on_401(server: Server) -> None:
                  status(200, {"access_token": "ims-2", "expires_in": 3600}))
     server.queue("/v1/catalog/products", status(401))
     auth = ImsClientCredentials(f"{server.url}/ims/token", "client-id", "client-secret", "openid")
-    results = run(make_sink(server, auth=auth), [upsert("P0")])
+    results = run(make_client(server, auth=auth), [upsert("P0")])
     assert statuses(results) == {"P0": OK}
     assert [r.headers["Authorization"] for r in server.requests if r.path == "/v1/catalog/products"] == [
         "Bearer ims-1", "Bearer ims-2"]
@@ -519,11 +488,11 @@ def test_proxy_and_no_proxy_come_from_the_environment(server: Server, monkeypatc
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("http_proxy", server.url)
     behind_proxy = "http://127.0.0.2:9"  # never connected to: the proxy is
-    sink = IngestionApiSink(f"{behind_proxy}/{TENANT}", StaticToken(TOKEN), max_requests_per_minute=None,
-                            price_book_id=None, store_view_locales={"default": "en_US"}, timeout_s=2.0)
-    assert run(sink, [upsert("VIA-PROXY")])["VIA-PROXY"].status == OK
+    client = IngestionApiClient(f"{behind_proxy}/{TENANT}", StaticToken(TOKEN), max_requests_per_minute=None,
+                                timeout_s=2.0)
+    assert run(client, [upsert("VIA-PROXY")])["VIA-PROXY"].status == OK
     assert [r.path for r in server.requests] == [f"{behind_proxy}/{TENANT}/v1/catalog/products"]
 
     monkeypatch.setenv("no_proxy", "127.0.0.1")
-    assert run(make_sink(server), [upsert("DIRECT")])["DIRECT"].status == OK
+    assert run(make_client(server), [upsert("DIRECT")])["DIRECT"].status == OK
     assert [r.path for r in server.requests][1:] == ["/v1/catalog/products"]

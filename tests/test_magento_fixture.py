@@ -2,7 +2,9 @@
 
 The fixture (../shared/fixtures/magento-2.4.8-catalog.sql) carries Magento's own
 changelog tables and triggers: every change below goes through plain SQL and the
-shop's real triggers. Expected values were read by hand from the dump.
+shop's real triggers. Expected values were read by hand from the dump. The staging
+records are checked field by field; what reaches the target is checked as the API's
+feed items (the file target writes them).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from sync_helpers import SyncEnv, expected_feed
+from sync_helpers import PINNED_NOW, SyncEnv, expected_feed, key_text, mapped_source, product_key
 
 pytestmark = pytest.mark.mariadb
 
@@ -22,8 +24,13 @@ AZUL, PRETO, BRANCO = (f"{CONFIGURABLE}-{c}" for c in ("azul", "preto", "branco"
 ALL_ROLES = ["image", "small_image", "swatch_image", "thumbnail"]
 
 
+def price_key(sku: str) -> str:
+    return key_text({"sku": sku, "priceBookId": "base"})
+
+
 @pytest.fixture
-def fixture_env(magento_fixture_url, tmp_path, capsys) -> SyncEnv:
+def fixture_env(magento_fixture_url, tmp_path, capsys, monkeypatch) -> SyncEnv:
+    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
     env = SyncEnv(source_url=magento_fixture_url, target_dir=tmp_path / "target", state_dir=tmp_path / "state")
     first = env.sync(capsys)
     assert first["mode"] == "full"
@@ -31,7 +38,7 @@ def fixture_env(magento_fixture_url, tmp_path, capsys) -> SyncEnv:
 
 
 def test_fresh_fixture_extracts_every_product_as_the_storefront_shows_it(fixture_env):
-    state = fixture_env.target_state()
+    state = expected_feed(fixture_env.source_url)
 
     assert len(state) == 23
     assert {view for _, view in state} == {"default"}
@@ -75,36 +82,58 @@ def test_fresh_fixture_extracts_every_product_as_the_storefront_shows_it(fixture
     assert (watch["type"], watch["price"], watch["url_key"]) == ("simple", 466.0, "relogio-analogico-classico")
     assert watch["category_paths"] == ["Acessórios", "Lançamentos"] and watch["parent_skus"] == []
 
-    assert state == expected_feed(fixture_env.source_url)
+    # What the target received for them, as the contract's items.
+    target = fixture_env.target_state()
+    assert {feed: len(items) for feed, items in target.items()} == {
+        "products": 23, "prices": 22, "price_books": 1, "metadata": 8}  # 22: the configurable has no price of its own
+    assert target["price_books"] == {key_text({"priceBookId": "base"}): {"priceBookId": "base", "name": "base", "currency": "BRL"}}
+    assert target["products"][product_key("Jaqueta Jeans Feminina", "pt-BR")] == {
+        "sku": "Jaqueta Jeans Feminina", "source": {"locale": "pt-BR"}, "name": "Jaqueta Jeans Feminina",
+        "slug": "jaqueta-jeans-feminina", "status": "ENABLED", "visibleIn": ["CATALOG", "SEARCH"],
+        # meta_title, meta_description (with its trailing space, as saved) and meta_keyword of entity 2
+        "metaTags": {"title": "Jaqueta Jeans Feminina", "description": "Jaqueta Jeans Feminina ",
+                     "keywords": ["Jaqueta Jeans Feminina"]},
+        "attributes": [{"code": "cost", "values": ["199.0"]}],
+        "images": [{"url": f"{MEDIA}/4/_/4.png", "roles": ["BASE", "SMALL", "SWATCH", "THUMBNAIL"]}],
+        "routes": [{"path": "lancamentos"}, {"path": "roupas"}],
+    }
+    assert target["prices"][price_key(AZUL)] == {"sku": AZUL, "priceBookId": "base", "regular": 35.0,
+                                                 "discounts": [{"code": "special_price", "price": 23.0}]}
+    assert target["products"][product_key(AZUL, "pt-BR")]["links"] == [{"type": "VARIANT_OF", "sku": CONFIGURABLE}]
+    assert target == mapped_source(fixture_env.source_url)
 
 
 JACKET_ID, WATCH_ID = 2, 11
 
+JACKET, WATCH = "Jaqueta Jeans Feminina", "Relógio Analógico Clássico"
+
+# change -> (SQL, {(feed, key): (op, body field, value)}): exactly what the next run sends.
 CHANGES = {
     "new store-level override": (
         ["INSERT INTO catalog_product_entity_varchar (attribute_id, store_id, entity_id, value) "
          "VALUES (73, 1, 2, 'Jaqueta Jeans — loja')"],
-        {("Jaqueta Jeans Feminina", "default"): ("upsert", "name", "Jaqueta Jeans — loja")},
+        {("products", product_key(JACKET, "pt-BR")): ("upsert", "name", "Jaqueta Jeans — loja")},
     ),
-    "price change": (
+    "price change": (  # the product's body carries no price: only its price is sent
         ["UPDATE catalog_product_entity_decimal SET value = 499.90 WHERE entity_id = 11 AND attribute_id = 77"],
-        {("Relógio Analógico Clássico", "default"): ("upsert", "price", 499.9)},
+        {("prices", price_key(WATCH)): ("upsert", "regular", 499.9)},
     ),
-    "stock change": (
+    "stock change": (  # qty is no field of any body (yet): nothing to send
         ["UPDATE cataloginventory_stock_item SET qty = 3, is_in_stock = 1 WHERE product_id = 11"],
-        {("Relógio Analógico Clássico", "default"): ("upsert", "qty", 3.0)},
+        {},
     ),
     "category assignment change": (
         ["INSERT INTO catalog_category_product (category_id, product_id, position) VALUES (7, 2, 0)"],
-        {("Jaqueta Jeans Feminina", "default"): ("upsert", "category_paths", ["Acessórios", "Lançamentos", "Roupas"])},
+        {("products", product_key(JACKET, "pt-BR")): (
+            "upsert", "routes", [{"path": "acessorios"}, {"path": "lancamentos"}, {"path": "roupas"}])},
     ),
     "product removed from its website": (
         ["DELETE FROM catalog_product_website WHERE product_id = 11"],
-        {("Relógio Analógico Clássico", "default"): ("delete", None, None)},
+        {("products", product_key(WATCH, "pt-BR")): ("delete", None, None), ("prices", price_key(WATCH)): ("delete", None, None)},
     ),
     "product deleted": (
         ["DELETE FROM catalog_product_entity WHERE entity_id = 2"],
-        {("Jaqueta Jeans Feminina", "default"): ("delete", None, None)},
+        {("products", product_key(JACKET, "pt-BR")): ("delete", None, None), ("prices", price_key(JACKET)): ("delete", None, None)},
     ),
 }
 
@@ -117,13 +146,13 @@ def test_each_change_through_sql_fires_the_real_triggers_and_syncs_exactly_that_
     summary = fixture_env.sync(capsys)
 
     assert summary["mode"] == "incremental"
-    sent = {(line["sku"], line["store_view_code"]): line for line in fixture_env.sent}
+    sent = {(line["feed"], key_text(line["key"])): line for line in fixture_env.sent}
     assert set(sent) == set(expected)
     for key, (op, field, value) in expected.items():
         assert sent[key]["op"] == op
         if field:
-            assert sent[key]["record"][field] == value
-    assert fixture_env.target_state() == expected_feed(fixture_env.source_url)
+            assert sent[key]["body"][field] == value
+    assert fixture_env.target_state() == mapped_source(fixture_env.source_url)
 
 
 def test_a_name_changed_at_store_scope_is_synced(fixture_env, capsys):
@@ -136,17 +165,17 @@ def test_a_name_changed_at_store_scope_is_synced(fixture_env, capsys):
     summary = fixture_env.sync(capsys)
 
     assert (summary["extracted"], summary["updated"]) == (1, 1)
-    assert [(line["sku"], line["record"]["name"]) for line in fixture_env.sent] == [
-        ("Relógio Analógico Clássico", "Relógio Clássico (loja)")]
+    assert [(line["key"]["sku"], line["body"]["name"]) for line in fixture_env.sent] == [(WATCH, "Relógio Clássico (loja)")]
 
 
-def test_a_variant_price_change_also_refreshes_its_configurable(fixture_env, capsys):
+def test_a_variant_price_change_sends_only_the_variants_price(fixture_env, capsys):
+    """The configurable's price comes from its variants at the target (the contract sends none for it)."""
     fixture_env.execute("UPDATE catalog_product_entity_decimal SET value = 9.90 WHERE attribute_id = 77 AND entity_id = 21")
 
     fixture_env.sync(capsys)
 
-    sent = {line["sku"]: line["record"]["price"] for line in fixture_env.sent}
-    assert sent == {AZUL: 9.9, CONFIGURABLE: 9.9}
+    assert [(line["feed"], line["key"]["sku"], line["body"]["regular"]) for line in fixture_env.sent] == [
+        ("prices", AZUL, 9.9)]
 
 
 def test_a_trimmed_changelog_escalates_to_a_full_reconcile_and_loses_nothing(fixture_env, capsys, caplog):
@@ -161,9 +190,8 @@ def test_a_trimmed_changelog_escalates_to_a_full_reconcile_and_loses_nothing(fix
 
     assert summary["mode"] == "full"
     assert "escalated to a full reconcile: changelog catalogsearch_fulltext_cl was trimmed past our watermark" in caplog.text
-    assert [(line["sku"], line["record"]["name"]) for line in fixture_env.sent] == [
-        ("Jaqueta Jeans Feminina", "Jaqueta renomeada")]
-    assert fixture_env.target_state() == expected_feed(fixture_env.source_url)
+    assert [(line["key"]["sku"], line["body"]["name"]) for line in fixture_env.sent] == [(JACKET, "Jaqueta renomeada")]
+    assert fixture_env.target_state() == mapped_source(fixture_env.source_url)
 
 
 def _checksums(url: str) -> dict[str, int]:
@@ -211,14 +239,18 @@ def test_hard_values_sync_or_are_quarantined_never_crash(fixture_env, capsys):
 
     summary = env.sync(capsys)
 
-    state = env.target_state()
-    assert state[("Bolsa Tiracolo de Couro", "default")]["name"] == "Bolsa 👜 Tiracolo de Couro"
-    assert state[("Mochila Casual Unissex", "default")]["meta_keywords"] is None
-    assert state[("Bolsa Shopper Média", "default")]["special_price_from"] is None
-    assert ("Bolsa / Clutch de Festa  2", "default") in state and ("Bolsa Clutch de Festa", "default") not in state
-    assert ("Bolsa Tote de Lona", "default") not in state  # no website: in no store view
-    # No name: quarantined. The target keeps the last good version until the product is fixed.
-    assert state[("Óculos de Sol Retrô", "default")]["name"] == "Óculos de Sol Retrô"
+    records = expected_feed(env.source_url)
+    assert records[("Mochila Casual Unissex", "default")]["meta_keywords"] is None
+    assert records[("Bolsa Shopper Média", "default")]["special_price_from"] is None
+    products = env.target_state()["products"]
+    assert products[product_key("Bolsa Tiracolo de Couro", "pt-BR")]["name"] == "Bolsa 👜 Tiracolo de Couro"
+    assert "keywords" not in products[product_key("Mochila Casual Unissex", "pt-BR")]["metaTags"]
+    assert product_key("Bolsa / Clutch de Festa  2", "pt-BR") in products
+    assert product_key("Bolsa Clutch de Festa", "pt-BR") not in products
+    assert product_key("Bolsa Tote de Lona", "pt-BR") not in products  # no website: in no store view
+    # No name: quarantined. The target keeps the last good version (and its price) until the product is fixed.
+    assert products[product_key("Óculos de Sol Retrô", "pt-BR")]["name"] == "Óculos de Sol Retrô"
+    assert price_key("Óculos de Sol Retrô") in env.target_state()["prices"]
     assert summary["failed"] == 1
     from catalog_sync.state.status_store import StatusStore
 
@@ -228,9 +260,11 @@ def test_hard_values_sync_or_are_quarantined_never_crash(fixture_env, capsys):
     assert failure["reason"] == "no name in this store view (nor at default scope)"
 
 
-def test_without_changelogs_an_updated_at_watermark_and_a_key_scan_see_changes_and_deletes(magento_fixture_url, tmp_path, capsys, caplog):
+def test_without_changelogs_an_updated_at_watermark_and_a_key_scan_see_changes_and_deletes(magento_fixture_url, tmp_path, capsys, caplog,
+                                                                                          monkeypatch):
     """'Update on Save' shops have no *_cl tables: fall back to updated_at with an overlap, plus a key-only scan."""
     caplog.set_level(logging.INFO, logger="catalog_sync")
+    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
     env = SyncEnv(source_url=magento_fixture_url, target_dir=tmp_path / "target", state_dir=tmp_path / "state")
     engine = sa.create_engine(magento_fixture_url)
     with engine.connect() as conn:
@@ -250,6 +284,6 @@ def test_without_changelogs_an_updated_at_watermark_and_a_key_scan_see_changes_a
 
     assert summary["mode"] == "incremental"
     assert "changes since updated_at" in caplog.text
-    sent = sorted((line["op"], line["sku"]) for line in env.sent)
-    assert sent == [("delete", "Jaqueta Jeans Feminina"), ("upsert", "Relógio Analógico Clássico")]
-    assert env.target_state() == expected_feed(env.source_url)
+    sent = sorted((line["op"], line["feed"], line["key"]["sku"]) for line in env.sent)
+    assert sent == [("delete", "prices", JACKET), ("delete", "products", JACKET), ("upsert", "products", WATCH)]
+    assert env.target_state() == mapped_source(env.source_url)

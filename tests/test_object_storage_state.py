@@ -9,7 +9,7 @@ import s3fs
 
 from catalog_sync import cli
 from services import MotoS3
-from sync_helpers import SyncEnv, expected_feed
+from sync_helpers import SyncEnv, expected_feed, mapped_source
 
 
 @pytest.fixture
@@ -41,8 +41,10 @@ def test_a_sync_with_its_state_on_s3_converges_and_keeps_nothing_locally(sync_en
 
     assert first["inserted"] == len(expected_feed(sync_env.source_url)) and first["failed"] == 0
     assert second["mode"] == "incremental" and second["updated"] >= 1 and second["inserted"] == 0
-    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+    assert sync_env.target_state() == mapped_source(sync_env.source_url)
     fs = s3fs.S3FileSystem(**s3.storage_options())
     manifest = json.loads(fs.cat(f"{s3.bucket}/catalog-sync/manifest.json"))
-    assert manifest["version"] == 2 and fs.exists(f"{s3.bucket}/catalog-sync/{manifest['snapshot_file']}")
+    assert manifest["version"] == 2 and fs.exists(f"{s3.bucket}/catalog-sync/manifests/v00000002.json")
+    for files in manifest["feeds"].values():
+        assert fs.exists(f"{s3.bucket}/catalog-sync/{files['file']}") and fs.exists(f"{s3.bucket}/catalog-sync/{files['pending']}")
     assert not sync_env.state_dir.exists()  # the local state folder was never used

@@ -131,7 +131,9 @@ def test_production_services_sync_change_and_full_resync_through_the_rest_api(pr
             airflow.assert_run_succeeded("catalog_sync", run["dag_run_id"])
             summaries.append(airflow.xcom("catalog_sync", run["dag_run_id"], "report"))
         assert all(s["mode"] == "incremental" and s["failed"] == 0 for s in summaries), summaries
-        assert sum(s["updated"] for s in summaries) == 2 and sum(s["inserted"] + s["deleted"] for s in summaries) == 0
+        # The watch's name (a product body) and the jacket's price (a price body): one item of each feed.
+        assert [sum(s["feeds"][f]["updated"] for s in summaries) for f in ("products", "prices")] == [1, 1]
+        assert sum(s["feeds"][f][k] for s in summaries for f in s["feeds"] for k in ("inserted", "deleted")) == 0
 
         after = receiver.everything()
         after_products, after_prices = after["products"], after["prices"]

@@ -245,7 +245,8 @@ def test_metadata_price_books_and_prices_with_spec_examples():
     cases = [
         ("/v1/catalog/products/metadata", "/_receiver/metadata", ["description|en-US", "name|en-US", "price|en-US", "shortDescription|en-US", "sku|en-US"]),
         ("/v1/catalog/price-books", "/_receiver/price-books", ["us", "us-north", "us-north-east", "us-north-west", "us-south"]),
-        ("/v1/catalog/products/prices", "/_receiver/prices", ["red-pants|dealer-north", "red-pants|us"]),
+        # The example's "dealer-north" book does not exist: the contract ignores prices of unknown books.
+        ("/v1/catalog/products/prices", "/_receiver/prices", ["red-pants|us"]),
     ]
     for path, read, keys in cases:
         example = next(iter(validator.examples("post", path).values()))
@@ -254,7 +255,39 @@ def test_metadata_price_books_and_prices_with_spec_examples():
         assert r.json() == {"status": "ACCEPTED", "acceptedCount": len(example)}
         stored = c.get(read).json()
         assert sorted(stored) == keys
-        assert sorted(stored.values(), key=json.dumps) == sorted(example, key=json.dumps)
+        assert sorted(stored.values(), key=json.dumps) == sorted(
+            [e for e in example if "|".join(_key_of(read, e)) in keys], key=json.dumps)
+
+
+def _key_of(read: str, item: dict) -> list[str]:
+    if read.endswith("prices"):
+        return [item["sku"], item["priceBookId"]]
+    if read.endswith("price-books"):
+        return [item["priceBookId"]]
+    return [item["code"], item["source"]["locale"]]
+
+
+def test_deleting_a_price_book_deletes_its_child_books_and_all_their_prices():
+    """The contract's cascade: a book's children, all the way down, and every price of any of them."""
+    c = client()
+    books = [{"priceBookId": "us", "name": "US", "currency": "USD"}, {"priceBookId": "us-b2b", "name": "B2B", "parentId": "us"},
+             {"priceBookId": "us-b2b-gold", "name": "Gold", "parentId": "us-b2b"}, {"priceBookId": "eu", "name": "EU", "currency": "EUR"}]
+    assert c.post("/acme/v1/catalog/price-books", json=books, headers=JSON).status_code == 200
+    prices = [{"sku": "A", "priceBookId": book["priceBookId"], "regular": 10.0} for book in books]
+    assert c.post("/acme/v1/catalog/products/prices", json=prices, headers=JSON).status_code == 200
+    assert sorted(c.get("/_receiver/prices").json()) == ["A|eu", "A|us", "A|us-b2b", "A|us-b2b-gold"]
+
+    assert c.post("/acme/v1/catalog/price-books/delete", json=[{"priceBookId": "us"}], headers=JSON).status_code == 200
+
+    assert sorted(c.get("/_receiver/price-books").json()) == ["eu"]
+    assert sorted(c.get("/_receiver/prices").json()) == ["A|eu"]
+
+
+def test_a_price_of_a_price_book_that_does_not_exist_is_accepted_and_ignored():
+    c = client()
+    r = c.post("/acme/v1/catalog/products/prices", json=[{"sku": "A", "priceBookId": "nowhere", "regular": 1.0}], headers=JSON)
+    assert r.status_code == 200 and r.json()["acceptedCount"] == 1
+    assert c.get("/_receiver/prices").json() == {}
 
 
 def test_metadata_price_books_and_prices_invalid():

@@ -1,39 +1,90 @@
-"""A state folder written by an earlier release is upgraded by the first run, without a full resend."""
+"""A state folder written by an earlier release is upgraded by the first run, without a full resend.
+
+The earlier releases run from this repository's history (previous_release). Format 1 kept one
+Magento record per item; format 2 added the day each price was judged on; format 3 keeps the
+target's feeds. The upgrade keeps every product body an earlier release sent (no unchanged
+product is sent again), and every key it sent, so nothing that is gone is left at the target.
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import requests
 
-from previous_release import STATE_FORMAT_1, PreviousRelease
-from sync_helpers import expected_feed
+from catalog_sync.receiver import ReceiverOptions
+from previous_release import STATE_FORMAT_1, STATE_FORMAT_2, PreviousRelease
+from receiver_helpers import ThreadedReceiver, receiver_state
+from sync_helpers import PINNED_NOW, key_text, mapped_source, product_key
 
 pytestmark = pytest.mark.dates
 
+TOKEN = "upgrade-token"
+# How each release pins the run's day (format 1 predates CATALOG_SYNC_NOW).
+PINS = {STATE_FORMAT_1: {"CATALOG_SYNC_TODAY": PINNED_NOW[:10]}, STATE_FORMAT_2: {"CATALOG_SYNC_NOW": PINNED_NOW}}
 
-def test_a_format_1_state_is_upgraded_and_only_prices_with_a_window_are_judged_again(sync_env, tmp_path, capsys,
-                                                                                     monkeypatch):
-    """Format 1 kept no day for each item, so the sent discount of an item with a special-price window is
-    unknown: the first run re-sends exactly those items once, and nothing else."""
-    old = PreviousRelease(STATE_FORMAT_1, tmp_path)
-    first = old.sync("--source-url", sync_env.source_url, "--target-url", sync_env.target_url,
-                     "--state-url", str(sync_env.state_dir), env={"CATALOG_SYNC_TODAY": "2026-02-10"})
-    manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
-    assert (first["mode"], manifest["format"]) == ("full", 1)
-    sent_by_old = sync_env.target_state()
-    windowed = {key for key, record in sent_by_old.items()
-                if record["special_price"] is not None and (record["special_price_from"] or record["special_price_to"])}
-    assert 0 < len(windowed) < len(sent_by_old) / 4
 
-    monkeypatch.setenv("CATALOG_SYNC_NOW", "2026-02-10T12:00:00Z")
-    upgraded = sync_env.sync(capsys)
+def _accepted(root: str) -> dict[str, dict[str, int]]:
+    return requests.get(f"{root}/_receiver/stats", timeout=10).json()["items"]
 
-    manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
-    assert manifest["format"] == 2 and upgraded["mode"] == "incremental"
-    assert {(line["sku"], line["store_view_code"]) for line in sync_env.sent} == windowed
-    assert (upgraded["updated"], upgraded["inserted"], upgraded["deleted"]) == (len(windowed), 0, 0)
 
-    again = sync_env.sync(capsys)
-    assert (again["updated"], again["inserted"], again["deleted"], sync_env.sent) == (0, 0, 0, [])
-    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+def _since(before: dict, after: dict) -> dict[str, dict[str, int]]:
+    return {kind: {op: n - before.get(kind, {}).get(op, 0) for op, n in ops.items() if n - before.get(kind, {}).get(op, 0)}
+            for kind, ops in after.items() if any(n - before.get(kind, {}).get(op, 0) for op, n in ops.items())}
+
+
+@pytest.mark.parametrize(("commit", "old_format"), [(STATE_FORMAT_1, 1), (STATE_FORMAT_2, 2)], ids=["format-1", "format-2"])
+def test_the_first_run_upgrades_the_state_and_sends_only_what_it_must(commit, old_format, sync_env, tmp_path, capsys,
+                                                                      monkeypatch):
+    receiver = ThreadedReceiver(str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id="t", required_token=TOKEN))
+    try:
+        old = PreviousRelease(commit, tmp_path)
+        args = ("--source-url", sync_env.source_url, "--target-url", receiver.target, "--state-url", str(sync_env.state_dir))
+        first = old.sync(*args, env={"CATALOG_SYNC_TARGET_TOKEN": TOKEN, **PINS[commit]})
+        assert first["mode"] == "full" and first["failed"] == 0
+        assert json.loads((sync_env.state_dir / "manifest.json").read_text())["format"] == old_format
+        # Between the releases, the shop moves on: a rename and a deleted product.
+        renamed, gone = sync_env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
+                                        "WHERE type_id = 'simple' ORDER BY entity_id LIMIT 2 OFFSET 10)").split(",")
+        sync_env.execute("UPDATE catalog_product_entity_varchar SET value = 'Renamed between releases' WHERE attribute_id = 73 "
+                         "AND store_id = 0 AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :s)",
+                         params={"s": renamed})
+        sync_env.execute("DELETE FROM catalog_product_entity WHERE sku = :s", params={"s": gone})
+        before = _accepted(receiver.root)
+        monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+
+        upgraded = sync_env.sync(capsys, "--target-url", receiver.target)
+
+        manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
+        assert manifest["format"] == 3 and upgraded["mode"] == "full" and upgraded["failed"] == 0
+        sent = _since(before, _accepted(receiver.root))
+        # Products: only the renamed one (both store views), and the deleted one's deletes.
+        assert sent["products"] == {"upsert": 2, "delete": 2}
+        expected = mapped_source(sync_env.source_url)
+        # Prices were never kept: each is sent once, and the deleted product's prices are deleted.
+        assert sent["prices"] == {"upsert": len(expected["prices"]), "delete": 2}
+        assert receiver_state(receiver.root) == expected
+        assert product_key(gone, "en-US") not in expected["products"]
+
+        again = sync_env.sync(capsys, "--target-url", receiver.target)
+        assert again["mode"] == "incremental" and _since(before, _accepted(receiver.root)) == sent  # nothing more
+    finally:
+        receiver.stop()
+
+
+def test_a_file_target_is_written_again_in_the_new_format_deletes_included(sync_env, tmp_path, capsys):
+    """Format 2's files held Magento records; the first run after the upgrade writes every item as
+    the API's feeds, and a delete for what is gone since, so a consumer can start from its files."""
+    old = PreviousRelease(STATE_FORMAT_2, tmp_path)
+    old.sync(*sync_env.cli_args()[1:], env=PINS[STATE_FORMAT_2])
+    old_files = set(sync_env.delta_files())
+    gone = sync_env.scalar("SELECT sku FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1")
+    sync_env.execute("DELETE FROM catalog_product_entity WHERE sku = :s", params={"s": gone})
+
+    summary = sync_env.sync(capsys)
+
+    new_lines = sync_env.lines_of(sorted(set(sync_env.delta_files()) - old_files))
+    deletes = {(line["feed"], key_text(line["key"])) for line in new_lines if line["op"] == "delete"}
+    assert ("products", product_key(gone, "en-US")) in deletes and ("products", product_key(gone, "fr-FR")) in deletes
+    assert summary["mode"] == "full" and summary["updated"] + summary["inserted"] == len(mapped_source(sync_env.source_url)["products"])

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from catalog_sync.state.snapshot_reader import snapshot_items
+from catalog_sync.state.snapshot_reader import feed_items
 from catalog_sync.state.status_store import StatusStore
-from sync_helpers import expected_feed
+from sync_helpers import key_text, mapped_source, product_key
+
 
 NAME_ATTRIBUTE_ID = 73
 
@@ -36,10 +38,11 @@ def test_first_run_exports_every_item_then_a_second_run_exports_nothing(sync_env
     assert first["mode"] == "full"
     assert first["inserted"] == generated.feed_records
     assert (first["extracted"], first["updated"], first["deleted"], first["failed"]) == (generated.feed_records, 0, 0, 0)
-    expected = expected_feed(sync_env.source_url)
-    assert len(expected) == generated.feed_records
+    expected = mapped_source(sync_env.source_url)
+    assert len(expected["products"]) == generated.feed_records
+    assert {f: first["feeds"][f]["inserted"] for f in expected} == {f: len(items) for f, items in expected.items()}
     assert sync_env.target_state() == expected
-    assert set(snapshot_items(str(sync_env.state_dir))) == set(expected)
+    assert feed_items(str(sync_env.state_dir)) == expected
 
     second = sync_env.sync(capsys)
 
@@ -65,13 +68,13 @@ def test_store_scoped_name_change_exports_exactly_that_item(sync_env, capsys):
     # Both store views of the product were re-read (one changed id), only one differs.
     assert summary["extracted"] == 2 and summary["unchanged"] == 1
     lines = sync_env.sent
-    assert len(lines) == 1
-    assert (lines[0]["op"], lines[0]["sku"], lines[0]["store_view_code"]) == ("upsert", sku, "store_view_2")
-    assert lines[0]["record"]["name"] == "Nom en magasin 2"
-    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+    assert len(lines) == 1  # the product in that store view; its prices did not change
+    assert (lines[0]["op"], lines[0]["feed"], key_text(lines[0]["key"])) == ("upsert", "products", product_key(sku, "fr-FR"))
+    assert lines[0]["body"]["name"] == "Nom en magasin 2"
+    assert sync_env.target_state() == mapped_source(sync_env.source_url)
 
 
-def test_deleted_product_exports_one_delete_per_store_view(sync_env, capsys):
+def test_deleted_product_deletes_its_items_and_its_prices(sync_env, capsys):
     sync_env.sync(capsys)
     entity_id, sku = _product_in_both_views(sync_env)
     sync_env.execute(
@@ -86,12 +89,16 @@ def test_deleted_product_exports_one_delete_per_store_view(sync_env, capsys):
     summary = sync_env.sync(capsys)
 
     assert (summary["inserted"], summary["updated"], summary["deleted"]) == (0, 0, 2)
-    lines = sorted(sync_env.sent, key=lambda line: line["store_view_code"])
-    assert [(line["op"], line["sku"], line["store_view_code"]) for line in lines] == [
-        ("delete", sku, "default"), ("delete", sku, "store_view_2")]
+    assert summary["feeds"]["prices"]["deleted"] == 2
+    # Prices first (they belong to the product), then the products: the reverse of the upsert order.
+    assert [(line["op"], line["feed"], key_text(line["key"])) for line in sync_env.sent] == [
+        ("delete", "prices", key_text({"sku": sku, "priceBookId": "base"})),
+        ("delete", "prices", key_text({"sku": sku, "priceBookId": "second"})),
+        ("delete", "products", product_key(sku, "en-US")),
+        ("delete", "products", product_key(sku, "fr-FR"))]
     state = sync_env.target_state()
-    assert (sku, "default") not in state and (sku, "store_view_2") not in state
-    assert state == expected_feed(sync_env.source_url)
+    assert not any(body.get("sku") == sku for items in state.values() for body in items.values())
+    assert state == mapped_source(sync_env.source_url)
 
 
 def test_touching_only_updated_at_exports_nothing(sync_env, capsys):
@@ -123,21 +130,22 @@ def test_a_logged_change_that_alters_no_exported_field_resends_nothing(sync_env,
     assert sync_env.sent == []
 
 
-def test_variant_deleted_updates_its_configurable_parent(sync_env, capsys):
-    """Magento logs only the child when a configurable link goes; the parent's variant list must follow."""
+def test_variant_unassigned_loses_its_link_to_the_parent(sync_env, capsys):
+    """Magento logs only the child when a configurable link goes: the variant's VARIANT_OF link must go."""
     sync_env.sync(capsys)
     child_id, parent_id = map(int, sync_env.scalar(
         "SELECT product_id || '|' || parent_id FROM catalog_product_super_link ORDER BY link_id LIMIT 1").split("|"))
-    parent_sku = sync_env.scalar("SELECT sku FROM catalog_product_entity WHERE entity_id = :id", {"id": parent_id})
+    child_sku = sync_env.scalar("SELECT sku FROM catalog_product_entity WHERE entity_id = :id", {"id": child_id})
     sync_env.execute("DELETE FROM catalog_product_super_link WHERE product_id = :c", params={"c": child_id})
     sync_env.execute("DELETE FROM catalog_product_relation WHERE child_id = :c", params={"c": child_id})
 
     summary = sync_env.sync(capsys)
 
     assert summary["deleted"] == 0 and summary["inserted"] == 0
-    updated_skus = {line["sku"] for line in sync_env.sent}
-    assert parent_sku in updated_skus
-    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+    sent = sync_env.sent_in("products")
+    assert {line["key"]["sku"] for line in sent} == {child_sku}  # the parent's body does not name its variants
+    assert all("links" not in line["body"] for line in sent)
+    assert sync_env.target_state() == mapped_source(sync_env.source_url)
 
 
 def test_full_resync_with_cleanup_reexports_everything(sync_env, capsys, demo_catalog_template):
@@ -149,7 +157,8 @@ def test_full_resync_with_cleanup_reexports_everything(sync_env, capsys, demo_ca
     assert summary["mode"] == "full"
     assert summary["updated"] == generated.feed_records
     assert (summary["inserted"], summary["deleted"], summary["unchanged"]) == (0, 0, 0)
-    assert len(sync_env.sent) == generated.feed_records
+    expected = mapped_source(sync_env.source_url)
+    assert {f: len(sync_env.sent_in(f)) for f in expected} == {f: len(items) for f, items in expected.items()}
 
 
 def test_full_resync_deletes_what_the_source_no_longer_has(sync_env, capsys):
@@ -166,7 +175,8 @@ def test_full_resync_deletes_what_the_source_no_longer_has(sync_env, capsys):
 
     assert incremental["deleted"] == 0
     assert full["deleted"] == 2 and full["updated"] == 0 and full["inserted"] == 0
-    assert sync_env.target_state() == expected_feed(sync_env.source_url)
+    assert full["feeds"]["prices"]["deleted"] == 2
+    assert sync_env.target_state() == mapped_source(sync_env.source_url)
 
 
 def _triggers(env):
@@ -187,22 +197,23 @@ def test_crash_between_export_and_commit_resends_and_converges(sync_env, capsys)
         "WHERE entity_id = :id AND attribute_id = :attr AND store_id = 0",
         params={"id": entity_id, "attr": NAME_ATTRIBUTE_ID},
     )
-    env = {**os.environ, "CATALOG_SYNC_TEST_CRASH_BEFORE_COMMIT": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    crashed = subprocess.run([sys.executable, "-m", "catalog_sync", *sync_env.cli_args()], env=env,
+    driver = Path(__file__).parent / "support" / "crash_before_commit.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    before = set(sync_env.delta_files())
+    crashed = subprocess.run([sys.executable, str(driver), *sync_env.cli_args()], env=env,
                              capture_output=True, text=True, timeout=300)
     assert crashed.returncode == 70, crashed.stderr
-    delta_files_after_crash = len(sync_env.delta_files())
     # The crashed run did send, but its snapshot did not move.
-    assert {line["sku"] for line in sync_env.lines_of(sync_env.delta_files()[-1:])} == {sku}
+    sent_by_crashed = sync_env.lines_of(sorted(set(sync_env.delta_files()) - before))
+    renamed = [product_key(sku, "en-US"), product_key(sku, "fr-FR")]
+    assert sorted(key_text(line["key"]) for line in sent_by_crashed) == renamed
 
     summary = sync_env.sync(capsys)
 
-    assert len(sync_env.delta_files()) == delta_files_after_crash + 1
-    resent = sync_env.sent
-    assert sorted((line["sku"], line["store_view_code"]) for line in resent) == [(sku, "default"), (sku, "store_view_2")]
+    assert sorted(key_text(line["key"]) for line in sync_env.sent) == renamed  # sent again: nothing lost
     assert summary["updated"] == 2
-    assert sync_env.target_state() == expected_feed(sync_env.source_url)
-    assert snapshot_items(str(sync_env.state_dir)) == expected_feed(sync_env.source_url)
+    assert sync_env.target_state() == mapped_source(sync_env.source_url)
+    assert feed_items(str(sync_env.state_dir)) == mapped_source(sync_env.source_url)
     runs = StatusStore(f"sqlite:///{sync_env.state_dir / 'status.db'}").recent_runs(5)
     assert [r["state"] for r in runs[:2]] == ["success", "failed"]
     assert runs[1]["error"].startswith("abandoned")
@@ -228,7 +239,7 @@ def test_dry_run_sends_nothing_and_keeps_the_snapshot(sync_env, capsys):
     real = sync_env.sync(capsys)
 
     assert real["updated"] == 2
-    assert {line["record"]["name"] for line in sync_env.sent} == {"Dry run rename"}
+    assert {line["body"]["name"] for line in sync_env.sent} == {"Dry run rename"}
 
 
 def test_skus_resync_resends_only_those_skus(sync_env, capsys):
@@ -239,7 +250,11 @@ def test_skus_resync_resends_only_those_skus(sync_env, capsys):
 
     assert summary["mode"] == "skus"
     assert summary["updated"] == 2 and summary["inserted"] == 0 and summary["deleted"] == 0
-    assert {(line["sku"], line["op"]) for line in sync_env.sent} == {(sku, "upsert")}
+    # Both store views' products and both websites' prices, re-sent although unchanged: nothing else.
+    assert sorted((line["feed"], line["op"], key_text(line["key"])) for line in sync_env.sent) == sorted(
+        [("products", "upsert", product_key(sku, "en-US")), ("products", "upsert", product_key(sku, "fr-FR")),
+         ("prices", "upsert", key_text({"sku": sku, "priceBookId": "base"})),
+         ("prices", "upsert", key_text({"sku": sku, "priceBookId": "second"}))])
 
 
 def test_status_and_show_commands(sync_env, capsys):
@@ -250,7 +265,10 @@ def test_status_and_show_commands(sync_env, capsys):
 
     assert cli.main(["show", sku, "--store-view", "store_view_2", "--state-url", str(sync_env.state_dir)]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["payload"] == expected_feed(sync_env.source_url)[(sku, "store_view_2")]
+    expected = mapped_source(sync_env.source_url)
+    assert [(s["feed"], s["body"]) for s in shown] == [
+        ("prices", expected["prices"][key_text({"sku": sku, "priceBookId": "second"})]),
+        ("products", expected["products"][product_key(sku, "fr-FR")])]
 
     assert cli.main(["status", "--state-url", str(sync_env.state_dir), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -296,16 +314,20 @@ def test_a_sync_does_not_start_while_another_holds_the_lock(sync_env, capsys):
 
 def test_report_is_idempotent(sync_env, capsys):
     """Re-running the report of a finished run (an Airflow retry) returns the same summary."""
-    from catalog_sync.steps import pipeline
-    from catalog_sync.steps.pipeline import SyncRequest
+    from catalog_sync import steps
     from catalog_sync.settings import SyncSettings
+    from catalog_sync.steps import SyncRequest
 
     settings = SyncSettings(source_url=sync_env.source_url, target_url=sync_env.target_url, state_url=str(sync_env.state_dir))
-    run = pipeline.plan(settings, SyncRequest("idempotent-report"))
-    for step in (pipeline.extract, pipeline.diff, pipeline.export, pipeline.commit):
-        step(settings, run)
-    first = pipeline.report(settings, run)
-    again = pipeline.report(settings, run)
+    run = steps.plan(settings, SyncRequest("idempotent-report"))
+    steps.extract(settings, run)
+    steps.diff(settings, run)
+    steps.export_catalog(settings, run, "upsert")
+    steps.export(settings, run)
+    steps.export_catalog(settings, run, "delete")
+    steps.commit(settings, run)
+    first = steps.report(settings, run)
+    again = steps.report(settings, run)
 
     assert again == {k: first[k] for k in again} and first["inserted"] == again["inserted"] > 0
     assert StatusStore(settings.status_url).get_run("idempotent-report")["state"] == "success"

@@ -1,7 +1,8 @@
 """The Catalog Sync page inside a real `airflow api-server`: Airflow's auth, its REST API, and a browser.
 
 One api-server (SQLite metadata, this repository's dags/ and plugins/) serves a demo catalog
-synced beforehand by the CLI. Users: admin (admin), viewer (viewer: may read, may not trigger)
+synced beforehand by the CLI to the reference receiver, whose stored bodies the page must show
+byte for byte. Users: admin (admin), viewer (viewer: may read, may not trigger)
 and outsider (a viewer whom tests/support/restricted_auth_manager.py denies the two DAGs).
 The browser test drives Debian's Chromium with Playwright and saves screenshots to
 test-artifacts/ui/.
@@ -22,8 +23,10 @@ import pytest
 import requests
 
 from airflow_services import free_port
+from catalog_sync.receiver import ReceiverOptions
+from receiver_helpers import FEEDS, ThreadedReceiver
 from services import unavailable
-from sync_helpers import SyncEnv
+from sync_helpers import PINNED_NOW, SyncEnv, key_text
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
@@ -88,8 +91,17 @@ def airflow_ui(tmp_path_factory, demo_catalog_template):
         "(SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1)",
         params={"name": XSS})
     sku = env_sync.scalar("SELECT sku FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1")
-    cli = [sys.executable, "-m", "catalog_sync", *env_sync.cli_args()]
-    subprocess.run(cli, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT / "include")})
+    receiver = ThreadedReceiver(str(home / "receiver.db"), ReceiverOptions(tenant_id="ui", required_token="ui-token"))
+    try:
+        cli = [sys.executable, "-m", "catalog_sync", *env_sync.cli_args("--target-url", receiver.target)]
+        subprocess.run(cli, check=True, capture_output=True, env={
+            **os.environ, "PYTHONPATH": str(ROOT / "include"), "CATALOG_SYNC_TARGET_TOKEN": "ui-token",
+            "CATALOG_SYNC_NOW": PINNED_NOW})
+        # What the receiver stored, as text: feed -> canonical key -> body text.
+        stored = {feed: _stored_bodies(receiver.root, endpoint, key_fields) for feed, (endpoint, key_fields) in FEEDS.items()}
+        target = receiver.target
+    finally:
+        receiver.stop()
 
     (home / "passwords.json").write_text(json.dumps(PASSWORDS))
     env = {
@@ -104,7 +116,8 @@ def airflow_ui(tmp_path_factory, demo_catalog_template):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__API_AUTH__JWT_SECRET": "catalog-sync-ui-test-secret-0123456789abcdef",
         "AIRFLOW_CONN_CATALOG_SYNC_SOURCE": json.dumps({"conn_type": "sqlite", "host": str(db)}),
-        "AIRFLOW_CONN_CATALOG_SYNC_TARGET": json.dumps({"conn_type": "generic", "extra": {"url": env_sync.target_url}}),
+        "AIRFLOW_CONN_CATALOG_SYNC_TARGET": json.dumps({"conn_type": "catalog_sync_ingestion_api", "host": target,
+                                                        "password": "ui-token"}),
         "AIRFLOW_VAR_CATALOG_SYNC_STATE_URL": str(env_sync.state_dir),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "tests" / "support")]),
     }
@@ -113,8 +126,14 @@ def airflow_ui(tmp_path_factory, demo_catalog_template):
         assert done.returncode == 0, done.stderr[-3000:]
     server = ApiServer(home, env, free_port())
     server.start()
+    server.stored = stored
     yield server, sku
     server.stop()
+
+
+def _stored_bodies(root: str, endpoint: str, key_fields: tuple[str, ...]) -> dict[str, str]:
+    raw = requests.get(f"{root}/_receiver/raw/{endpoint}", timeout=30).json()
+    return {key_text({f: json.loads(text)[f] for f in key_fields}): text for text in raw.values()}
 
 
 def test_the_plugin_is_registered_with_its_nav_entry(airflow_ui):
@@ -161,10 +180,29 @@ def test_the_json_view_keeps_a_script_name_as_data(airflow_ui):
     server, sku = airflow_ui
     detail = server.get(f"/catalog-sync/api/products/{sku}", "admin")
     assert detail.headers["content-type"].startswith("application/json")
-    names = {v["store_view_code"]: v["sent"]["name"] for v in detail.json()["store_views"]}
+    names = {v["store_view_code"]: json.loads(next(i for i in v["items"] if i["feed"] == "products")["sent"]["body"])["name"]
+             for v in detail.json()["store_views"]}
     assert names["default"] == XSS  # the French view has a name of its own
     page = server.get(f"/catalog-sync/products/{sku}", "admin").text
     assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_the_page_shows_the_exact_bytes_the_receiver_stored(airflow_ui):
+    """Through the real plugin: every item of every feed on one page of each, and a product's items."""
+    server, sku = airflow_ui
+    checked = 0
+    for feed in ("metadata", "price_books", "products", "prices"):
+        page = server.get(f"/catalog-sync/api/feeds/{feed}", "admin").json()
+        assert page["total"] == len(server.stored[feed]) and page["items"]
+        for item in page["items"]:
+            assert item["body"] == server.stored[feed][item["key"]], (feed, item["key"])
+            checked += 1
+    detail = server.get(f"/catalog-sync/api/products/{sku}", "admin").json()
+    for view in detail["store_views"]:
+        for item in view["items"]:
+            assert item["sent"]["body"] == server.stored[item["feed"]][item["key"]]
+            checked += 1
+    assert checked >= 50
 
 
 def _runs(server: ApiServer, dag_id: str) -> list[dict]:

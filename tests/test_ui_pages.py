@@ -7,6 +7,7 @@ the same app inside a real `airflow api-server`, with Airflow's own auth, and dr
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import datetime, timezone
 
@@ -109,7 +110,8 @@ def test_a_script_in_a_product_name_is_shown_as_text_everywhere(page):
     detail = client.get(f"/products/{sku}").text
     for body in (listing, detail):
         assert XSS not in body and escaped in body
-    assert client.get(f"/api/products/{sku}").json()["store_views"][0]["sent"]["name"] == XSS  # JSON: data, not markup
+    item = client.get(f"/api/products/{sku}").json()["store_views"][0]["items"][-1]  # the products feed's item
+    assert item["feed"] == "products" and json.loads(item["sent"]["body"])["name"] == XSS  # JSON: data, not markup
     assert client.get(f"/api/products/{sku}").headers["content-type"].startswith("application/json")
 
 
@@ -119,10 +121,23 @@ def test_product_detail_has_the_sent_json_magento_now_a_field_diff_and_history(p
                 "AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :sku)", params={"sku": sku})
     detail = client.get(f"/api/products/{sku}", params={"store_view": "default"}).json()
     [view] = detail["store_views"]
-    assert view["sent"]["sku"] == sku and view["now"]["price"] == 12345.5
-    assert [d["field"] for d in view["diff"]] == ["price"]  # only real discrepancies; updated_at is not one
+    items = {item["feed"]: item for item in view["items"]}
+    assert set(items) == {"products", "prices"}  # the default view's website judges the price
+    price = items["prices"]
+    assert json.loads(price["sent"]["body"])["sku"] == sku and json.loads(price["now"])["regular"] == 12345.5
+    assert [d["field"] for d in price["diff"]] == ["regular"] and not price["in_sync"]  # only real discrepancies
+    assert items["products"]["in_sync"] and items["products"]["diff"] == []
+    assert view["record"]["price"] == 12345.5  # Magento's record now
     page_html = client.get(f"/products/{sku}").text
     assert 'class="differs"' in page_html and "Resync this product" in page_html and "sent-json" in page_html
+
+
+def test_text_is_shown_as_text_in_the_body_and_the_diff(page):
+    client, _airflow, _summary, sku, env = page
+    env.execute("UPDATE catalog_product_entity_varchar SET value = 'Zürich Jacket' WHERE attribute_id = 73 AND store_id = 0 "
+                "AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :sku)", params={"sku": sku})
+    page_html = client.get(f"/products/{sku}", params={"store_view": "default"}).text
+    assert "Zürich Jacket" in page_html and "\\u00fc" not in page_html
 
 
 def test_store_catalog_search_shows_sync_states(page):
@@ -139,9 +154,17 @@ def test_resync_actions_need_a_json_post_and_start_catalog_full_resync(page):
     assert client.post("/actions/resync", data={"skus": sku}).status_code == 415  # a plain form: refused
     one = client.post("/actions/resync", json={"skus": [sku]}).json()
     everything = client.post("/actions/resync", json={}).json()
-    assert airflow.triggered == [("catalog_full_resync", {"skus": [sku]}), ("catalog_full_resync", {})]
+    resend = client.post("/actions/resync", json={"cleanup": True}).json()
+    assert airflow.triggered == [("catalog_full_resync", {"skus": [sku]}), ("catalog_full_resync", {}),
+                                 ("catalog_full_resync", {"cleanup": True})]
     assert one["url"] == "/dags/catalog_full_resync/runs/manual__1" and everything["dag_run_id"] == "manual__2"
-    assert "loads the" in client.get("/settings").text  # the warning before a full resync
+    assert resend["dag_run_id"] == "manual__3"
+    assert client.post("/actions/resync", json={"cleanup": "yes"}).status_code == 400
+    settings_page = client.get("/settings").text
+    assert "loads the" in settings_page  # the warning before a full resync
+    # Both of Adobe's meanings, each explained.
+    assert "Reconcile" in settings_page and "sends only what differs" in settings_page
+    assert "Re-send everything" in settings_page and "Sends every item again" in settings_page
 
 
 def test_failed_items_list_retryable_and_rejected_with_reasons(page):
@@ -154,11 +177,11 @@ def test_failed_items_list_retryable_and_rejected_with_reasons(page):
 
     store = SnapshotStore(StateLocation(str(env.state_dir)))
     manifest = store.read_manifest()
-    rows = [{"product_id": 1, "sku": "BAD-1", "store_view_code": "default", "op": "upsert", "status": "rejected",
-             "reason": "HTTP 400: Invalid SKU", "content_hash": "x", "run_id": "r1"},
-            {"product_id": 2, "sku": "SLOW-2", "store_view_code": "fr", "op": "upsert", "status": "retryable",
-             "reason": "HTTP 503 (6 attempts)", "content_hash": "y", "run_id": "r1"}]
-    pq.write_table(pa.Table.from_pylist(rows, PENDING_SCHEMA), store.file_url(manifest.pending_file))
+    rows = [{"key": '{"sku":"BAD-1"}', "product_id": 1, "sku": "BAD-1", "store_view_code": "default", "op": "upsert",
+             "status": "rejected", "reason": "HTTP 400: Invalid SKU", "sha1": "x", "run_id": "r1"},
+            {"key": '{"sku":"SLOW-2"}', "product_id": 2, "sku": "SLOW-2", "store_view_code": "fr", "op": "upsert",
+             "status": "retryable", "reason": "HTTP 503 (6 attempts)", "sha1": "y", "run_id": "r1"}]
+    pq.write_table(pa.Table.from_pylist(rows, PENDING_SCHEMA), store.file_url(manifest.files("products").pending))
     client.app.state.page_context.get().products._loaded = None  # same version, rewritten file: reload
 
     body = _section(client.get("/failed").text, "failed-items")

@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Any
 
-from catalog_sync.settings import ConfigurationError, SyncSettings, parse_price_books
+from catalog_sync.settings import ConfigurationError, SyncSettings
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 3
 
@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="run one whole sync; prints a JSON summary as the last line")
     sync.add_argument("--source-url", help="SQLAlchemy URL of the Magento database (env CATALOG_SYNC_SOURCE_URL)")
-    sync.add_argument("--target-url", help="file://FOLDER for JSONL deltas (env CATALOG_SYNC_TARGET_URL)")
+    sync.add_argument("--target-url", help="the ingestion API's https://HOST/TENANT, or file://FOLDER (or s3://...) "
+                                           "for JSONL feed files (env CATALOG_SYNC_TARGET_URL)")
     sync.add_argument("--state-url", help="folder or URL for the snapshot and staging (env CATALOG_SYNC_STATE_URL)")
     sync.add_argument("--status-url", help="SQLAlchemy URL of the status store (default: SQLite in the state folder)")
     sync.add_argument("--full", action="store_true", help="reconcile the whole catalog instead of the changes")
@@ -52,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="compute and report the delta, send nothing")
     sync.add_argument("--skus", help="comma-separated SKUs: resync only these")
     sync.add_argument("--chunk-size", type=int, help="products read per chunk (default 10000)")
-    sync.add_argument("--batch-size", type=int, help="items per request to the target (default 100)")
+    sync.add_argument("--batch-size", type=int, help="items per request to the ingestion API (default 100; "
+                                                     "env CATALOG_SYNC_BATCH_SIZE)")
     sync.add_argument("--buckets", type=int, help="split the catalog into N hash buckets of sku, synced one after "
                                                   "the other (the DAGs run them as parallel mapped tasks; default 1)")
     sync.add_argument("--price-books", help="price book id per website, e.g. base=main_usd,eu=main_eur "
@@ -65,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(handler=_cmd_status)
 
-    show = commands.add_parser("show", help="print the payload last exported for a SKU")
+    show = commands.add_parser("show", help="print every item last sent for a SKU (each feed: key, exact body)")
     show.add_argument("sku")
     show.add_argument("--store-view", help="store view code (default: every store view)")
     _state_args(show)
@@ -88,13 +90,13 @@ def _state_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from catalog_sync.steps.pipeline import SyncRequest, run_sync
+    from catalog_sync.steps import SyncRequest, run_sync
     from catalog_sync.state.status_store import SyncLockedError
 
     settings = SyncSettings.from_env(
+        target_flags={"price_books": args.price_books, "batch_size": args.batch_size},
         source_url=args.source_url, target_url=args.target_url, state_url=args.state_url,
-        status_url=args.status_url, chunk_size=args.chunk_size, batch_size=args.batch_size, buckets=args.buckets,
-        price_books=parse_price_books(args.price_books) if args.price_books else None,
+        status_url=args.status_url, chunk_size=args.chunk_size, buckets=args.buckets,
     )
     skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())
     request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run)
@@ -163,8 +165,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         where = f" in store view {args.store_view!r}" if args.store_view else ""
         print(f"sku {args.sku!r} has not been exported{where}", file=sys.stderr)
         return EXIT_FAILED
-    for item in found:
-        print(json.dumps(item, indent=2, ensure_ascii=False))
+    print(json.dumps(found, indent=2, ensure_ascii=False))
     return 0
 
 

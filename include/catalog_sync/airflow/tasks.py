@@ -1,4 +1,4 @@
-"""The sync as Airflow tasks: thin wrappers over `catalog_sync.steps.pipeline`.
+"""The sync as Airflow tasks: thin wrappers over `catalog_sync.steps`.
 
 Both DAGs (hourly sync, manual full resync) build the same chain with
 `add_sync_tasks`; only how the request is made differs. Tasks pass the small
@@ -17,10 +17,11 @@ from typing import Any
 from airflow.sdk import Asset, PokeReturnValue, TriggerRule, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from catalog_sync.steps import pipeline
+from catalog_sync import steps
 from catalog_sync.airflow.connections import load_settings
-from catalog_sync.steps.pipeline import RunPlan, SyncRequest
 from catalog_sync.state.status_store import SyncLockedError
+from catalog_sync.steps import RunPlan, SyncRequest
+from catalog_sync.targets.base import DELETE, UPSERT
 
 log = logging.getLogger("catalog_sync.airflow")
 
@@ -40,15 +41,14 @@ LOCK_WAIT = timedelta(hours=2)
 HEAVY_QUEUE = os.environ.get("CATALOG_SYNC_WORKER_QUEUE", "default")
 # A pool capping concurrent heavy tasks (Magento and worker load); it must exist when set.
 HEAVY_POOL = os.environ.get("CATALOG_SYNC_POOL", "default_pool")
-ERROR_FILE = "error.json"
-
-
 def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> None:
-    """Create plan -> buckets -> extract[b] -> diff[b] -> export[b] -> commit -> report in the current DAG.
+    """Create plan -> buckets -> extract[b] -> diff[b] -> export_catalog_upserts -> export[b]
+    -> export_catalog_deletes -> commit -> report in the current DAG.
 
     extract, diff and export are mapped over the run's hash buckets of sku (Variable
-    catalog_sync_buckets, default 1), so large catalogs spread over workers; commit
-    stays one atomic step over every bucket's files."""
+    catalog_sync_buckets, default 1), so large catalogs spread over workers. The catalog-wide
+    feeds (metadata, price books) go before every bucket's products and prices, and their
+    deletes after them; commit stays one atomic step over every bucket's files."""
 
     @task.sensor(task_id="plan", poke_interval=30, timeout=LOCK_WAIT.total_seconds(), mode="reschedule",
                  execution_timeout=None)
@@ -56,7 +56,7 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
         """Take the sync lock (waiting while another sync holds it) and choose the mode."""
         request = make_request(get_current_context())
         try:
-            run = pipeline.plan(load_settings(), request)
+            run = steps.plan(load_settings(), request)
         except SyncLockedError as exc:
             log.info("waiting for the sync lock: %s", exc)
             return PokeReturnValue(is_done=False)
@@ -69,19 +69,29 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
 
     @task(queue=HEAVY_QUEUE, pool=HEAVY_POOL)
     def extract(plan: dict, bucket: int) -> dict:
-        return _step("extract", lambda s, r: pipeline.extract(s, r, bucket), plan)
+        return _step("extract", lambda s, r: steps.extract(s, r, bucket), plan)
 
     @task(queue=HEAVY_QUEUE, pool=HEAVY_POOL)
     def diff(plan: dict, bucket: int) -> dict:
-        return _step("diff", lambda s, r: pipeline.diff(s, r, bucket).to_dict(), plan)
+        return _step("diff", lambda s, r: steps.diff(s, r, bucket), plan)
+
+    @task
+    def export_catalog_upserts(plan: dict) -> dict:
+        """Metadata and price books, before any product or price that uses them."""
+        return _step("export_catalog_upserts", lambda s, r: steps.export_catalog(s, r, UPSERT), plan)
 
     @task(queue=HEAVY_QUEUE, pool=HEAVY_POOL, execution_timeout=timedelta(hours=1))
     def export(plan: dict, bucket: int) -> dict:
-        return _step("export", lambda s, r: pipeline.export(s, r, bucket), plan)
+        return _step("export", lambda s, r: steps.export(s, r, bucket), plan)
+
+    @task
+    def export_catalog_deletes(plan: dict) -> dict:
+        """Price books and metadata that are gone, after every product and price."""
+        return _step("export_catalog_deletes", lambda s, r: steps.export_catalog(s, r, DELETE), plan)
 
     @task(pool=HEAVY_POOL)
     def commit(plan: dict) -> dict:
-        return _step("commit", pipeline.commit, plan)
+        return _step("commit", steps.commit, plan)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=1, outlets=[CATALOG_FEED_ASSET])
     def report(plan: dict | None) -> dict:
@@ -90,12 +100,11 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
             raise AirflowFailException("the sync never started: the plan task failed (see its log)")
         run = RunPlan.from_dict(plan)
         settings = load_settings()
-        staging = pipeline.Workspace(settings).staging(run)
-        error = None
-        if staging.exists(ERROR_FILE):
-            failure = staging.read_json(ERROR_FILE)
-            error = f"{failure['step']} failed: {failure['error']}"
-        summary = pipeline.report(settings, run, error)
+        with steps.Workspace(settings) as ws:
+            staging = ws.staging(run)
+            failure = staging.read_json(staging.ERROR) if staging.exists(staging.ERROR) else None
+        error = f"{failure['step']} failed: {failure['error']}" if failure else None
+        summary = steps.report(settings, run, error)
         get_current_context()["outlet_events"][CATALOG_FEED_ASSET].extra = {"run_id": run.run_id, **summary}
         if "error" in summary:
             raise AirflowFailException(f"catalog sync failed: {summary['error']}")
@@ -105,9 +114,11 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
     bucket_ids = buckets(planned)
     extracted = extract.partial(plan=planned).expand(bucket=bucket_ids)
     diffed = diff.partial(plan=planned).expand(bucket=bucket_ids)
+    catalog_upserts = export_catalog_upserts(planned)
     exported = export.partial(plan=planned).expand(bucket=bucket_ids)
+    catalog_deletes = export_catalog_deletes(planned)
     committed = commit(planned)
-    extracted >> diffed >> exported >> committed
+    extracted >> diffed >> catalog_upserts >> exported >> catalog_deletes >> committed
     committed >> report(planned)
 
 
@@ -115,13 +126,14 @@ def _step(name: str, fn: Callable, plan: dict) -> dict:
     """Run one engine step; leave a note for `report` if it fails, clear it when a retry succeeds."""
     run = RunPlan.from_dict(plan)
     settings = load_settings()
-    staging = pipeline.Workspace(settings).staging(run)
-    try:
-        result = fn(settings, run)
-    except Exception as exc:
-        staging.write_json_atomic({"step": name, "error": f"{type(exc).__name__}: {exc}"}, ERROR_FILE)
-        raise
-    staging.remove(ERROR_FILE)
+    with steps.Workspace(settings) as ws:
+        staging = ws.staging(run)
+        try:
+            result = fn(settings, run)
+        except Exception as exc:
+            staging.write_json({"step": name, "error": f"{type(exc).__name__}: {exc}"}, staging.ERROR)
+            raise
+        staging.remove(staging.ERROR)
     return result
 
 

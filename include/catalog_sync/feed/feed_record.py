@@ -60,6 +60,16 @@ EXTRACT_SCHEMA = pa.schema(
 )
 
 
+@dataclass(slots=True)
+class StagingRow:
+    """A staging record as the target's mapping gets it: the record, the local day it is judged
+    on, and why extract refused it (None: it is sendable)."""
+
+    record: dict[str, Any]
+    judged_on: str | None = None
+    quarantine_reason: str | None = None
+
+
 @dataclass(frozen=True)
 class FeedRow:
     product_id: int
@@ -69,6 +79,9 @@ class FeedRow:
     linked_product_ids: tuple[int, ...] = ()
     quarantine_reason: str | None = None
     judged_on: str | None = None  # the store view's local date at the run's instant
+
+    def staging(self) -> StagingRow:
+        return StagingRow(self.payload, self.judged_on, self.quarantine_reason)
 
 
 def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime | None = None) -> Iterator[FeedRow]:

@@ -6,6 +6,7 @@ Everything here is a SELECT. Catalog Sync never writes to the shop database
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ class StoreView:
     currency: str
     media_url: str = ""  # base URL of product images: <media_url>catalog/product<file>
     timezone: str = DEFAULT_TIMEZONE  # general/locale/timezone: the zone its date windows are judged in
+    is_website_default: bool = False  # its website's default store view (default group's default store)
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,19 @@ class MagentoCatalogReader:
 
     # ---- catalog-wide context -------------------------------------------------
 
+    def attribute_fingerprint(self) -> str:
+        """sha1 of the product attributes' definitions (code, types, user-defined): every item's body
+        depends on them, and Magento logs no product change when one is added, removed or retyped."""
+        a, t = m.eav_attribute.c, m.eav_entity_type.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(a.attribute_code, a.backend_type, a.frontend_input, a.is_user_defined)
+                .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+                .where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE).order_by(a.attribute_code)
+            ).all()
+        text = "\n".join("|".join("" if v is None else str(v) for v in r) for r in rows)
+        return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
     def load_context(self) -> CatalogContext:
         with self.engine.connect() as conn:
             config = self._config(conn)
@@ -205,10 +220,13 @@ class MagentoCatalogReader:
     @staticmethod
     def _store_views(conn: sa.Connection, config: dict) -> list[StoreView]:
         s, w, g = m.store.c, m.store_website.c, m.store_group.c
+        default_group = m.store_group.alias("website_default_group")
         rows = conn.execute(
-            sa.select(s.store_id, s.code, s.name, s.website_id, w.code.label("website_code"), g.code.label("group_code"))
+            sa.select(s.store_id, s.code, s.name, s.website_id, w.code.label("website_code"), g.code.label("group_code"),
+                      (default_group.c.default_store_id == s.store_id).label("is_website_default"))
             .join_from(m.store, m.store_website, s.website_id == w.website_id)
             .join(m.store_group, s.group_id == g.group_id)
+            .outerjoin(default_group, default_group.c.group_id == w.default_group_id)
             .where(s.store_id != m.ADMIN_STORE_ID, s.is_active == 1)
             .order_by(s.store_id)
         )
@@ -236,6 +254,7 @@ class MagentoCatalogReader:
                     locale=scoped("general/locale/code", r.store_id, r.website_id) or DEFAULT_LOCALE,
                     timezone=scoped("general/locale/timezone", r.store_id, r.website_id) or DEFAULT_TIMEZONE,
                     currency=currency or "USD",
+                    is_website_default=bool(r.is_website_default),
                     media_url=_media_url(
                         scoped("web/secure/base_media_url", r.store_id, r.website_id),
                         scoped("web/secure/base_url", r.store_id, r.website_id),

@@ -472,8 +472,13 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
         async def read_all() -> dict[str, Any]:
             return state.store.all(kind)
 
-        read_all.__name__ = "read_" + kind
+        async def read_raw() -> dict[str, str]:
+            return state.store.bodies(kind)
+
+        read_all.__name__, read_raw.__name__ = "read_" + kind, "read_raw_" + kind
         app.add_api_route(f"/_receiver/{name}", read_all, methods=["GET"])
+        # The exact JSON text each item is stored as (the bytes a client sent, as orjson writes them back).
+        app.add_api_route(f"/_receiver/raw/{name}", read_raw, methods=["GET"])
 
     for name, kind in READ_ENDPOINTS.items():
         add_read_route(name, kind)

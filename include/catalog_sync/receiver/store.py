@@ -11,7 +11,9 @@ One table per entity kind, keyed like the real service keys them:
 
 `body` holds the full accepted JSON item. A create replaces the whole row,
 a delete removes it (deleting a missing row is fine: deletes are idempotent).
-One connection guarded by a lock: safe to share between threads.
+As the contract says: deleting a price book deletes its child price books and every
+price of them, and a price that references a price book that does not exist is ignored
+(accepted, not stored). One connection guarded by a lock: safe to share between threads.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class ReceiverStore:
         rows = [(*kind.key(item), orjson.dumps(item).decode(), now) for item in items]
         marks = ", ".join("?" for _ in range(len(kind.columns) + 2))
         with self._lock:
+            if kind_name == "prices":  # prices of a price book that does not exist are ignored
+                books = {r[0] for r in self._conn.execute("SELECT price_book_id FROM price_books")}
+                rows = [row for row in rows if row[1] in books]
             self._conn.execute("BEGIN")
             try:
                 self._conn.executemany(
@@ -115,11 +120,35 @@ class ReceiverStore:
             try:
                 for key in keys:
                     removed += self._conn.execute(f"DELETE FROM {kind.table} WHERE {where}", key).rowcount
+                if kind_name == "price_books":
+                    self._cascade_price_books([key[0] for key in keys])
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
         return removed
+
+    def _cascade_price_books(self, deleted: list[str]) -> None:
+        """The deleted books' child books, all the way down, and every price of any of them."""
+        gone, todo = set(deleted), list(deleted)
+        while todo:
+            parent = todo.pop()
+            for (child, body) in self._conn.execute("SELECT price_book_id, body FROM price_books").fetchall():
+                if child not in gone and json.loads(body).get("parentId") == parent:
+                    gone.add(child)
+                    todo.append(child)
+        for book in gone:
+            self._conn.execute("DELETE FROM price_books WHERE price_book_id = ?", (book,))
+            self._conn.execute("DELETE FROM prices WHERE price_book_id = ?", (book,))
+
+    def bodies(self, kind_name: str) -> dict[str, str]:
+        """Every accepted item of a kind as the JSON text stored, keyed like `all`."""
+        kind = KINDS[kind_name]
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(kind.columns)}, body FROM {kind.table} ORDER BY {', '.join(kind.columns)}"
+            ).fetchall()
+        return {"|".join(row[:-1]): row[-1] for row in rows}
 
     def all(self, kind_name: str) -> dict[str, Any]:
         """Every accepted item of a kind, keyed by its key columns joined with "|" (e.g. "sku|locale")."""

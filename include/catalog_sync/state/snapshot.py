@@ -1,81 +1,123 @@
-"""The versioned Parquet snapshot: what the target has accepted.
+"""The versioned Parquet snapshot: per feed, exactly what the target accepted.
 
 Layout under the state URL:
 
-    manifest.json                     the current version, its files and the change watermarks
-    snapshot/v00000007.parquet        one row per accepted (sku, store view), with the payload sent
-    snapshot/v00000007.pending.parquet items that are not in sync yet (retryable or rejected)
+    manifest.json                           the version in force: each feed's files, the change watermarks
+    manifests/v00000042.json                every committed manifest, kept for history and recovery
+    snapshot/<feed>/v00000042.parquet       one row per item the target holds: key, the exact body, sha1
+    snapshot/<feed>/v00000042.pending.parquet   items not in sync yet (retryable or rejected, with reasons)
 
-A commit writes new version files, then swaps `manifest.json` atomically, so
-the snapshot and the watermarks always move together. Readers only follow the
-manifest, so a crash mid-commit leaves the previous version in force.
+A commit writes new files only for the feeds it changed (the others keep their files),
+writes `manifests/vN.json`, then swaps `manifest.json` atomically: the single commit point,
+so the snapshot and the watermarks always move together. Readers only follow the manifest,
+so a crash mid-commit leaves the previous version in force.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
 import pyarrow as pa
 
 from catalog_sync import clock
-
-from catalog_sync.state import duckdb_session
-from catalog_sync.state.duckdb_session import sql_literal
-from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.state.location import StateLocation
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-# The state's format. Each change of it adds an upgrade from the format before (UPGRADES), which
-# the plan step runs under the sync lock; readers accept the formats they can read.
-#   1  the first layout
-#   2  snapshot rows carry `judged_on`, the store-local day their price window was judged on
-MANIFEST_FORMAT = 2
+MANIFESTS = "manifests"
+# The state's format. Each change of it adds an upgrade from the format before (state.upgrades),
+# which the plan step runs under the sync lock; readers accept only the current format.
+#   1  one record per (sku, store view), the Magento-shaped record as payload
+#   2  the same, with `judged_on`, the store-local day the price window was judged on
+#   3  one snapshot per feed of the target: key, exact body, sha1 (this module)
+MANIFEST_FORMAT = 3
 
-# The extract's columns (less the quarantine reason: only accepted items get here), plus when and by which run.
-SNAPSHOT_SCHEMA = pa.schema(
-    [f for f in EXTRACT_SCHEMA if f.name != "quarantine_reason"]
-    + [pa.field("exported_at", pa.string()), pa.field("run_id", pa.string())]
-)
+# A feed item as the run builds it (staging) and as the snapshot keeps it (plus exported_at, run_id).
+# `key` and `body` are canonical JSON; product_id, sku and the listing columns say which Magento
+# product an item comes from (NULL for catalog-wide items such as price books).
+ITEM_FIELDS = [
+    pa.field("key", pa.string()),
+    pa.field("body", pa.string()),
+    pa.field("sha1", pa.string()),
+    pa.field("product_id", pa.int64()),
+    pa.field("sku", pa.string()),
+    pa.field("store_view_code", pa.string()),
+    pa.field("judged_on", pa.string()),
+    pa.field("recheck_on", pa.string()),
+    pa.field("name", pa.string()),
+    pa.field("type", pa.string()),
+    pa.field("price", pa.float64()),
+    pa.field("visibility", pa.int32()),
+    pa.field("source_updated_at", pa.string()),
+    # Configurable parents and variants: a change to one re-reads the others (as linked when sent).
+    pa.field("linked_product_ids", pa.list_(pa.int64())),
+]
+ITEM_SCHEMA = pa.schema([*ITEM_FIELDS, pa.field("reason", pa.string())])  # reason: why not sendable
+SNAPSHOT_SCHEMA = pa.schema([*ITEM_FIELDS, pa.field("exported_at", pa.string()), pa.field("run_id", pa.string())])
 
-# Small row groups: the plugin page fetches one item's payload by row number, and DuckDB
-# decodes a whole row group of the payload column to do so (16k rows: ~10 ms; the
-# default 122,880: ~50-100 ms).
+# Small row groups: the plugin page fetches one product's bodies by row number, and DuckDB
+# decodes a whole row group of the body column to do so (16k rows: ~10 ms; the default 122,880: ~50-100 ms).
 SNAPSHOT_ROW_GROUP_SIZE = 16384
 
-# Items not yet in sync. Retryable ones are re-extracted next run; rejected
-# ones are re-sent only when their content hash changes.
-PENDING_SCHEMA = pa.schema(
-    [
-        ("product_id", pa.int64()),
-        ("sku", pa.string()),
-        ("store_view_code", pa.string()),
-        ("op", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("content_hash", pa.string()),
-        ("run_id", pa.string()),
-    ]
-)
+# Items not yet in sync. Retryable ones are re-extracted next run; rejected ones (held) are
+# re-sent when their body changes, or when a re-send is forced.
+PENDING_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("product_id", pa.int64()),
+    ("sku", pa.string()),
+    ("store_view_code", pa.string()),
+    ("op", pa.string()),
+    ("status", pa.string()),
+    ("reason", pa.string()),
+    ("sha1", pa.string()),
+    ("run_id", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class FeedFiles:
+    file: str | None = None  # relative to the state URL
+    pending: str | None = None
+    items: int = 0
+    pending_items: int = 0
 
 
 @dataclass(frozen=True)
 class Manifest:
     version: int = 0
-    snapshot_file: str | None = None
-    pending_file: str | None = None
+    feeds: dict[str, FeedFiles] = field(default_factory=dict)
     change_marks: dict | None = None
-    item_count: int = 0
     run_id: str | None = None
     committed_at: str | None = None
     format: int = MANIFEST_FORMAT
     history: list = field(default_factory=list)
+    # What every item's body depends on besides its product (the target's mapping, the catalog's
+    # attributes), as of the last full reconcile: when one changes, the next run reconciles in full.
+    fingerprints: dict = field(default_factory=dict)
 
     @property
     def marks(self) -> ChangeMarks | None:
         return ChangeMarks.from_dict(self.change_marks)
+
+    def files(self, feed: str) -> FeedFiles:
+        return self.feeds.get(feed) or FeedFiles()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Manifest":
+        feeds = {name: FeedFiles(**files) for name, files in (data.get("feeds") or {}).items()}
+        return cls(**{**data, "feeds": feeds})
+
+
+class UnsupportedState(RuntimeError):
+    """The state was written in a format this release cannot read (newer, or not upgraded yet)."""
 
 
 class SnapshotStore:
@@ -83,96 +125,90 @@ class SnapshotStore:
         self.location = location
         self.keep_versions = keep_versions
 
-    def read_manifest(self) -> Manifest:
-        if not self.location.exists(MANIFEST):
-            return Manifest()
-        data = self.location.read_json(MANIFEST)
-        found = data.get("format")
-        if not isinstance(found, int) or not 1 <= found <= MANIFEST_FORMAT:
-            raise RuntimeError(
-                f"the state at {self.location.url} has manifest format {found!r}; this Catalog Sync reads formats "
-                f"1 to {MANIFEST_FORMAT}: was it written by a newer release?")
-        return Manifest(**data)
+    def read_raw(self) -> dict[str, Any] | None:
+        return self.location.read_json(MANIFEST) if self.location.exists(MANIFEST) else None
 
-    def upgrade(self) -> Manifest:
-        """Bring the state to MANIFEST_FORMAT, one format at a time; call with the sync lock held."""
-        manifest = self.read_manifest()
-        while manifest.format < MANIFEST_FORMAT:
-            before = manifest.format
-            manifest = UPGRADES[before](self, manifest)
-            log.info("state at %s upgraded from format %d to %d (snapshot v%d)", self.location.url, before,
-                     manifest.format, manifest.version)
-        return manifest
+    def read_manifest(self) -> Manifest:
+        data = self.read_raw()
+        if data is None:
+            return Manifest()
+        found = data.get("format")
+        if found != MANIFEST_FORMAT:
+            newer = isinstance(found, int) and found > MANIFEST_FORMAT
+            raise UnsupportedState(
+                f"the state at {self.location.url} has manifest format {found!r}, this Catalog Sync reads format "
+                f"{MANIFEST_FORMAT}: " + ("it was written by a newer release" if newer
+                                          else "the next sync upgrades it (its plan step does, under the lock)"))
+        return Manifest.from_dict(data)
 
     def file_url(self, relative: str | None) -> str | None:
         """Where DuckDB reads a snapshot file (see StateLocation.url_of)."""
         return None if relative is None else self.location.url_of(relative)
 
-    def new_version_files(self, manifest: Manifest) -> tuple[str, str]:
-        version = manifest.version + 1
-        return f"snapshot/v{version:08d}.parquet", f"snapshot/v{version:08d}.pending.parquet"
+    @staticmethod
+    def new_files(feed: str, version: int) -> tuple[str, str]:
+        return f"snapshot/{feed}/v{version:08d}.parquet", f"snapshot/{feed}/v{version:08d}.pending.parquet"
 
-    def swap_manifest(
-        self, previous: Manifest, snapshot_file: str, pending_file: str, marks: ChangeMarks | None,
-        item_count: int, run_id: str, format: int = MANIFEST_FORMAT,
-    ) -> Manifest:
-        """Make the new version current. Only call after both files are fully written."""
-        current = self.read_manifest()
-        if current.version != previous.version:
+    def swap_manifest(self, previous: Manifest, feeds: dict[str, FeedFiles], marks: ChangeMarks | None,
+                      run_id: str, format: int = MANIFEST_FORMAT, fingerprints: dict | None = None) -> Manifest:
+        """Make the new version current. Only call after every file it names is fully written."""
+        current = self.read_raw()
+        current_version = int(current.get("version", 0)) if current else 0
+        if current_version != previous.version:
             raise RuntimeError(
-                f"snapshot moved under us: expected version {previous.version}, found {current.version} "
-                f"(committed by run {current.run_id}); is another sync running against this state URL?"
+                f"snapshot moved under us: expected version {previous.version}, found {current_version} "
+                f"(committed by run {(current or {}).get('run_id')}); is another sync running against this state URL?"
             )
         history = ([{"version": previous.version, "run_id": previous.run_id, "committed_at": previous.committed_at}]
                    if previous.version else []) + list(previous.history)
         new = Manifest(
             version=previous.version + 1,
-            snapshot_file=snapshot_file,
-            pending_file=pending_file,
+            feeds=dict(feeds),
             change_marks=marks.to_dict() if marks else previous.change_marks,
-            item_count=item_count,
             run_id=run_id,
             committed_at=clock.now().isoformat(timespec="seconds"),
-            history=history[:20],
             format=format,
+            history=history[:20],
+            fingerprints=dict(previous.fingerprints if fingerprints is None else fingerprints),
         )
-        self.location.write_json_atomic(asdict(new), MANIFEST)
+        # The numbered copy first: once manifest.json names a version, its copy exists.
+        self.location.write_json_atomic(new.to_dict(), f"{MANIFESTS}/v{new.version:08d}.json")
+        self.location.write_json_atomic(new.to_dict(), MANIFEST)
         self._prune(new)
         return new
 
     def _prune(self, current: Manifest) -> None:
-        """Keep the last few versions for debugging; older files go."""
+        """Keep the last few versions (their manifests and every file they name); older files go."""
         oldest_kept = current.version - self.keep_versions + 1
         fs = self.location.fs
-        folder = self.location.path("snapshot")
-        if not fs.exists(folder):
+        kept: set[str] = set()
+        folder = self.location.path(MANIFESTS)
+        for path in fs.ls(folder, detail=False) if fs.exists(folder) else []:
+            version = _version_of(path)
+            if version is None:
+                continue
+            if version < oldest_kept:
+                fs.rm(path)
+                continue
+            data = self.location.read_json(f"{MANIFESTS}/{path.rsplit('/', 1)[-1]}")
+            for files in (data.get("feeds") or {}).values():
+                kept.update(self.location.path(f) for f in (files.get("file"), files.get("pending")) if f)
+        snapshot = self.location.path("snapshot")
+        if not fs.exists(snapshot):
             return
-        for path in fs.ls(folder, detail=False):
-            name = path.rsplit("/", 1)[-1]
-            if name.startswith("v") and name[1:9].isdigit() and int(name[1:9]) < oldest_kept:
+        for path in fs.find(snapshot):
+            version = _version_of(path)
+            if version is not None and version < oldest_kept and path not in kept:
                 fs.rm(path)
 
 
-def _format_1_to_2(store: SnapshotStore, manifest: Manifest) -> Manifest:
-    """Format 2 records the day each item's price window was judged on. Items sent before have
-    none: NULL, which the price-window scope treats as "unknown, re-send the price if it has a window"."""
-    if manifest.snapshot_file is None:
-        return replace(manifest, format=2)
-    snapshot_rel, pending_rel = store.new_version_files(manifest)
-    columns = ", ".join("NULL::VARCHAR AS judged_on" if f.name == "judged_on" else f.name for f in SNAPSHOT_SCHEMA)
-    con = duckdb_session.connect()
-    try:
-        con.execute(
-            f"COPY (SELECT {columns} FROM read_parquet({sql_literal(store.file_url(manifest.snapshot_file))})) "
-            f"TO {sql_literal(store.file_url(snapshot_rel))} "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})")
-        pending = (f"SELECT * FROM read_parquet({sql_literal(store.file_url(manifest.pending_file))})"
-                   if manifest.pending_file else duckdb_session.empty_select(PENDING_SCHEMA))
-        con.execute(f"COPY ({pending}) TO {sql_literal(store.file_url(pending_rel))} (FORMAT parquet)")
-    finally:
-        con.close()
-    return store.swap_manifest(manifest, snapshot_rel, pending_rel, None, manifest.item_count,
-                               f"upgrade-format-1-to-2 (after {manifest.run_id})", format=2)
+def _version_of(path: str) -> int | None:
+    name = path.rsplit("/", 1)[-1]
+    return int(name[1:9]) if name.startswith("v") and name[1:9].isdigit() else None
 
 
-UPGRADES = {1: _format_1_to_2}
+def with_format(manifest: Manifest, format: int) -> Manifest:
+    return replace(manifest, format=format)
+
+
+Upgrade = Callable[[SnapshotStore, dict[str, Any], Any], Manifest]

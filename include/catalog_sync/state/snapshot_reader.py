@@ -1,41 +1,44 @@
-"""Read-only queries on the current snapshot (CLI `show`, the plugin page)."""
+"""Read-only questions about the current snapshot (CLI `show`, tests, scripts)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from catalog_sync.state import duckdb_session
 import orjson
 
+from catalog_sync.state import duckdb_session
+from catalog_sync.state.location import open_state
 from catalog_sync.state.snapshot import SnapshotStore
-from catalog_sync.state.location import StateLocation
 
 
-def find_exported(state_url: str, sku: str, store_view: str | None = None) -> list[dict[str, Any]]:
-    """The payloads last accepted by the target for a SKU, with when and by which run."""
-    store = SnapshotStore(StateLocation(state_url))
+def find_exported(state_url: str, sku: str, store_view: str | None = None,
+                  storage_options: dict | None = None) -> list[dict[str, Any]]:
+    """Every item the target accepted for a SKU, in every feed: its key, the exact body sent, when and by which run."""
+    store = SnapshotStore(open_state(state_url, storage_options))
     manifest = store.read_manifest()
-    if not manifest.snapshot_file:
-        return []
-    query = "SELECT store_view_code, payload, exported_at, run_id FROM read_parquet(?) WHERE sku = ?"
-    params: list[Any] = [store.file_url(manifest.snapshot_file), sku]
-    if store_view:
-        query += " AND store_view_code = ?"
-        params.append(store_view)
-    rows = duckdb_session.fetch_all(query + " ORDER BY store_view_code", params)
-    return [
-        {"sku": sku, "store_view_code": r[0], "exported_at": r[2], "run_id": r[3], "payload": orjson.loads(r[1])}
-        for r in rows
-    ]
+    found: list[dict[str, Any]] = []
+    for feed, files in sorted(manifest.feeds.items()):
+        if not files.file:
+            continue
+        query = "SELECT key, body, store_view_code, exported_at, run_id FROM read_parquet(?) WHERE sku = ?"
+        params: list[Any] = [store.file_url(files.file), sku]
+        if store_view:
+            query += " AND store_view_code = ?"
+            params.append(store_view)
+        for key, body, view, exported_at, run_id in duckdb_session.fetch_all(query + " ORDER BY key", params):
+            found.append({"feed": feed, "key": orjson.loads(key), "store_view_code": view, "exported_at": exported_at,
+                          "run_id": run_id, "body": None if body is None else orjson.loads(body)})
+    return found
 
 
-def snapshot_items(state_url: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every item of the current snapshot, keyed by (sku, store view). For tests and small catalogs."""
-    store = SnapshotStore(StateLocation(state_url))
+def feed_items(state_url: str, storage_options: dict | None = None) -> dict[str, dict[str, Any]]:
+    """Every item of the current snapshot: feed -> canonical key JSON -> body (None: sent by an
+    earlier release, body not kept). For tests and small catalogs."""
+    store = SnapshotStore(open_state(state_url, storage_options))
     manifest = store.read_manifest()
-    if not manifest.snapshot_file:
-        return {}
-    rows = duckdb_session.fetch_all(
-        "SELECT sku, store_view_code, payload FROM read_parquet(?)", [store.file_url(manifest.snapshot_file)]
-    )
-    return {(r[0], r[1]): orjson.loads(r[2]) for r in rows}
+    items: dict[str, dict[str, Any]] = {}
+    for feed, files in manifest.feeds.items():
+        rows = duckdb_session.fetch_all("SELECT key, body FROM read_parquet(?)", [store.file_url(files.file)]) \
+            if files.file else []
+        items[feed] = {key: None if body is None else orjson.loads(body) for key, body in rows}
+    return items

@@ -8,6 +8,7 @@ No secret is ever written here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -45,6 +46,7 @@ runs = sa.Table(
     sa.Column("failed", sa.Integer),
     sa.Column("mode_reason", sa.Text),
     sa.Column("error", sa.Text),
+    sa.Column("feeds", sa.Text),  # JSON: per feed, {inserted, updated, deleted, unchanged, failed}
     sa.Index("ix_catalog_sync_runs_started_at", "started_at"),
 )
 
@@ -58,6 +60,8 @@ item_failures = sa.Table(
     sa.Column("op", sa.String(20), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("reason", sa.Text),
+    sa.Column("feed", sa.String(64)),
+    sa.Column("item_key", sa.Text),  # the item's key at the target (canonical JSON)
 )
 
 sync_lock = sa.Table(
@@ -68,6 +72,21 @@ sync_lock = sa.Table(
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# The store's schema version, one row. Each change of the tables adds a step to MIGRATIONS, which
+# brings an existing store up to date in place (a store from before versioning is version 1).
+schema_version = sa.Table(
+    "catalog_sync_schema", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, tuple[tuple[str, sa.Column], ...]] = {
+    # 1 -> 2: per-feed counts of a run; the feed and key of a failed item.
+    2: (("catalog_sync_runs", sa.Column("feeds", sa.Text)),
+        ("catalog_sync_item_failures", sa.Column("feed", sa.String(64))),
+        ("catalog_sync_item_failures", sa.Column("item_key", sa.Text))),
+}
 
 RUNNING, SUCCESS, FAILED = "running", "success", "failed"
 COUNT_FIELDS = ("extracted", "inserted", "updated", "deleted", "unchanged", "failed")
@@ -121,7 +140,7 @@ class StatusStore:
         self.target = target
         _ensure_sqlite_folder(url)
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
-        metadata.create_all(self.engine)
+        migrate(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -141,7 +160,8 @@ class StatusStore:
                 )
             )
 
-    def finish_run(self, run_id: str, state: str, counts: dict[str, int], error: str | None = None) -> dict[str, Any]:
+    def finish_run(self, run_id: str, state: str, counts: dict[str, int], error: str | None = None,
+                   feeds: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).one_or_none()
             if row is None:
@@ -151,6 +171,7 @@ class StatusStore:
             conn.execute(
                 runs.update().where(runs.c.run_id == run_id).values(
                     state=state, ended_at=ended, duration_s=round(duration, 3), error=error,
+                    feeds=json.dumps(feeds, sort_keys=True) if feeds is not None else None,
                     **{k: int(counts.get(k, 0)) for k in COUNT_FIELDS},
                 )
             )
@@ -259,6 +280,39 @@ class StatusStore:
         return LockHolder(row.owner, row.process, _aware(row.acquired_at), _aware(row.expires_at))
 
 
+def migrate(engine: Engine) -> int:
+    """Create the tables, or bring an existing store to SCHEMA_VERSION in place; never drops anything.
+    Safe when several first runs start at once: whoever loses a creation race re-reads."""
+    existed = sa.inspect(engine).has_table(runs.name)
+    for attempt in range(2):
+        try:
+            metadata.create_all(engine)
+            break
+        except sa.exc.DBAPIError:
+            if attempt:
+                raise  # not a race: a real error
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(schema_version.c.version).where(schema_version.c.id == 1)).one_or_none()
+        version = row.version if row else (1 if existed else SCHEMA_VERSION)
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            present = {(t, c["name"]) for t in {t for t, _ in MIGRATIONS[step]}
+                       for c in sa.inspect(conn).get_columns(t)}
+            for table, column in MIGRATIONS[step]:
+                if (table, column.name) not in present:
+                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} "
+                                         f"{column.type.compile(dialect=conn.dialect)}"))
+            log.info("status store: schema migrated to version %d", step)
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
+            except sa.exc.IntegrityError:
+                pass  # another first run recorded it
+        elif version < SCHEMA_VERSION:
+            conn.execute(schema_version.update().where(schema_version.c.id == 1).values(version=SCHEMA_VERSION))
+    return SCHEMA_VERSION
+
+
 def _ensure_sqlite_folder(url: str) -> None:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -267,6 +321,8 @@ def _ensure_sqlite_folder(url: str) -> None:
 
 def _row(row: sa.Row) -> dict[str, Any]:
     data = dict(row._mapping)
+    if "feeds" in data:
+        data["feeds"] = json.loads(data["feeds"]) if data["feeds"] else {}
     for key in ("started_at", "ended_at"):
         if data.get(key) is not None:
             data[key] = _aware(data[key]).isoformat(timespec="seconds")

@@ -24,10 +24,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from catalog_sync.ingestion.mapping import feed_product
+from catalog_sync import run_clock
 from catalog_sync.settings import ConfigurationError, SyncSettings
-from catalog_sync.sinks import is_ingestion_api
 from catalog_sync.state.status_store import StatusStore
+from catalog_sync.targets.base import Target, canonical
+from catalog_sync.targets.registry import open_target
 from catalog_sync.ui.airflow_side import JWT_COOKIE, AirflowSide, DagState, TriggerError
 from catalog_sync.ui.magento_lookup import MagentoLookup, field_diff
 from catalog_sync.ui.sync_overview import format_time, history_chart, last_sync
@@ -49,15 +50,18 @@ class PageContext:
         self.products: SyncedProducts | None = None
         self.status: StatusStore | None = None
         self.magento: MagentoLookup | None = None
+        self.target: Target | None = None
         self.settings: SyncSettings | None = None
 
     def get(self) -> "PageContext":
         settings = self._settings()
-        key = (settings.state_url, settings.status_url, settings.source_url, settings.target_name)
+        key = (settings.state_url, settings.status_url, settings.source_url, settings.target_name, settings.target_url)
         with self._lock:
             if key != self._key:
                 self.close()
-                self.products = SyncedProducts(settings.state_url, settings.state_storage_options)
+                # The target only maps here (what Magento's product would be sent as): nothing is sent.
+                self.target = open_target(settings.target)
+                self.products = SyncedProducts(settings.state_url, self.target.feeds, settings.state_storage_options)
                 self.status = StatusStore(settings.status_url, settings.target_name)
                 self.magento = MagentoLookup(settings.source_url)
                 self._key = key
@@ -70,7 +74,9 @@ class PageContext:
                 handle.close()
         if self.status is not None:
             self.status.dispose()
-        self.products = self.status = self.magento = None
+        if self.target is not None:
+            self.target.close()
+        self.products = self.status = self.magento = self.target = None
 
 
 def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
@@ -78,7 +84,9 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
     app = FastAPI(title="Catalog Sync", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(d) for d in read_access])
     jinja = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
+    # Text stays text: orjson writes "Zürich", where json.dumps (Jinja's tojson) writes "Z\\u00fcrich".
     jinja.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    jinja.filters["json1"] = lambda value: orjson.dumps(value).decode()
     jinja.filters["dt"] = format_time
     context = PageContext(settings)
     actions = [Depends(d) for d in trigger_access]
@@ -137,6 +145,19 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
         ctx = context.get()
         return render(request, "failed.html", items=ctx.products.pending(limit=1000), counts=ctx.products.pending_counts())
 
+    @app.get("/feeds", response_class=HTMLResponse)
+    @app.get("/feeds/{feed}", response_class=HTMLResponse)
+    def feeds_page(request: Request, feed: str = "", page: int = Query(1, ge=1)) -> HTMLResponse:
+        ctx = context.get()
+        return render(request, "feeds.html", feeds=ctx.products.feeds(), feed=feed, target=ctx.target.description,
+                      page=feed_page(feed, page) if feed else None)
+
+    def feed_page(feed: str, page: int):
+        try:
+            return context.get().products.feed_page(feed, page)
+        except KeyError:
+            raise HTTPException(404, f"the snapshot has no feed {feed!r}") from None
+
     @app.get("/settings", response_class=HTMLResponse)
     def settings_page(request: Request) -> HTMLResponse:
         return render(request, "settings.html", dag=airflow.dag_state(RESYNC_DAG))
@@ -145,7 +166,8 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
 
     @app.post("/actions/resync", dependencies=actions)
     async def resync(request: Request) -> JSONResponse:
-        """Body: {} for the whole catalog, {"skus": [...]} for some products."""
+        """Body: {} to reconcile the whole catalog, {"cleanup": true} to re-send everything,
+        {"skus": [...]} for some products."""
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise HTTPException(415, "send a JSON body (application/json)")
         body = await request.json()
@@ -155,6 +177,10 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
             if not isinstance(skus, list) or not all(isinstance(s, str) and s for s in skus):
                 raise HTTPException(400, "skus must be a list of SKUs")
             conf["skus"] = skus
+        if isinstance(body, dict) and body.get("cleanup") is not None:
+            if not isinstance(body["cleanup"], bool):
+                raise HTTPException(400, "cleanup must be true or false")
+            conf["cleanup"] = body["cleanup"]
         api_root = f"{request.url.scheme}://{request.url.netloc}"
         try:
             # In a thread: the REST call may be served by this very process's event loop.
@@ -162,7 +188,8 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
                                              request.headers.get("authorization"), request.cookies.get(JWT_COOKIE))
         except TriggerError as exc:
             raise HTTPException(exc.status if exc.status in (401, 403, 404, 409) else 502, str(exc)) from None
-        log.info("catalog sync page: %s started (%s)", RESYNC_DAG, f"{len(conf['skus'])} SKU(s)" if skus else "whole catalog")
+        what = f"{len(conf['skus'])} SKU(s)" if skus else ("re-send everything" if conf.get("cleanup") else "reconcile")
+        log.info("catalog sync page: %s started (%s)", RESYNC_DAG, what)
         return JSONResponse({"dag_id": RESYNC_DAG, "dag_run_id": run_id, "conf": conf,
                              "url": f"/dags/{RESYNC_DAG}/runs/{run_id}"})
 
@@ -175,12 +202,19 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
         return JSONResponse({
             "last_sync": {"state": last.state, "at": _iso(last.at), "products_updated": last.products_updated,
                           "error": last.error, "run_id": (last.run or {}).get("run_id"),
-                          "failed_task": data["failed_task"]},
+                          "failed_task": data["failed_task"], "feeds": (last.run or {}).get("feeds") or {}},
             "dag": _dag_json(dag),
             "products_synced": data["products_synced"],
             "pending": data["pending"],
             "runs": [_run_json(r) for r in data["runs"]],
         })
+
+    @app.get("/api/feeds/{feed}")
+    def api_feed(feed: str, page: int = Query(1, ge=1)) -> JSONResponse:
+        """A feed's items as the target accepted them; `body` is the exact text sent."""
+        result = feed_page(feed, page)
+        return JSONResponse({"feed": feed, "total": result.total, "page": result.page, "pages": result.pages,
+                             "page_size": result.page_size, "items": result.rows})
 
     @app.get("/api/products")
     def api_products(q: str = "", store_view: str = "", sort: str = "exported_desc", page: int = Query(1, ge=1)) -> JSONResponse:
@@ -193,44 +227,60 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
         detail = product_detail(sku, store_view or None)
         return JSONResponse({
             "sku": sku,
-            "store_views": [{k: v for k, v in view.items() if k != "diff"} | {"diff": [d for d in view["diff"] if d["differs"]]}
-                            for view in detail["views"]],
+            "store_views": [{**view, "items": [{**item, "diff": [d for d in item["diff"] if d["differs"]]}
+                                               for item in view["items"]]} for view in detail["views"]],
             "history": [{**h, "started_at": _iso(h["started_at"])} for h in detail["history"]],
             "sync_state": detail["sync_state"],
         })
 
     def product_detail(sku: str, store_view: str | None) -> dict[str, Any]:
+        """Per store view: each item as the target accepted it (exact text), Magento's record now,
+        the items it would be sent as now, and the field diff between the two."""
         ctx = context.get()
         listed = {r["store_view_code"]: r for r in ctx.products.find_sku(sku)}
-        sent = ctx.products.payloads(sku)
+        sent = ctx.products.sent(sku)
         try:
-            now = ctx.magento.current_records(sku)
+            now_rows = ctx.magento.current_rows(sku, run_clock.run_instant(ctx.settings.now))
+            mapper = ctx.target.mapper(ctx.magento.context())
+            preview = {view: list(mapper.product_items(row.staging())) for view, row in now_rows.items()}
             magento_error = None
         except Exception as exc:  # the page still shows what was sent when Magento is unreachable
             log.warning("catalog sync page: cannot read %r from Magento: %s", sku, exc)
-            now, magento_error = {}, f"cannot read the Magento database: {type(exc).__name__}"
-        pending = {p.store_view_code: p for p in ctx.products.pending(sku=sku)}
-        views = sorted(set(sent) | set(now) | set(pending))
+            now_rows, preview, magento_error = {}, {}, f"cannot read the Magento database: {type(exc).__name__}"
+        pending = ctx.products.pending(sku=sku)
+        views = sorted({i.store_view_code for i in sent if i.store_view_code} | set(now_rows)
+                       | {p.store_view_code for p in pending if p.store_view_code})
         if store_view:
             views = [v for v in views if v == store_view]
         if not views:
             raise HTTPException(404, f"SKU {sku!r} is neither in the snapshot nor in Magento")
-        as_sent = feed_product if is_ingestion_api(ctx.settings.target_url) else (lambda record: record)
         detail_views = []
         for view in views:
-            record = sent.get(view)
+            now_items = {(i.feed, canonical(i.key).decode()): i for i in preview.get(view, [])}
+            sent_items = {(i.feed, i.key): i for i in sent if i.store_view_code == view}
+            items = []
+            for feed, key in sorted(set(sent_items) | set(now_items)):
+                was, will = sent_items.get((feed, key)), now_items.get((feed, key))
+                sent_body = orjson.loads(was.body) if was and was.body else None
+                now_body = will.body if will else None
+                items.append({
+                    "feed": feed, "key": key, "sent": was.__dict__ if was else None,
+                    "now": None if now_body is None else canonical(now_body).decode(),
+                    "now_reason": will.reason if will else None,
+                    "in_sync": was is not None and will is not None and was.body == (
+                        None if now_body is None else canonical(now_body).decode()),
+                    "diff": field_diff(sent_body, now_body),
+                })
             detail_views.append({
                 "store_view_code": view,
                 "listed": listed.get(view),
-                "sent": as_sent(record) if record else None,
-                "sent_record": record,
-                "now": now.get(view),
-                "diff": field_diff(record, now.get(view)),
-                "pending": pending.get(view).__dict__ if view in pending else None,
+                "record": now_rows[view].payload if view in now_rows else None,
+                "items": items,
+                "pending": [p.__dict__ for p in pending if p.store_view_code == view],
             })
         return {"sku": sku, "views": detail_views, "history": ctx.status.item_history(sku),
                 "sync_state": ctx.products.sync_states([sku])[sku], "magento_error": magento_error,
-                "visibility_labels": VISIBILITY_LABELS, "target_is_api": is_ingestion_api(ctx.settings.target_url)}
+                "visibility_labels": VISIBILITY_LABELS, "target": ctx.target.description}
 
     app.state.page_context = context
     return app

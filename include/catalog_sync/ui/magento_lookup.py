@@ -12,8 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from datetime import datetime
+
 from catalog_sync import clock
-from catalog_sync.feed.feed_record import build_feed_rows
+from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, read_only_engine
 
@@ -35,7 +37,7 @@ class MagentoLookup:
         self.reader = MagentoCatalogReader(self.engine)
         self._context: tuple[float, CatalogContext] | None = None
 
-    def _catalog_context(self) -> CatalogContext:
+    def context(self) -> CatalogContext:
         now = clock.monotonic()
         if self._context is None or now - self._context[0] > CONTEXT_TTL_S:
             self._context = (now, self.reader.load_context())
@@ -44,13 +46,13 @@ class MagentoLookup:
     def close(self) -> None:
         self.engine.dispose()
 
-    def current_records(self, sku: str) -> dict[str, dict[str, Any]]:
-        """store view -> the feed record Magento would give now (empty: the SKU is gone or in no website)."""
+    def current_rows(self, sku: str, instant: datetime) -> dict[str, FeedRow]:
+        """store view -> the staging record Magento gives now, judged at `instant` (empty: the SKU is
+        gone or in no website)."""
         ids = self.reader.ids_for_skus([sku])
         if not ids:
             return {}
-        rows = build_feed_rows(self.reader.load_chunk(ids), self._catalog_context())
-        return {row.store_view_code: row.payload for row in rows}
+        return {row.store_view_code: row for row in build_feed_rows(self.reader.load_chunk(ids), self.context(), instant)}
 
     def search(self, q: str, limit: int = SEARCH_LIMIT) -> list[CatalogHit]:
         """Products whose SKU or default-scope name contains `q` (case-insensitive), exact SKU first."""
@@ -82,11 +84,7 @@ class MagentoLookup:
 
 
 def field_diff(sent: dict[str, Any] | None, now: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Field by field: every top-level field of either record, with both values and whether they differ.
-    `updated_at` alone never makes an item re-sent, so it is shown but not flagged."""
+    """Field by field: every top-level field of either body, with both values and whether they differ."""
     sent, now = sent or {}, now or {}
-    out = []
-    for key in sorted(set(sent) | set(now)):
-        a, b = sent.get(key), now.get(key)
-        out.append({"field": key, "sent": a, "now": b, "differs": a != b and key != "updated_at"})
-    return out
+    return [{"field": key, "sent": sent.get(key), "now": now.get(key), "differs": sent.get(key) != now.get(key)}
+            for key in sorted(set(sent) | set(now))]

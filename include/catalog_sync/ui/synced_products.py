@@ -1,12 +1,11 @@
 """What the page shows about synced items: read-only queries on the current snapshot.
 
-The snapshot's Parquet file holds one row per (sku, store view) with the payload
-that was sent. For the page, the columns it lists (not the payloads) are loaded
-once per snapshot version into an in-memory DuckDB table with an index on sku,
-so an exact-SKU lookup is an index probe and a name search one scan of a narrow
-column; a new manifest version replaces the table. Payloads are read from the
-Parquet file on demand, one SKU at a time, by row number (the snapshot is written in
-small row groups, so that reads one row group per store view).
+The snapshot keeps one Parquet file per feed, each row an item with the exact body sent.
+For the page, the primary feed's listed columns (not the bodies) are loaded once per
+snapshot version into an in-memory DuckDB table with an index on sku, so an exact-SKU lookup
+is an index probe and a name search one scan of a narrow column; a new manifest version
+replaces the table. Bodies are read from the Parquet files on demand, one SKU at a time, by
+row number (the snapshot is written in small row groups, so that reads one row group each).
 """
 
 from __future__ import annotations
@@ -15,11 +14,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from catalog_sync.state import duckdb_session
-from catalog_sync.state.snapshot import Manifest, SnapshotStore
 from catalog_sync.state.location import open_state
+from catalog_sync.state.snapshot import Manifest, SnapshotStore
+from catalog_sync.targets.base import FeedScope, FeedSpec
 
 PAGE_SIZE = 50
 SORTS = {"exported_desc": "exported_at DESC, sku, store_view_code", "exported_asc": "exported_at ASC, sku, store_view_code"}
@@ -44,19 +42,36 @@ class ProductPage:
 
 @dataclass(frozen=True)
 class PendingItem:
-    sku: str
-    store_view_code: str
+    feed: str
+    key: str
+    sku: str | None
+    store_view_code: str | None
     op: str
     status: str  # retryable | rejected
     reason: str | None
     run_id: str | None
 
 
-class SyncedProducts:
-    """Queries on one state folder's snapshot; thread-safe (one DuckDB connection, cursors per call)."""
+@dataclass(frozen=True)
+class SentItem:
+    """One item as the target accepted it: the exact JSON text of its body."""
 
-    def __init__(self, state_url: str, storage_options: dict | None = None):
+    feed: str
+    key: str
+    store_view_code: str | None
+    body: str | None  # None: sent by an earlier release, whose body was not kept
+    exported_at: str | None
+    run_id: str | None
+
+
+class SyncedProducts:
+    """Queries on one state folder's snapshot; thread-safe (one DuckDB connection, cursors per call).
+    `feeds` are the target's: the primary one is listed, the product feeds are shown per SKU."""
+
+    def __init__(self, state_url: str, feeds: tuple[FeedSpec, ...], storage_options: dict | None = None):
         self.store = SnapshotStore(open_state(state_url, storage_options))
+        self.primary = next(f.name for f in feeds if f.primary)
+        self.product_feeds = [f.name for f in feeds if f.scope is FeedScope.PRODUCT]
         self._con = duckdb_session.connect()
         self._lock = threading.Lock()
         self._loaded: tuple[int, str | None] | None = None  # (version, snapshot file) in the table
@@ -70,7 +85,7 @@ class SyncedProducts:
     def manifest(self) -> Manifest:
         """The current manifest; reloads the table when the snapshot has moved on."""
         manifest = self.store.read_manifest()
-        key = (manifest.version, manifest.snapshot_file)
+        key = (manifest.version, manifest.files(self.primary).file)
         with self._lock:
             if key != self._loaded:
                 self._load(manifest)
@@ -82,8 +97,9 @@ class SyncedProducts:
         con = self._con
         con.execute("DROP TABLE IF EXISTS items")
         con.execute("DROP TABLE IF EXISTS pending")
-        if manifest.snapshot_file:
-            path = duckdb_session.sql_literal(self.store.file_url(manifest.snapshot_file))
+        primary = manifest.files(self.primary).file
+        if primary:
+            path = duckdb_session.sql_literal(self.store.file_url(primary))
             con.execute(f"CREATE TABLE items AS SELECT {cols}, lower(name) AS name_lc, file_row_number AS row_number "
                         f"FROM read_parquet({path}, file_row_number = true)")
         else:
@@ -93,12 +109,13 @@ class SyncedProducts:
                 "name_lc VARCHAR, row_number BIGINT)"
             )
         con.execute("CREATE INDEX items_sku ON items (sku)")
-        if manifest.pending_file:
-            path = duckdb_session.sql_literal(self.store.file_url(manifest.pending_file))
-            con.execute(f"CREATE TABLE pending AS SELECT sku, store_view_code, op, status, reason, run_id FROM read_parquet({path})")
-        else:
-            con.execute("CREATE TABLE pending (sku VARCHAR, store_view_code VARCHAR, op VARCHAR, status VARCHAR, "
-                        "reason VARCHAR, run_id VARCHAR)")
+        con.execute("CREATE TABLE pending (feed VARCHAR, key VARCHAR, sku VARCHAR, store_view_code VARCHAR, op VARCHAR, "
+                    "status VARCHAR, reason VARCHAR, run_id VARCHAR)")
+        for feed, files in sorted(manifest.feeds.items()):
+            if files.pending:
+                path = duckdb_session.sql_literal(self.store.file_url(files.pending))
+                con.execute(f"INSERT INTO pending SELECT {duckdb_session.sql_literal(feed)}, key, sku, store_view_code, op, "
+                            f"status, reason, run_id FROM read_parquet({path})")
 
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         cur = self._con.cursor()
@@ -157,27 +174,55 @@ class SyncedProducts:
         self.manifest()
         return self._rows(f"SELECT {', '.join(LIST_COLUMNS)} FROM items WHERE sku = ? ORDER BY store_view_code", [sku])
 
-    def payloads(self, sku: str) -> dict[str, dict[str, Any]]:
-        """store view -> the feed record last accepted by the target for this SKU."""
+    def sent(self, sku: str) -> list[SentItem]:
+        """Every item of the product feeds the target accepted for this SKU, with the exact body text."""
         manifest = self.manifest()
-        if not manifest.snapshot_file:
-            return {}
-        path = duckdb_session.sql_literal(self.store.file_url(manifest.snapshot_file))
-        # Row numbers from the table (an index probe) let DuckDB read only the row groups that hold them.
-        numbers = [r["row_number"] for r in self._rows("SELECT row_number FROM items WHERE sku = ?", [sku])]
-        if not numbers:
-            return {}
-        rows = self._rows(f"SELECT store_view_code, payload FROM read_parquet({path}, file_row_number = true) "
-                          "WHERE file_row_number IN (SELECT unnest(?)) AND sku = ?", [numbers, sku])
-        return {r["store_view_code"]: orjson.loads(r["payload"]) for r in rows}
+        found: list[SentItem] = []
+        for feed in self.product_feeds:
+            relative = manifest.files(feed).file
+            if not relative:
+                continue
+            path = duckdb_session.sql_literal(self.store.file_url(relative))
+            where = "sku = ?"
+            params: list[Any] = [sku]
+            if feed == self.primary:
+                # Row numbers from the table (an index probe) let DuckDB read only the row groups that hold them.
+                numbers = [r["row_number"] for r in self._rows("SELECT row_number FROM items WHERE sku = ?", [sku])]
+                if not numbers:
+                    continue
+                where, params = "file_row_number IN (SELECT unnest(?)) AND sku = ?", [numbers, sku]
+            rows = self._rows(f"SELECT key, store_view_code, body, exported_at, run_id FROM read_parquet({path}, "
+                              f"file_row_number = true) WHERE {where} ORDER BY key", params)
+            found += [SentItem(feed, r["key"], r["store_view_code"], r["body"], r["exported_at"], r["run_id"]) for r in rows]
+        return found
+
+    def feeds(self) -> list[dict[str, Any]]:
+        """Every feed of the snapshot and how many items the target holds in it."""
+        manifest = self.manifest()
+        return [{"name": name, "items": files.items, "pending": files.pending_items}
+                for name, files in sorted(manifest.feeds.items())]
+
+    def feed_page(self, feed: str, page: int = 1, page_size: int = PAGE_SIZE) -> ProductPage:
+        """One page of a feed's items, by key: the key, the exact body text, when and by which run."""
+        manifest = self.manifest()
+        if feed not in manifest.feeds:
+            raise KeyError(feed)
+        relative = manifest.files(feed).file
+        if not relative:
+            return ProductPage([], 0, page, page_size)
+        path = duckdb_session.sql_literal(self.store.file_url(relative))
+        total = self._rows(f"SELECT count(*) AS n FROM read_parquet({path})", [])[0]["n"]
+        rows = self._rows(f"SELECT key, body, exported_at, run_id FROM read_parquet({path}) ORDER BY key LIMIT ? OFFSET ?",
+                          [page_size, (max(1, page) - 1) * page_size])
+        return ProductPage(rows, total, max(1, page), page_size)
 
     def pending(self, limit: int = 500, sku: str | None = None) -> list[PendingItem]:
         """Items not in sync: retryable (sent again next run) and rejected (sent again when they change)."""
         self.manifest()
         where, params = ("sku = ?", [sku]) if sku else ("true", [])
         rows = self._rows(
-            f"SELECT sku, store_view_code, op, status, reason, run_id FROM pending WHERE {where} "
-            "ORDER BY status, sku, store_view_code LIMIT ?", [*params, limit])
+            f"SELECT feed, key, sku, store_view_code, op, status, reason, run_id FROM pending WHERE {where} "
+            "ORDER BY status, sku, store_view_code, feed, key LIMIT ?", [*params, limit])
         return [PendingItem(**r) for r in rows]
 
     def pending_counts(self) -> dict[str, int]:

@@ -1,19 +1,27 @@
-"""Feed record -> Catalog Data Ingestion API items (contract: catalog-data-ingestion-v1.yaml).
+"""Magento staging records -> Catalog Data Ingestion API feed items (contract: catalog-data-ingestion-v1.yaml).
 
-Pure functions, no I/O. Optional fields are left out when the record has no value
-(the API replaces a product whole, so a missing field and a null one mean the same).
+The functions are pure, no I/O; `CatalogMapper` applies them for one run's catalog context.
+Optional fields are left out when the record has no value (the API replaces a product whole,
+so a missing field and a null one mean the same). The file target writes the same items.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
+
+from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, StagingRow
+from catalog_sync.magento.catalog_reader import CatalogContext
+from catalog_sync.settings import ConfigurationError
+from catalog_sync.targets.base import FeedItem
+from catalog_sync.targets.ingestion_api.config import FeedOptions
+from catalog_sync.targets.ingestion_api.feeds import METADATA, PRICE_BOOKS, PRICES, PRODUCTS
 
 ENABLED = "ENABLED"
 DISABLED = "DISABLED"
@@ -144,11 +152,6 @@ def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
     return [{"path": p} for p in sorted(paths) if p]
 
 
-def product_delete(sku: str, locale: str) -> dict[str, Any]:
-    """FeedProductDelete (POST /v1/catalog/products/delete); `locale` in Magento form."""
-    return {"sku": sku, "source": source(locale)}
-
-
 # ---- metadata ---------------------------------------------------------------------------
 
 
@@ -239,3 +242,114 @@ def prices(record: dict[str, Any], price_book_id: str, day: date) -> dict[str, A
         if 0 < amount < Decimal(str(record["price"])):
             item["discounts"] = [{"code": SPECIAL_PRICE_DISCOUNT_CODE, "price": float(amount)}]
     return item
+
+
+def price_recheck_on(record: dict[str, Any], day: date) -> str | None:
+    """The first local day after `day` on which the record's special price starts or stops counting."""
+    if record.get("special_price") is None:
+        return None
+    start, end = record.get("special_price_from"), record.get("special_price_to")
+    if start and day < date.fromisoformat(start):
+        return start
+    if end and day <= date.fromisoformat(end):
+        return (date.fromisoformat(end) + timedelta(days=1)).isoformat()
+    return None
+
+
+# ---- keys: each is the body of the item's delete request ----------------------------------------
+
+
+def product_key(sku: str, locale: str) -> dict[str, Any]:
+    """FeedProductDelete; `locale` in Magento form."""
+    return {"sku": sku, "source": source(locale)}
+
+
+def price_key(sku: str, price_book_id: str) -> dict[str, Any]:
+    """FeedPricesDelete."""
+    return {"sku": sku, "priceBookId": price_book_id}
+
+
+def price_book_key(price_book_id: str) -> dict[str, Any]:
+    """FeedPriceBookDelete."""
+    return {"priceBookId": price_book_id}
+
+
+def metadata_key(body: dict[str, Any]) -> dict[str, Any]:
+    """FeedMetadataDelete: the metadata item's code and source."""
+    return {"code": body["code"], "source": body["source"]}
+
+
+# ---- one run's mapping --------------------------------------------------------------------------
+
+
+class CatalogMapper:
+    """The feed items of one run: built from its catalog context and the target's feed options."""
+
+    def __init__(self, ctx: CatalogContext, options: FeedOptions):
+        self.ctx = ctx
+        self.options = options
+        self.locales = {v.code: v.locale for v in ctx.store_views}
+        check_distinct_locales(self.locales)
+        # A website's prices (one price book) are judged in one store view: its default one, as
+        # Magento's price index judges a website's dates in its default store's time zone.
+        self.price_views: dict[str, str] = {}
+        self.currencies: dict[str, str] = {}
+        for view in sorted(ctx.store_views, key=lambda v: (not v.is_website_default, v.store_id)):
+            if view.website_code not in self.price_views:
+                self.price_views[view.website_code] = view.code
+                self.currencies[view.website_code] = view.currency
+
+    def catalog_items(self) -> Iterator[FeedItem]:
+        custom = [a for a in self.ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
+        for body in metadata_items(custom, self.locales.values()):
+            yield FeedItem(METADATA.name, metadata_key(body), body)
+        for website in sorted(self.price_views):
+            book = self.options.price_book(website)
+            yield FeedItem(PRICE_BOOKS.name, price_book_key(book), price_book(book, self.currencies[website]))
+
+    def product_items(self, row: StagingRow) -> Iterator[FeedItem]:
+        record = row.record
+        sku, view, website = record.get("sku") or "", record.get("store_view_code"), record.get("website_code")
+        key = product_key(sku, self.locales.get(view) or record.get("locale") or "")
+        if row.quarantine_reason:
+            yield FeedItem(PRODUCTS.name, key, None, row.quarantine_reason)
+            return
+        try:
+            product = feed_product(record)
+            price = day = None
+            if website is not None and self.price_views.get(website) == view:
+                day = date.fromisoformat(row.judged_on)
+                price = prices(record, self.options.price_book(website), day)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            yield FeedItem(PRODUCTS.name, key, None, f"cannot map the staging record: {type(exc).__name__}: {exc}")
+            return
+        yield FeedItem(PRODUCTS.name, key, product)
+        if price is not None:
+            yield FeedItem(PRICES.name, price_key(sku, price["priceBookId"]), price, judged_on=row.judged_on,
+                           recheck_on=price_recheck_on(record, day))
+
+
+def adopted_items(record: dict[str, Any], options: FeedOptions, with_bodies: bool) -> Iterator[FeedItem]:
+    """What releases before feeds (state formats 1 and 2) sent for a kept record: the product
+    (its body is this mapping of the record), and the price and price book of its website,
+    whose bodies were built at send time and never kept."""
+    sku, website = record["sku"], record.get("website_code")
+    yield FeedItem(PRODUCTS.name, product_key(sku, record["locale"]), feed_product(record) if with_bodies else None)
+    if website and record.get("price") is not None and record.get("type") != CONFIGURABLE:
+        book = options.price_book(website)
+        yield FeedItem(PRICES.name, price_key(sku, book), None)
+        yield FeedItem(PRICE_BOOKS.name, price_book_key(book), None)
+
+
+def check_distinct_locales(store_view_locales: dict[str, str]) -> None:
+    """The ingestion API keys products by (sku, locale): two store views on one locale would overwrite each other."""
+    by_locale: dict[str, list[str]] = {}
+    for view, locale in store_view_locales.items():
+        by_locale.setdefault(locale, []).append(view)
+    clashes = {locale: views for locale, views in by_locale.items() if len(views) > 1}
+    if clashes:
+        described = "; ".join(f"{', '.join(sorted(v))} -> {locale}" for locale, v in sorted(clashes.items()))
+        raise ConfigurationError(
+            f"store views share a locale ({described}): the ingestion API keeps one product per sku and locale. "
+            "Give each store view its own general/locale/code in Magento (choosing one view per locale is not supported yet)"
+        )

@@ -1,18 +1,13 @@
-"""Sink to Adobe Commerce Optimizer's Catalog Data Ingestion API.
+"""The HTTP client of the Catalog Data Ingestion API: batches, retries, the rate limit.
 
-Each upsert becomes a FeedProduct (POST /v1/catalog/products) and, when it has a price of
-its own, a FeedPrices (POST /v1/catalog/products/prices) in the price book of its website
-(created once per run, before its first price). Each delete becomes a FeedProductDelete.
-Items go in gzip-compressed batches, up to `max_in_flight` at a time, spaced by a client-side
-rate limiter. An item is OK when every request it is part of was accepted.
+Items go in gzip-compressed JSON arrays of `batch_size`, up to `max_in_flight` requests at a
+time, spaced by a client-side rate limiter. Each item's body is sent as the exact bytes the
+snapshot keeps (canonical JSON).
 
 Per response: 200 all OK; 400 the listed items REJECTED, the rest re-sent; 413 the batch is
 split in halves; 429 wait `retry-after`; 5xx / timeout / connection error backoff with full
 jitter, then RETRYABLE; 401 fresh credentials once; a second 401 or a 403 fails the run.
 Nothing of a payload or a token is ever logged.
-
-Cost per item: each item is mapped and serialized once, as it is read (orjson); a request body is
-the items' JSON texts joined, compressed (gzip level 1) and sent in a worker thread.
 """
 
 from __future__ import annotations
@@ -23,11 +18,10 @@ import random
 import threading
 import urllib.request
 import zlib
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Protocol
 
 import certifi
@@ -36,17 +30,10 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from catalog_sync import clock
-from catalog_sync.ingestion import mapping
-from catalog_sync.ingestion.auth import IngestionAuthError
-from catalog_sync.sinks.base import DELETE, OK, REJECTED, RETRYABLE, DeltaItem, ItemResult
+from catalog_sync.targets.base import OK, REJECTED, RETRYABLE, ItemResult, SendItem
+from catalog_sync.targets.ingestion_api.auth import IngestionAuthError
 
 log = logging.getLogger(__name__)
-
-PRODUCTS = "/v1/catalog/products"
-PRODUCTS_DELETE = "/v1/catalog/products/delete"
-PRICES = "/v1/catalog/products/prices"
-PRICE_BOOKS = "/v1/catalog/price-books"
-METADATA = "/v1/catalog/products/metadata"
 
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_RETRY_AFTER_S = 300.0
@@ -101,64 +88,7 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
-@dataclass(slots=True)
-class _ItemState:
-    sku: str
-    store_view_code: str
-    pending: int
-    status: str = OK
-    reasons: list[str] = field(default_factory=list)
-
-
-class _Tracker:
-    """Joins the results of an item's parts (product, price) into its one ItemResult."""
-
-    _RANK = {OK: 0, RETRYABLE: 1, REJECTED: 2}
-
-    def __init__(self) -> None:
-        self.items: dict[int, _ItemState] = {}
-        self.finished: list[ItemResult] = []
-
-    def add(self, key: int, item: DeltaItem, parts: int) -> None:
-        self.items[key] = _ItemState(item.sku, item.store_view_code, parts)
-
-    def part_done(self, key: int, status: str, reason: str | None) -> None:
-        state = self.items[key]
-        if self._RANK[status] > self._RANK[state.status]:
-            state.status = status
-        if reason and status != OK:
-            state.reasons.append(reason)
-        state.pending -= 1
-        if state.pending == 0:
-            del self.items[key]
-            reason_text = "; ".join(state.reasons) if state.status != OK else None
-            self.finished.append(ItemResult(state.sku, state.store_view_code, state.status, reason_text))
-
-    def take(self) -> list[ItemResult]:
-        done, self.finished = self.finished, []
-        return done
-
-
-@dataclass(slots=True)
-class _Part:
-    key: int  # the item's number in this run
-    body: bytes  # the item's JSON text
-    label: str  # what failed, in a reason: "product", "price"
-
-
-def website_price_book(ids: Mapping[str, str] | None = None) -> Callable[[dict[str, Any]], str | None]:
-    """One price book per website (Magento's price scope), in its base currency: the id
-    configured for the website's code in `ids`, else the code itself."""
-    ids = dict(ids or {})
-
-    def price_book(record: dict[str, Any]) -> str | None:
-        website = record.get("website_code")
-        return ids.get(website, website) if website else None
-
-    return price_book
-
-
-class IngestionApiSink:
+class IngestionApiClient:
     def __init__(
         self,
         base_url: str,
@@ -172,14 +102,9 @@ class IngestionApiSink:
         backoff_cap_s: float = 30.0,
         max_in_flight: int = 4,
         max_throttled_retries: int = 20,
-        store_view_locales: Mapping[str, str] | None = None,
-        price_book_id: Callable[[dict[str, Any]], str | None] | None = website_price_book(),
         sleep: Callable[[float], None] = clock.sleep,
     ):
-        """`base_url` includes the tenant (https://na1-sandbox.api.commerce.adobe.com/<tenantId>).
-        `store_view_locales` maps store view codes to Magento locales: deletes carry no record.
-        `price_book_id` picks a record's price book (None: no prices sent). A special price is
-        judged on each item's `judged_on`, its store view's local date at the run's instant."""
+        """`base_url` includes the tenant (https://na1-sandbox.api.commerce.adobe.com/<tenantId>)."""
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.batch_size = max(1, batch_size)
@@ -188,109 +113,46 @@ class IngestionApiSink:
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
         self.max_in_flight = max(1, max_in_flight)
         self.max_throttled_retries = max_throttled_retries
-        self.store_view_locales = dict(store_view_locales or {})
-        self.price_book_id = price_book_id
-        self.description = f"the Catalog Data Ingestion API at {self.base_url}"
         self._sleep = sleep
         self._limiter = RateLimiter(max_requests_per_minute, sleep=sleep)
         self._http = _pool_manager(self.base_url, self.max_in_flight + 1)
-        self._price_books: dict[str, str | None] = {}  # id -> None if accepted, else why not
 
-    # ---- the Sink protocol -----------------------------------------------------------
-
-    def send(self, items: Iterable[DeltaItem], run_key: str) -> Iterator[ItemResult]:
-        tracker = _Tracker()
-        buffers: dict[str, list[_Part]] = defaultdict(list)
-        in_flight: set[Future[tuple[str, list[_Part], list[BodyResult]]]] = set()
+    def send(self, endpoint: str, items: Iterable[SendItem]) -> Iterator[ItemResult]:
+        """POST the items to `endpoint` (a delete sends each item's key, an upsert its body) in
+        batches, `max_in_flight` at a time; yields one result per item as batches complete."""
+        in_flight: set[Future[tuple[list[str], list[BodyResult]]]] = set()
         executor = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="ingestion")
 
-        def collect(block_until_below: int) -> None:
+        def collect(block_until_below: int) -> Iterator[ItemResult]:
             nonlocal in_flight
             while len(in_flight) > block_until_below:
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    _endpoint, parts, results = future.result()  # a credentials error is raised here
+                    keys, results = future.result()  # a credentials error is raised here
                     for r in results:
-                        tracker.part_done(parts[r.index].key, r.status, _prefixed(parts[r.index].label, r.reason))
+                        yield ItemResult(keys[r.index], r.status, r.reason)
 
-        def submit(endpoint: str) -> None:
-            parts, buffers[endpoint] = buffers[endpoint], []
-            in_flight.add(executor.submit(self._deliver_parts, endpoint, parts))
-            collect(self.max_in_flight - 1)
-
+        keys: list[str] = []
+        bodies: list[bytes] = []
         try:
-            for key, item in enumerate(items):
-                parts, failed = self._parts(key, item)
-                tracker.add(key, item, len(parts) + len(failed))
-                for label, status, reason in failed:
-                    tracker.part_done(key, status, _prefixed(label, reason))
-                for endpoint, part in parts:
-                    buffers[endpoint].append(part)
-                    if len(buffers[endpoint]) >= self.batch_size:
-                        submit(endpoint)
-                yield from tracker.take()
-            for endpoint in [e for e, b in buffers.items() if b]:
-                submit(endpoint)
-            collect(0)
-            yield from tracker.take()
+            for item in items:
+                keys.append(item.key)
+                bodies.append((item.key if item.body is None else item.body).encode())
+                if len(bodies) >= self.batch_size:
+                    in_flight.add(executor.submit(self._deliver_keyed, endpoint, keys, bodies))
+                    keys, bodies = [], []
+                    yield from collect(self.max_in_flight - 1)
+            if bodies:
+                in_flight.add(executor.submit(self._deliver_keyed, endpoint, keys, bodies))
+            yield from collect(0)
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self._http.clear()
 
-    # ---- setup items (metadata, price books) ----------------------------------------------
-
-    def deliver(self, endpoint: str, bodies: Sequence[dict[str, Any]]) -> list[BodyResult]:
-        """Send any items to one endpoint (e.g. METADATA with `mapping.metadata_items(...)`),
-        in batches, with the same rules as `send`; one result per body, by index."""
-        results: list[BodyResult] = []
-        for start in range(0, len(bodies), self.batch_size):
-            chunk = [orjson.dumps(body) for body in bodies[start:start + self.batch_size]]
-            results += [BodyResult(r.index + start, r.status, r.reason) for r in self._deliver(endpoint, chunk)]
-        return results
-
-    # ---- items -> request parts --------------------------------------------------------------
-
-    def _parts(self, key: int, item: DeltaItem) -> tuple[list[tuple[str, _Part]], list[tuple[str, str, str]]]:
-        """The (endpoint, part) pairs of an item, and the parts that failed before sending."""
-        try:
-            if item.op == DELETE:
-                locale = self.store_view_locales.get(item.store_view_code)
-                if locale is None:
-                    return [], [("delete", REJECTED, f"no locale known for store view {item.store_view_code!r}")]
-                return [(PRODUCTS_DELETE, _Part(key, orjson.dumps(mapping.product_delete(item.sku, locale)), "delete"))], []
-            record = item.payload
-            parts = [(PRODUCTS, _Part(key, orjson.dumps(mapping.feed_product(record)), "product"))]
-            day = date.fromisoformat(item.judged_on)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            return [], [("mapping", REJECTED, f"cannot map the feed record: {type(exc).__name__}: {exc}")]
-        return self._with_price(key, record, day, parts)
-
-    def _with_price(self, key: int, record: dict[str, Any], day: date, parts: list[tuple[str, _Part]]):
-        book = self.price_book_id(record) if self.price_book_id else None
-        price = mapping.prices(record, book, day) if book else None
-        if price is None:
-            return parts, []
-        problem = self._ensure_price_book(book, record.get("currency"))
-        if problem:
-            return parts, [("price", RETRYABLE, problem)]
-        return [*parts, (PRICES, _Part(key, orjson.dumps(price), "price"))], []
-
-    def _ensure_price_book(self, book: str, currency: str | None) -> str | None:
-        """Create the price book once per sink (the API ignores prices of unknown books)."""
-        if book not in self._price_books:
-            if not currency:
-                self._price_books[book] = f"price book {book!r}: no currency"
-            else:
-                [result] = self._deliver(PRICE_BOOKS, [orjson.dumps(mapping.price_book(book, currency))])
-                self._price_books[book] = None if result.status == OK else f"price book {book!r} not accepted: {result.reason}"
-        return self._price_books[book]
-
-    # ---- delivery of one batch (worker threads) -------------------------------------------
-
-    def _deliver_parts(self, endpoint: str, parts: list[_Part]) -> tuple[str, list[_Part], list[BodyResult]]:
-        return endpoint, parts, self._deliver(endpoint, [p.body for p in parts])
+    def _deliver_keyed(self, endpoint: str, keys: list[str], bodies: list[bytes]) -> tuple[list[str], list[BodyResult]]:
+        return keys, self._deliver(endpoint, bodies)
 
     def _deliver(self, endpoint: str, bodies: list[bytes]) -> list[BodyResult]:
         """400: listed items rejected, the rest re-sent; 413: halves. Returns one result per body."""
@@ -433,7 +295,3 @@ def _retry_after(response: urllib3.BaseHTTPResponse) -> float:
 def _short(text: str | None, limit: int = 200) -> str:
     text = (text or "").strip().replace("\n", " ")
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _prefixed(label: str, reason: str | None) -> str | None:
-    return f"{label}: {reason}" if reason else None

@@ -1,0 +1,131 @@
+"""commit: apply only what the target accepted to a new snapshot version, then swap the manifest.
+
+Per feed: the base version's items, less every key the target accepted a change of, plus the
+accepted upserts as they were sent; and the items not in sync yet (pending). A feed with
+nothing accepted and nothing pending changed keeps its files. The manifest swap, which
+covers every feed and the change watermarks, is the single commit point.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from catalog_sync.settings import SyncSettings
+from catalog_sync.state import duckdb_session
+from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
+from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, FeedFiles
+from catalog_sync.state.staging import StagingFolder
+from catalog_sync.magento.change_detection import ChangeMarks
+from catalog_sync.steps.modes import FULL, SKUS
+from catalog_sync.steps.run import RunPlan, Workspace
+from catalog_sync.targets.base import OK, FeedScope, FeedSpec, primary_feed
+
+log = logging.getLogger("catalog_sync.steps")
+
+
+def commit(settings: SyncSettings, run: RunPlan) -> dict:
+    with Workspace(settings) as ws:
+        staging = ws.staging(run)
+        if run.dry_run:
+            log.info("commit: dry run, snapshot left at v%d", run.base_version)
+            counts = {"feeds": {}, "dry_run": True}
+            staging.write_json(counts, staging.COMMIT)
+            return counts
+        manifest = ws.snapshots.read_manifest()
+        if manifest.run_id == run.run_id and staging.exists(staging.COMMIT):
+            log.info("commit: run %s is already committed as v%d; nothing to do", run.run_id, manifest.version)
+            return staging.read_json(staging.COMMIT)
+        if manifest.version != run.base_version:
+            raise RuntimeError(
+                f"the snapshot is at v{manifest.version} but this run planned against v{run.base_version} "
+                f"(last committed by {manifest.run_id}); start a new run"
+            )
+        _require_results(staging, run, ws.target.feeds)
+        version = manifest.version + 1
+        feeds: dict[str, FeedFiles] = {}
+        counts: dict[str, dict[str, int]] = {}
+        with duckdb_session.connect() as con:
+            con.execute(_scope_view(staging, run))
+            for feed in ws.target.feeds:
+                feeds[feed.name], counts[feed.name] = _commit_feed(con, ws, run, staging, feed, version)
+        # A full reconcile made every body from the current fingerprints; other runs keep the manifest's.
+        new = ws.snapshots.swap_manifest(manifest, feeds, None if run.mode == SKUS else ChangeMarks.from_dict(run.until_marks),
+                                         run.run_id, fingerprints=run.fingerprints if run.mode == FULL else None)
+        primary = primary_feed(ws.target.feeds).name
+        result = {"version": new.version, "feeds": counts, **{k: counts[primary][k] for k in ("inserted", "updated", "deleted")}}
+        staging.write_json(result, staging.COMMIT)
+    log.info("commit: snapshot v%d -> v%d: %s", run.base_version, new.version, "; ".join(
+        f"{name}: {c['items']} in sync ({c['inserted']} inserted, {c['updated']} updated, {c['deleted']} deleted), "
+        f"{c['pending']} pending" + ("" if c["rewritten"] else ", unchanged files") for name, c in counts.items()))
+    return result
+
+
+def _require_results(staging: StagingFolder, run: RunPlan, feeds: tuple[FeedSpec, ...]) -> None:
+    """Every delta has its results: an export that did not finish must not be committed."""
+    for feed in feeds:
+        for delta in staging.parts_of("delta", feed.name):
+            part = delta.rsplit("-", 1)[-1].removesuffix(".parquet")
+            ops = ("upsert", "delete")
+            present = [op for op in ops if staging.exists(staging.results(feed.name, f"{part}-{op}"))]
+            if len(present) != len(ops):
+                raise RuntimeError(f"commit needs the export results of {feed.name} ({part}); found {present or 'none'}")
+
+
+def _scope_view(staging: StagingFolder, run: RunPlan) -> str:
+    if run.mode == FULL:
+        return "CREATE TEMP VIEW scope AS SELECT NULL::BIGINT AS product_id WHERE false"
+    files = ", ".join(sql_literal(staging.url_of(staging.scope(b))) for b in range(run.buckets))
+    return f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet([{files}])"
+
+
+def _commit_feed(con, ws: Workspace, run: RunPlan, staging: StagingFolder, feed: FeedSpec,
+                 version: int) -> tuple[FeedFiles, dict[str, int]]:
+    base = run.base(feed.name)
+    deltas = [staging.url_of(d) for d in staging.parts_of("delta", feed.name)]
+    results = [staging.url_of(r) for r in staging.parts_of("results", feed.name)]
+    q = sql_literal
+    con.execute(file_or_empty_view("base", ws.snapshot_url(base.file), SNAPSHOT_SCHEMA))
+    con.execute(file_or_empty_view("old_pending", ws.snapshot_url(base.pending), PENDING_SCHEMA))
+    if deltas:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW d AS SELECT * FROM read_parquet([{', '.join(q(d) for d in deltas)}])")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW res AS SELECT * FROM read_parquet([{', '.join(q(r) for r in results)}])")
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW d AS SELECT NULL::VARCHAR AS op, NULL::VARCHAR AS key WHERE false")
+        con.execute("CREATE OR REPLACE TEMP VIEW res AS SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS status, "
+                    "NULL::VARCHAR AS reason WHERE false")
+    # Keys only: bodies stream from the delta in the COPY below, so memory stays bounded.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT d.key, d.op FROM d JOIN res USING (key) "
+                f"WHERE res.status = '{OK}' AND d.op IN ('insert', 'update', 'delete')")
+    by_op = dict(con.execute("SELECT op, count(*) FROM accepted GROUP BY op").fetchall())
+    # Old pending items stay while this run did not look at them (catalog feeds are looked at whole).
+    keep_old = "false" if run.mode == FULL or feed.scope is FeedScope.CATALOG else \
+        "(product_id IS NULL OR product_id NOT IN (SELECT product_id FROM scope)) AND key NOT IN (SELECT key FROM d)"
+    pending_sql = f"""
+        SELECT * FROM old_pending WHERE {keep_old}
+        UNION ALL BY NAME
+        SELECT d.key, d.product_id, d.sku, d.store_view_code,
+               CASE WHEN d.op = 'delete' THEN 'delete' ELSE 'upsert' END AS op,
+               res.status, res.reason, d.sha1, {q(run.run_id)} AS run_id
+        FROM d JOIN res USING (key) WHERE res.status <> '{OK}'"""
+    rewrite = bool(by_op) or base.file is None
+    file_rel, pending_rel = ws.snapshots.new_files(feed.name, version)
+    items = base.items
+    if rewrite:
+        ws.state.makedirs(file_rel.rsplit("/", 1)[0])
+        columns = ", ".join(f"d.{f.name}" for f in SNAPSHOT_SCHEMA if f.name not in ("exported_at", "run_id"))
+        con.execute(f"""COPY (
+            SELECT base.* FROM base ANTI JOIN accepted a USING (key)
+            UNION ALL BY NAME
+            SELECT {columns}, {q(run.instant)} AS exported_at, {q(run.run_id)} AS run_id
+            FROM d SEMI JOIN (SELECT key FROM accepted WHERE op <> 'delete') a USING (key)
+        ) TO {q(ws.snapshot_url(file_rel))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})""")
+        items = con.execute(f"SELECT count(*) FROM read_parquet({q(ws.snapshot_url(file_rel))})").fetchone()[0]
+    else:
+        file_rel = base.file
+    # Pending items are few: their file is written every time.
+    ws.state.makedirs(pending_rel.rsplit("/", 1)[0])
+    con.execute(f"COPY ({pending_sql}) TO {q(ws.snapshot_url(pending_rel))} (FORMAT parquet)")
+    new_pending = con.execute(f"SELECT count(*) FROM read_parquet({q(ws.snapshot_url(pending_rel))})").fetchone()[0]
+    counts = {"inserted": by_op.get("insert", 0), "updated": by_op.get("update", 0), "deleted": by_op.get("delete", 0),
+              "items": items, "pending": new_pending, "rewritten": rewrite}
+    return FeedFiles(file_rel, pending_rel, items, new_pending), counts

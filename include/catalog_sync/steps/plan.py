@@ -1,0 +1,119 @@
+"""plan: take the sync lock, bring the state to the current format, fix the run's instant, choose the mode."""
+
+from __future__ import annotations
+
+import logging
+
+from catalog_sync import clock, run_clock
+from catalog_sync.feed import feed_builder, feed_record
+from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
+from catalog_sync.settings import SyncSettings, redact_url
+from catalog_sync.state import upgrades
+from catalog_sync.state.snapshot import Manifest
+from catalog_sync.steps.buckets import check_buckets
+from catalog_sync.steps.modes import FULL, INCREMENTAL, SKUS
+from catalog_sync.steps.run import RunPlan, SyncRequest, Workspace, run_key
+from catalog_sync.targets.base import source_fingerprint
+
+log = logging.getLogger("catalog_sync.steps")
+
+
+def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
+    with Workspace(settings) as ws:
+        ws.target  # an unusable target configuration fails here, before any work
+        MagentoCatalogReader(ws.source).verify_schema()
+        stale = ws.status.acquire_lock(request.run_id, settings.lock_ttl_s, process=request.holder_process)
+        try:
+            if stale:
+                ws.status.abandon_run(stale, f"abandoned: the run died without reporting; its lock was taken over by {request.run_id}")
+            manifest, upgraded_from = upgrades.upgrade(ws.snapshots, ws.target)
+            detector = ChangeDetector(ws.source)
+            until = detector.current_marks()
+            fingerprints = current_fingerprints(ws)
+            mode, reason = _mode(request, manifest, detector, upgraded_from, fingerprints)
+            started = clock.now()  # operational: run keys and delta file names sort in run order
+            key = run_key(request.run_id, started)
+            result = RunPlan(
+                run_id=request.run_id,
+                run_key=key,
+                mode=mode,
+                mode_reason=reason,
+                dry_run=request.dry_run,
+                force_resend=request.cleanup or mode == SKUS,
+                skus=list(request.skus),
+                staging=f"staging/{key}",
+                base_version=manifest.version,
+                base_feeds={name: files.__dict__ for name, files in manifest.feeds.items()},
+                since_marks=manifest.change_marks,
+                until_marks=until.to_dict(),
+                started_at=started.isoformat(timespec="seconds"),
+                instant=run_clock.format_instant(run_clock.run_instant(settings.now)),
+                buckets=check_buckets(settings.buckets),
+                fingerprints=fingerprints,
+            )
+            staging = ws.staging(result)
+            staging.makedirs()
+            staging.write_json(result.to_dict(), staging.PLAN)
+            ws.status.start_run(request.run_id, mode, dry_run=request.dry_run, mode_reason=reason,
+                                dag_id=request.dag_id, airflow_run_id=request.airflow_run_id)
+        except Exception:
+            # A plan that fails after taking the lock must not leave it held.
+            ws.status.release_lock(request.run_id)
+            raise
+        log.info(
+            "plan: run %s, mode %s (%s)%s; run instant %s%s; source %s, target %s, snapshot v%d (%s)",
+            request.run_id, mode, reason, " [dry run]" if request.dry_run else "", result.instant,
+            f" (pinned by {run_clock.PIN_ENV})" if settings.now else "", redact_url(settings.source_url),
+            ws.target.description, manifest.version,
+            ", ".join(f"{name} {files.items}" for name, files in sorted(manifest.feeds.items())) or "empty",
+        )
+        return result
+
+
+def current_fingerprints(ws: Workspace) -> dict[str, str]:
+    """What every body depends on besides its product: how staging records are built, the target's
+    mapping, and the shop's product attributes."""
+    return {
+        "staging_records": source_fingerprint(feed_builder, feed_record),
+        "mapping": ws.target.mapping_fingerprint(),
+        "attributes": MagentoCatalogReader(ws.source).attribute_fingerprint(),
+    }
+
+
+WHAT_CHANGED = {
+    "staging_records": "how this release builds Magento's records changed",
+    "mapping": "the target's mapping changed (a new release, or its options)",
+    "attributes": "the shop's product attributes changed (added, removed or retyped)",
+}
+
+
+def _mode(request: SyncRequest, manifest: Manifest, detector: ChangeDetector,
+          upgraded_from: int | None, fingerprints: dict[str, str]) -> tuple[str, str]:
+    since = manifest.marks
+    if request.skus:
+        return SKUS, f"resync of {len(request.skus)} requested sku(s)"
+    if request.cleanup:
+        return FULL, "full resync with cleanup requested: every item is re-sent"
+    if request.full:
+        return FULL, "full resync requested"
+    if upgraded_from is not None:
+        return FULL, (f"reconcile once after upgrading the state from format {upgraded_from}: items whose sent "
+                      "body was not kept are re-sent, unchanged ones are not")
+    if manifest.version == 0:
+        return FULL, "no snapshot yet: first sync"
+    if since is None:
+        return FULL, "the snapshot has no change watermark yet"
+    changed = [WHAT_CHANGED[k] for k in fingerprints if manifest.fingerprints and manifest.fingerprints.get(k) != fingerprints[k]]
+    if changed:
+        return FULL, f"escalated to a full reconcile: {'; '.join(changed)} since the last full sync"
+    gap = detector.gap_reason(since)
+    if gap:
+        return FULL, f"escalated to a full reconcile: {gap}"
+    return INCREMENTAL, f"changes since {_describe(since)}"
+
+
+def _describe(marks: ChangeMarks) -> str:
+    if marks.method == UPDATED_AT:
+        return f"updated_at {marks.updated_at}"
+    return ", ".join(f"{name}@{version}" for name, version in sorted(marks.changelog_versions.items()))

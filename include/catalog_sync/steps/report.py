@@ -1,0 +1,91 @@
+"""report: record the run's outcome in the status store and the log, release the lock, return the summary.
+
+The headline counts (inserted, updated, deleted, unchanged, failed) are the primary feed's
+(products); `feeds` has the same per feed. They count what the target accepted: a run that
+failed before its commit accepted nothing, whatever it sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from catalog_sync.settings import SyncSettings
+from catalog_sync.state import duckdb_session
+from catalog_sync.state.staging import StagingFolder
+from catalog_sync.state.status_store import FAILED, SUCCESS
+from catalog_sync.steps.run import RunPlan, Workspace
+from catalog_sync.targets.base import OK, primary_feed
+
+log = logging.getLogger("catalog_sync.steps")
+
+MAX_FAILURES_RECORDED = 10_000
+SUMMARY_KEYS = ("extracted", "inserted", "updated", "deleted", "unchanged", "failed")
+
+
+def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> dict[str, Any]:
+    with Workspace(settings) as ws:
+        staging = ws.staging(run)
+        try:
+            done = ws.status.get_run(run.run_id)
+            if done["state"] == SUCCESS and not staging.exists(staging.PLAN):
+                # Reported already (the staging folder goes with a successful report): a retry changes nothing.
+                return {"mode": run.mode, **{k: done[k] for k in (*SUMMARY_KEYS, "duration_s")}, "feeds": done["feeds"]}
+            feeds = [f.name for f in ws.target.feeds]
+            primary = primary_feed(ws.target.feeds).name
+            diffs = [staging.read_json(n) for n in staging.glob("diff-b*.json")]
+            committed = staging.read_json(staging.COMMIT) if staging.exists(staging.COMMIT) else None
+            if error is None and committed is None:
+                error = "the run ended before its commit step completed"
+            failures = [] if run.dry_run else _failures(staging, feeds)
+            per_feed = {name: _feed_counts(name, diffs, committed, failures, run.dry_run) for name in feeds}
+            counts = {"extracted": sum(d["extracted"] for d in diffs), **per_feed[primary]}
+            ws.status.record_failures(run.run_id, failures[:MAX_FAILURES_RECORDED])
+            row = ws.status.finish_run(run.run_id, FAILED if error else SUCCESS, counts, error, feeds=per_feed)
+            summary: dict[str, Any] = {"mode": run.mode, **counts, "duration_s": row["duration_s"], "feeds": per_feed}
+            if run.dry_run:
+                summary["dry_run"] = True
+            if error:
+                summary["error"] = error
+            duration = row["duration_s"] or 0
+            log.info("report: run %s %s in %.2fs (%.0f records/s): %s", run.run_id, "FAILED" if error else "succeeded",
+                     duration, counts["extracted"] / duration if duration else 0, orjson.dumps(summary).decode())
+            for failure in failures[:20]:
+                log.warning("report: %s %s %s not in sync: %s", failure["status"], failure["feed"], failure["item_key"],
+                            failure["reason"])
+            if not error:
+                staging.remove(recursive=True)
+            return summary
+        finally:
+            ws.status.release_lock(run.run_id)
+
+
+def _feed_counts(feed: str, diffs: list[dict], committed: dict | None, failures: list[dict], dry_run: bool) -> dict[str, int]:
+    seen = [d["feeds"][feed] for d in diffs if feed in d["feeds"]]
+    if dry_run:  # what would have been sent
+        accepted = {k: sum(s[k] for s in seen) for k in ("inserted", "updated", "deleted")}
+    else:
+        accepted = {k: (committed or {}).get("feeds", {}).get(feed, {}).get(k, 0) for k in ("inserted", "updated", "deleted")}
+    return {**accepted, "unchanged": sum(s["unchanged"] for s in seen),
+            "failed": sum(1 for f in failures if f["feed"] == feed)}
+
+
+def _failures(staging: StagingFolder, feeds: list[str]) -> list[dict[str, Any]]:
+    """Every item of this run the target did not accept, with its reason."""
+    rows: list[dict[str, Any]] = []
+    for feed in feeds:
+        deltas, results = staging.parts_of("delta", feed), staging.parts_of("results", feed)
+        if not deltas or not results:
+            continue
+        found = duckdb_session.fetch_all(
+            "SELECT d.product_id, d.sku, d.store_view_code, d.op, r.status, r.reason, d.key "
+            "FROM read_parquet(?) r JOIN read_parquet(?) d USING (key) WHERE r.status <> ? ORDER BY d.sku, d.key",
+            [[staging.url_of(r) for r in results], [staging.url_of(d) for d in deltas], OK])
+        rows += [dict(zip(("product_id", "sku", "store_view_code", "op", "status", "reason", "item_key"), r),
+                      feed=feed) for r in found]
+    for row in rows:  # the status store wants text here; catalog-wide items name no product
+        row["sku"] = row["sku"] or ""
+        row["store_view_code"] = row["store_view_code"] or ""
+    return rows

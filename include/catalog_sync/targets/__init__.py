@@ -1,0 +1,1 @@
+"""Targets: where the catalog goes. `base` says what a target is; `registry` picks one by URL scheme."""

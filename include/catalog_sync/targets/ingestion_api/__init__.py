@@ -1,0 +1,1 @@
+"""Adobe Commerce Optimizer's Catalog Data Ingestion API: connection, config, feeds, mapping, auth, client, target."""

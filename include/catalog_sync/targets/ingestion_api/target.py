@@ -1,0 +1,68 @@
+"""The Catalog Data Ingestion API as a target: its feeds, its mapping and its client, together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from catalog_sync.magento.catalog_reader import CatalogContext
+from catalog_sync.targets.base import source_fingerprint, DELETE, FeedItem, FeedSpec, ItemResult, SendItem
+from catalog_sync.targets.ingestion_api import config as api_config
+from catalog_sync.targets.ingestion_api.client import IngestionApiClient
+from catalog_sync.targets.ingestion_api.connection import FORM
+from catalog_sync.targets.ingestion_api.config import IngestionApiConfig
+from catalog_sync.targets.ingestion_api import feeds, mapping
+from catalog_sync.targets.ingestion_api.feeds import ENDPOINTS, FEEDS
+from catalog_sync.targets.ingestion_api.mapping import CatalogMapper, adopted_items
+
+
+class IngestionApiTarget:
+    feeds = FEEDS
+
+    def __init__(self, config: IngestionApiConfig, **client_options: Any):
+        self.config = config
+        self.description = f"the Catalog Data Ingestion API at {config.url.rstrip('/')}"
+        self._client_options = client_options
+        self._client: IngestionApiClient | None = None
+
+    def mapper(self, ctx: CatalogContext) -> CatalogMapper:
+        return CatalogMapper(ctx, self.config.feed)
+
+    def mapping_fingerprint(self) -> str:
+        return source_fingerprint(mapping, feeds, options=sorted(self.config.feed.price_books.items()))
+
+    def adopt(self, record: dict[str, Any]) -> Iterator[FeedItem]:
+        # Earlier releases sent each product as this mapping makes it; prices were never kept.
+        return adopted_items(record, self.config.feed, with_bodies=True)
+
+    @property
+    def client(self) -> IngestionApiClient:
+        if self._client is None:  # only a step that sends needs credentials and a connection pool
+            c = self.config
+            self._client = IngestionApiClient(
+                c.url, c.auth(), batch_size=c.batch_size, max_requests_per_minute=c.max_requests_per_minute or None,
+                timeout_s=c.timeout_s, **self._client_options)
+        return self._client
+
+    def send(self, feed: FeedSpec, op: str, items: Iterable[SendItem], batch_key: str) -> Iterator[ItemResult]:
+        upsert_path, delete_path = ENDPOINTS[feed.name]
+        return self.client.send(delete_path if op == DELETE else upsert_path, items)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+class IngestionApiKind:
+    name = "ingestion_api"
+    schemes = ("http", "https")
+    connection_types = (FORM.conn_type,)
+
+    def config_from_connection(self, conn: Any, overrides: Mapping[str, Any] | None = None) -> IngestionApiConfig:
+        return api_config.config_from_connection(conn, overrides)
+
+    def config_from_env(self, url: str, env: Mapping[str, str], flags: Mapping[str, Any]) -> IngestionApiConfig:
+        return api_config.config_from_env(url, env, flags)
+
+    def open(self, config: IngestionApiConfig) -> IngestionApiTarget:
+        return IngestionApiTarget(config)
