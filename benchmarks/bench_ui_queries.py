@@ -30,8 +30,8 @@ from pathlib import Path
 
 import duckdb
 
-from catalog_sync.state.snapshot import SNAPSHOT_ROW_GROUP_SIZE, Manifest, SnapshotStore
 from catalog_sync.state.location import StateLocation
+from catalog_sync.state.snapshot import SNAPSHOT_ROW_GROUP_SIZE, Manifest, SnapshotStore
 from catalog_sync.ui.synced_products import SyncedProducts
 
 HERE = Path(__file__).resolve().parent

@@ -3,8 +3,8 @@
 #
 #   scripts/test.sh [pytest args...]      e.g. scripts/test.sh -k diff -x
 #
-# Builds/refreshes .venv, then runs pytest from the repository root with the
-# arguments passed through. Exits with pytest's code, except that "no tests
+# Builds/refreshes .venv, checks the code with ruff, then runs pytest from the
+# repository root with the arguments passed through. Exits with pytest's code, except that "no tests
 # collected" (pytest exit code 5) counts as a failure.
 #
 # Then it runs the tests marked `dates` (same arguments) again under libfaketime,
@@ -44,6 +44,9 @@ if [ -n "$FAKE_DATES" ] && [ ! -e "$LIBFAKETIME" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq faketime >/dev/null
     LIBFAKETIME="$(dpkg -L libfaketime | grep '/libfaketime\.so\.1$' | head -n 1)"
 fi
+
+# Lint first (ruff, configured in pyproject.toml): a second, not a pytest run, to learn of it.
+"$VIRTUAL_ENV/bin/ruff" check include tests dags plugins benchmarks
 
 set +e
 "$VIRTUAL_ENV/bin/python" -m pytest "$@"

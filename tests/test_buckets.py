@@ -9,11 +9,11 @@ import pytest
 
 import airflow_env
 from catalog_sync import cli
-from catalog_sync.state import duckdb_session
-from catalog_sync.steps.buckets import bucket_of, duckdb_bucket
 from catalog_sync.receiver import ReceiverOptions
-from catalog_sync.state.snapshot import SnapshotStore
+from catalog_sync.state import duckdb_session
 from catalog_sync.state.location import StateLocation
+from catalog_sync.state.snapshot import SnapshotStore
+from catalog_sync.steps.buckets import bucket_of, duckdb_bucket
 from receiver_helpers import ThreadedReceiver
 from sync_helpers import SyncEnv, expected_feed, mapped_source
 

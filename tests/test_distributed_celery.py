@@ -17,7 +17,13 @@ import pytest
 import s3fs
 
 from airflow_services import (
-    DAGS_TIMEOUT, HEALTH_TIMEOUT, ROOT, AirflowServices, Receiver, free_port, mapped_source,
+    DAGS_TIMEOUT,
+    HEALTH_TIMEOUT,
+    ROOT,
+    AirflowServices,
+    Receiver,
+    free_port,
+    mapped_source,
     service_env,
 )
 from services import MotoS3, port_open, unavailable

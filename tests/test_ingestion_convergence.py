@@ -122,8 +122,8 @@ def test_faulty_runs_then_a_clean_run_converge_and_invalid_skus_stay_reported(sy
     assert {f["sku"] for f in rejected} == set(invalid)
     assert all("Invalid SKU" in f["reason"] for f in rejected)
     # Still pending as rejected after the clean run, which did not send them again (their content did not change).
-    from catalog_sync.state.snapshot import SnapshotStore
     from catalog_sync.state.location import StateLocation
+    from catalog_sync.state.snapshot import SnapshotStore
 
     snapshots = SnapshotStore(StateLocation(str(sync_env.state_dir)))
     import pyarrow.parquet as pq

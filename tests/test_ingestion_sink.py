@@ -16,7 +16,6 @@ from urllib.parse import parse_qs
 
 import orjson
 import pytest
-from test_ingestion_mapping import assert_valid, configurable_child, request_schema_name
 
 from catalog_sync.targets.base import DELETE, OK, REJECTED, RETRYABLE, UPSERT, ItemResult, SendItem, canonical
 from catalog_sync.targets.ingestion_api import mapping
@@ -25,6 +24,7 @@ from catalog_sync.targets.ingestion_api.client import IngestionApiClient, Ingest
 from catalog_sync.targets.ingestion_api.config import IngestionApiConfig
 from catalog_sync.targets.ingestion_api.feeds import METADATA, PRODUCTS
 from catalog_sync.targets.ingestion_api.target import IngestionApiTarget
+from test_ingestion_mapping import assert_valid, configurable_child, request_schema_name
 
 TOKEN = "s3cr3t-token-value"
 TENANT = "tenant123"

@@ -27,13 +27,25 @@ from __future__ import annotations
 import time
 
 import pytest
-
 import sqlalchemy as sa
 
 from airflow_services import (
-    ACTIVE_RUN_STATES, DAG_IDS, DAGS_TIMEOUT, HEALTH_TIMEOUT, LOCK_WAIT_OBSERVED_TIMEOUT, RECEIVER_KINDS, RECEIVER_LATENCY_S,
-    AirflowServices, Receiver, changed_keys, free_port, mapped_source, parse_time, run_sql,
-    service_env, tail,
+    ACTIVE_RUN_STATES,
+    DAG_IDS,
+    DAGS_TIMEOUT,
+    HEALTH_TIMEOUT,
+    LOCK_WAIT_OBSERVED_TIMEOUT,
+    RECEIVER_KINDS,
+    RECEIVER_LATENCY_S,
+    AirflowServices,
+    Receiver,
+    changed_keys,
+    free_port,
+    mapped_source,
+    parse_time,
+    run_sql,
+    service_env,
+    tail,
 )
 
 # The real fixture (see tests/test_magento_fixture.py): a watch and a jacket, both simple products,

@@ -12,7 +12,6 @@ from catalog_sync.state.snapshot_reader import feed_items
 from catalog_sync.state.status_store import StatusStore
 from sync_helpers import key_text, mapped_source, product_key
 
-
 NAME_ATTRIBUTE_ID = 73
 
 

@@ -172,8 +172,8 @@ def test_failed_items_list_retryable_and_rejected_with_reasons(page):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from catalog_sync.state.snapshot import PENDING_SCHEMA, SnapshotStore
     from catalog_sync.state.location import StateLocation
+    from catalog_sync.state.snapshot import PENDING_SCHEMA, SnapshotStore
 
     store = SnapshotStore(StateLocation(str(env.state_dir)))
     manifest = store.read_manifest()

@@ -90,8 +90,8 @@ def _state_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from catalog_sync.steps import SyncRequest, run_sync
     from catalog_sync.state.status_store import SyncLockedError
+    from catalog_sync.steps import SyncRequest, run_sync
 
     settings = SyncSettings.from_env(
         target_flags={"price_books": args.price_books, "batch_size": args.batch_size},
@@ -144,7 +144,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if run.get("error"):
             print(f"{'':<27}error: {run['error']}")
         for failure in run["failures"]:
-            print(f"{'':<27}{failure['status']}: {failure['sku']} [{failure['store_view_code']}] {failure['op']}: {failure['reason']}")
+            print(f"{'':<27}{failure['status']}: {failure['sku']} [{failure['store_view_code']}] {failure['op']}: "
+                  f"{failure['reason']}")
     return 0
 
 

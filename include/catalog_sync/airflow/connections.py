@@ -20,7 +20,12 @@ from __future__ import annotations
 import os
 
 from catalog_sync.airflow.hooks import (
-    CatalogTargetHook, MagentoDatabaseHook, StateStorageHook, StatusStoreHook, sqlalchemy_url, storage_options,
+    CatalogTargetHook,
+    MagentoDatabaseHook,
+    StateStorageHook,
+    StatusStoreHook,
+    sqlalchemy_url,
+    storage_options,
 )
 from catalog_sync.settings import DEFAULT_CHUNK_SIZE, SyncSettings, pinned_instant
 

@@ -18,12 +18,11 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from catalog_sync.state import duckdb_session
-from catalog_sync.run_clock import local_date
-
 from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, EXTRACT_SCHEMA, IMAGE_ROLES, PRICE_ATTRIBUTES, SKU_MAX_LENGTH
 from catalog_sync.magento.arrow_reader import RawChunk
 from catalog_sync.magento.catalog_reader import CatalogContext
+from catalog_sync.run_clock import local_date
+from catalog_sync.state import duckdb_session
 
 # Payload fields, alphabetical: the JSON key order of the canonical serialization.
 _PAYLOAD_FIELDS = (
@@ -133,7 +132,8 @@ class FeedBuilder:
             f"CASE WHEN sp.\"has_{code}\" THEN sp.\"{code}\" ELSE dp.\"{code}\" END AS \"{code}\"" for code in codes)
         # A gallery image's roles: the image roles whose resolved value is its file, sorted by name.
         image_roles = "list_filter([" + ", ".join(
-            f"CASE WHEN c.\"{role}\" = gal.file THEN '{role}' END" for role in sorted(IMAGE_ROLES)) + "], lambda x: x IS NOT NULL)"
+            f"CASE WHEN c.\"{role}\" = gal.file THEN '{role}' END" for role in sorted(IMAGE_ROLES)
+        ) + "], lambda x: x IS NOT NULL)"
         payload = {
             "attribute_set_id": "i.attribute_set_id::BIGINT",
             "attributes": "coalesce(ca.attributes, '[]')::JSON",
@@ -156,8 +156,10 @@ class FeedBuilder:
             "short_description": "c.short_description",
             "sku": "i.sku",
             "special_price": "TRY_CAST(c.special_price AS DOUBLE)",
-            "special_price_from": "CASE WHEN c.special_from_date LIKE '0000-00-00%' THEN NULL ELSE substr(c.special_from_date, 1, 10) END",
-            "special_price_to": "CASE WHEN c.special_to_date LIKE '0000-00-00%' THEN NULL ELSE substr(c.special_to_date, 1, 10) END",
+            "special_price_from": "CASE WHEN c.special_from_date LIKE '0000-00-00%' THEN NULL "
+                                  "ELSE substr(c.special_from_date, 1, 10) END",
+            "special_price_to": "CASE WHEN c.special_to_date LIKE '0000-00-00%' THEN NULL "
+                                "ELSE substr(c.special_to_date, 1, 10) END",
             "status": "TRY_CAST(c.status AS BIGINT)",
             "store_code": "i.group_code",
             "store_view_code": "i.store_view_code",
@@ -196,7 +198,8 @@ class FeedBuilder:
             LEFT JOIN sp ON sp.entity_id = i.entity_id AND sp.store_id = i.store_id
         ),
         -- The custom attributes' resolved values (the same rule, row by row: there are few of them).
-        cdv AS (SELECT r.entity_id, r.attribute_id, r.value FROM raw_values r SEMI JOIN custom_attrs a ON a.attribute_id = r.attribute_id WHERE r.store_id = 0),
+        cdv AS (SELECT r.entity_id, r.attribute_id, r.value FROM raw_values r
+                SEMI JOIN custom_attrs a ON a.attribute_id = r.attribute_id WHERE r.store_id = 0),
         csv AS (SELECT sv.* FROM sv SEMI JOIN custom_attrs a ON a.attribute_id = sv.attribute_id),
         crv AS (
             SELECT i.entity_id, i.store_id, cdv.attribute_id, cdv.value
@@ -290,7 +293,8 @@ class FeedBuilder:
                    '[' || array_to_string(list_transform(list_sort(list({{
                        'p': gal.position::BIGINT, 'u': gal.media_url || 'catalog/product' || gal.file,
                        'j': to_json({{'label': gal.label, 'position': gal.position::BIGINT, 'roles': {image_roles},
-                                     'url': gal.media_url || 'catalog/product' || gal.file}})::VARCHAR}})), lambda x: x.j), ',') || ']' AS images
+                                     'url': gal.media_url || 'catalog/product' || gal.file}})::VARCHAR}})),
+                                     lambda x: x.j), ',') || ']' AS images
             FROM gal LEFT JOIN c ON c.entity_id = gal.entity_id AND c.store_id = gal.store_id
             WHERE gal.disabled = 0 GROUP BY gal.entity_id, gal.store_id
         )

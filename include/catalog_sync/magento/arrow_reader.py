@@ -21,7 +21,8 @@ from catalog_sync.magento import schema as m
 
 log = logging.getLogger(__name__)
 
-VALUE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
+VALUE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()),
+                          ("value", pa.string())])
 
 
 def connectorx_url(url: URL) -> str | None:

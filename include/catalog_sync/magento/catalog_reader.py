@@ -212,7 +212,8 @@ class MagentoCatalogReader:
     @staticmethod
     def _config(conn: sa.Connection) -> dict[tuple[str, int, str], str | None]:
         c = m.core_config_data.c
-        wanted = ("general/locale/code", "general/locale/timezone", "currency/options/base", "currency/options/default", "catalog/price/scope",
+        wanted = ("general/locale/code", "general/locale/timezone", "currency/options/base", "currency/options/default",
+                  "catalog/price/scope",
                   "web/secure/base_url", "web/secure/base_media_url")
         rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(wanted)))
         return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}

@@ -13,8 +13,8 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa

@@ -19,8 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog_sync.state.snapshot import (
-    ITEM_SCHEMA, MANIFEST_FORMAT, PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, FeedFiles, Manifest,
-    SnapshotStore, UnsupportedState,
+    ITEM_SCHEMA,
+    MANIFEST_FORMAT,
+    PENDING_SCHEMA,
+    SNAPSHOT_ROW_GROUP_SIZE,
+    SNAPSHOT_SCHEMA,
+    FeedFiles,
+    Manifest,
+    SnapshotStore,
+    UnsupportedState,
 )
 from catalog_sync.targets.base import RETRYABLE, FeedItem, Target, canonical, sha1_hex
 
@@ -51,7 +58,8 @@ def _from_records(store: SnapshotStore, raw: dict[str, Any], target: Target) -> 
     version = previous.version + 1
     snapshot, pending = raw.get("snapshot_file"), raw.get("pending_file")
     if snapshot and not store.location.exists(snapshot):
-        raise UnsupportedState(f"the format-{raw.get('format')} manifest at {store.location.url} names {snapshot}, which is missing")
+        raise UnsupportedState(
+            f"the format-{raw.get('format')} manifest at {store.location.url} names {snapshot}, which is missing")
     rows: dict[str, dict[str, dict[str, Any]]] = {feed.name: {} for feed in target.feeds}
     exported: dict[str, tuple[str | None, str | None]] = {}
     for record, row in _records(store, snapshot):

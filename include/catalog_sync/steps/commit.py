@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 
+from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state import duckdb_session
 from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
 from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, FeedFiles
 from catalog_sync.state.staging import StagingFolder
-from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.steps.modes import FULL, SKUS
 from catalog_sync.steps.run import RunPlan, Workspace
 from catalog_sync.targets.base import OK, FeedScope, FeedSpec, primary_feed

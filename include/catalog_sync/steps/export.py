@@ -24,7 +24,18 @@ from catalog_sync.state import duckdb_session
 from catalog_sync.state.staging import CATALOG_PART, StagingFolder, bucket_part
 from catalog_sync.steps.run import RunPlan, Workspace
 from catalog_sync.targets.base import (
-    DELETE, OK, REJECTED, RETRYABLE, UPSERT, FeedScope, FeedSpec, ItemResult, SendItem, Target, canonical, feed_by_name,
+    DELETE,
+    OK,
+    REJECTED,
+    RETRYABLE,
+    UPSERT,
+    FeedScope,
+    FeedSpec,
+    ItemResult,
+    SendItem,
+    Target,
+    canonical,
+    feed_by_name,
     send_order,
 )
 

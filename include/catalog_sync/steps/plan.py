@@ -26,7 +26,8 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
         stale = ws.status.acquire_lock(request.run_id, settings.lock_ttl_s, process=request.holder_process)
         try:
             if stale:
-                ws.status.abandon_run(stale, f"abandoned: the run died without reporting; its lock was taken over by {request.run_id}")
+                ws.status.abandon_run(
+                    stale, f"abandoned: the run died without reporting; its lock was taken over by {request.run_id}")
             manifest, upgraded_from = upgrades.upgrade(ws.snapshots, ws.target)
             detector = ChangeDetector(ws.source)
             until = detector.current_marks()

@@ -8,11 +8,10 @@ and "last sent" are comparable field by field.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-
-from datetime import datetime
 
 from catalog_sync import clock
 from catalog_sync.feed.feed_record import FeedRow, build_feed_rows

@@ -19,10 +19,10 @@ from fsspec.core import url_to_fs
 
 from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.settings import ConfigurationError
-from catalog_sync.targets.base import source_fingerprint, DELETE, OK, FeedItem, FeedSpec, ItemResult, SendItem
+from catalog_sync.targets.base import DELETE, OK, FeedItem, FeedSpec, ItemResult, SendItem, source_fingerprint
 from catalog_sync.targets.files.connection import FORM
-from catalog_sync.targets.ingestion_api.config import FeedOptions, feed_options
 from catalog_sync.targets.ingestion_api import feeds, mapping
+from catalog_sync.targets.ingestion_api.config import FeedOptions, feed_options
 from catalog_sync.targets.ingestion_api.feeds import FEEDS
 from catalog_sync.targets.ingestion_api.mapping import CatalogMapper, adopted_items
 

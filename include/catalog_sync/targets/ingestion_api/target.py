@@ -6,12 +6,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from catalog_sync.magento.catalog_reader import CatalogContext
-from catalog_sync.targets.base import source_fingerprint, DELETE, FeedItem, FeedSpec, ItemResult, SendItem
+from catalog_sync.targets.base import DELETE, FeedItem, FeedSpec, ItemResult, SendItem, source_fingerprint
 from catalog_sync.targets.ingestion_api import config as api_config
-from catalog_sync.targets.ingestion_api.client import IngestionApiClient
-from catalog_sync.targets.ingestion_api.connection import FORM
-from catalog_sync.targets.ingestion_api.config import IngestionApiConfig
 from catalog_sync.targets.ingestion_api import feeds, mapping
+from catalog_sync.targets.ingestion_api.client import IngestionApiClient
+from catalog_sync.targets.ingestion_api.config import IngestionApiConfig
+from catalog_sync.targets.ingestion_api.connection import FORM
 from catalog_sync.targets.ingestion_api.feeds import ENDPOINTS, FEEDS
 from catalog_sync.targets.ingestion_api.mapping import CatalogMapper, adopted_items
 
