@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from catalog_sync.state import duckdb_session
+from catalog_sync.state.location import open_state
+from catalog_sync.state.snapshot import SnapshotStore
 from catalog_sync.state.snapshot_reader import feed_items
 from catalog_sync.state.status_store import StatusStore
 from sync_helpers import key_text, mapped_source, product_key
@@ -330,3 +335,28 @@ def test_report_is_idempotent(sync_env, capsys):
 
     assert again == {k: first[k] for k in again} and first["inserted"] == again["inserted"] > 0
     assert StatusStore(settings.status_url).get_run("idempotent-report")["state"] == "success"
+
+
+def test_mapping_split_over_processes_makes_the_same_items(sync_env, capsys, caplog, monkeypatch):
+    # A large bucket's mapping runs in several processes; a small one never does, so lower the bar.
+    diff_module = importlib.import_module("catalog_sync.steps.diff")
+    monkeypatch.setattr(diff_module, "MIN_ROWS_PER_WORKER", 1)
+    monkeypatch.setattr(diff_module.os, "cpu_count", lambda: 3)
+    caplog.set_level("INFO", logger="catalog_sync.steps")
+
+    first = sync_env.sync(capsys, "--chunk-size", "40")
+
+    assert any("in 3 processes" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    expected = mapped_source(sync_env.source_url)
+    assert first["inserted"] == len(expected["products"])
+    assert sync_env.target_state() == expected
+    assert feed_items(str(sync_env.state_dir)) == expected
+    # Each item kept the columns of its own staging record (workers count rows from their first one).
+    store = SnapshotStore(open_state(str(sync_env.state_dir)))
+    rows = duckdb_session.fetch_all(
+        "SELECT key, product_id, sku FROM read_parquet(?)", [store.file_url(store.read_manifest().feeds["products"].file)])
+    ids = dict(sqlite3.connect(sync_env.source_url.removeprefix("sqlite:///")).execute(
+        "SELECT sku, entity_id FROM catalog_product_entity").fetchall())
+    assert len(rows) == len(expected["products"])
+    assert all(json.loads(key)["sku"] == sku and product_id == ids[sku] for key, product_id, sku in rows)
+    assert sync_env.sync(capsys, "--chunk-size", "40")["updated"] == 0

@@ -57,7 +57,18 @@ ITEM_FIELDS = [
     # Configurable parents and variants: a change to one re-reads the others (as linked when sent).
     pa.field("linked_product_ids", pa.list_(pa.int64())),
 ]
-ITEM_SCHEMA = pa.schema([*ITEM_FIELDS, pa.field("reason", pa.string())])  # reason: why not sendable
+# What the mapping writes: the item and, for a product's item, the row of its staging record, whose
+# columns (product_id, sku, listing columns) the diff joins in (fewer columns to build in Python).
+MAPPED_SCHEMA = pa.schema([
+    pa.field("key", pa.string()),
+    pa.field("body", pa.string()),
+    pa.field("sha1", pa.string()),
+    pa.field("judged_on", pa.string()),
+    pa.field("recheck_on", pa.string()),
+    pa.field("reason", pa.string()),  # why it is not sendable (quarantined)
+    pa.field("record_row", pa.int64()),  # the staging record's row number; NULL for catalog-wide items
+])
+ITEM_SCHEMA = pa.schema([*ITEM_FIELDS, pa.field("reason", pa.string())])  # an item with its product's columns
 SNAPSHOT_SCHEMA = pa.schema([*ITEM_FIELDS, pa.field("exported_at", pa.string()), pa.field("run_id", pa.string())])
 
 # Small row groups: the plugin page fetches one product's bodies by row number, and DuckDB

@@ -19,6 +19,10 @@ are at the target: nothing of it is deleted while its input is bad.
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +31,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import catalog_sync
 from catalog_sync import clock
 from catalog_sync.feed.feed_record import StagingRow
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state import duckdb_session
 from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
-from catalog_sync.state.snapshot import ITEM_SCHEMA, PENDING_SCHEMA, SNAPSHOT_SCHEMA
+from catalog_sync.state.snapshot import MAPPED_SCHEMA, PENDING_SCHEMA, SNAPSHOT_SCHEMA
 from catalog_sync.state.staging import CATALOG_PART, StagingFolder, bucket_part
 from catalog_sync.steps.buckets import duckdb_bucket
 from catalog_sync.steps.modes import FULL, SKUS
@@ -44,11 +49,15 @@ log = logging.getLogger("catalog_sync.steps")
 
 OPS = ("insert", "update", "delete", "quarantined", "held")
 SENDABLE_OPS = ("insert", "update", "delete")
-_STAGING_COLUMNS = ["product_id", "sku", "store_view_code", "payload", "judged_on", "quarantine_reason", "name", "type",
-                    "price", "visibility", "source_updated_at", "linked_product_ids"]
+_STAGING_COLUMNS = ["payload", "judged_on", "quarantine_reason"]
+# The staging record's columns every product item carries (joined in by record_row).
 _LISTING = ("product_id", "sku", "store_view_code", "name", "type", "price", "visibility", "source_updated_at",
             "linked_product_ids")
 FLUSH_ROWS = 10_000
+MAX_MAP_WORKERS = 4
+MIN_ROWS_PER_WORKER = 25_000  # below this, starting a process costs more than it saves
+_TYPES = {"product_id": "BIGINT", "sku": "VARCHAR", "store_view_code": "VARCHAR", "name": "VARCHAR", "type": "VARCHAR",
+          "price": "DOUBLE", "visibility": "INTEGER", "source_updated_at": "VARCHAR", "linked_product_ids": "BIGINT[]"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, Any
         target = ws.target
         ctx = MagentoCatalogReader(ws.source).load_context()
         feeds = [f for f in target.feeds if f.scope is FeedScope.PRODUCT or bucket == 0]
-        mapped = _write_items(staging, run, bucket, target.mapper(ctx), feeds)
+        mapped = map_records(staging, bucket, settings.target, ctx, feeds)
         extracted = staging.read_json(staging.extract(bucket, "json"))["records"]
         product_feeds = [f for f in feeds if f.scope is FeedScope.PRODUCT]
         with duckdb_session.connect() as con:
@@ -94,33 +103,35 @@ def part_of(feed: FeedSpec, bucket: int) -> str:
 
 
 class _ItemWriter:
-    """Buffers a feed's items column by column and writes them in row groups."""
+    """Buffers a feed's mapped items column by column and writes them in row groups."""
 
     def __init__(self, staging: StagingFolder, name: str):
-        self.path = staging.path(name)
-        self.writer = pq.ParquetWriter(self.path, ITEM_SCHEMA, compression="zstd", compression_level=1,
+        self.writer = pq.ParquetWriter(staging.path(name), MAPPED_SCHEMA, compression="zstd", compression_level=1,
                                        filesystem=staging.fs)
-        self.columns: dict[str, list] = {f.name: [] for f in ITEM_SCHEMA}
+        self.columns: dict[str, list] = {f.name: [] for f in MAPPED_SCHEMA}
         self.count = 0
 
-    def add(self, item: FeedItem, listing: dict[str, Any] | None) -> None:
+    def add(self, item: FeedItem, row: int | None) -> None:
         c = self.columns
-        body = None if item.body is None else canonical(item.body)
         c["key"].append(canonical(item.key).decode())
-        c["body"].append(None if body is None else body.decode())
-        c["sha1"].append(None if body is None else sha1_hex(body))
+        if item.body is None:
+            c["body"].append(None)
+            c["sha1"].append(None)
+        else:
+            body = canonical(item.body)
+            c["body"].append(body.decode())
+            c["sha1"].append(sha1_hex(body))
         c["judged_on"].append(item.judged_on)
         c["recheck_on"].append(item.recheck_on)
         c["reason"].append(item.reason)
-        for name in _LISTING:
-            c[name].append(None if listing is None else listing[name])
+        c["record_row"].append(row)
         self.count += 1
-        if len(c["key"]) >= FLUSH_ROWS:
+        if self.count % FLUSH_ROWS == 0:
             self.flush()
 
     def flush(self) -> None:
         if self.columns["key"]:
-            self.writer.write_table(pa.table(self.columns, schema=ITEM_SCHEMA))
+            self.writer.write_table(pa.table(self.columns, schema=MAPPED_SCHEMA))
             self.columns = {name: [] for name in self.columns}
 
     def close(self) -> None:
@@ -128,19 +139,94 @@ class _ItemWriter:
         self.writer.close()
 
 
-def _write_items(staging: StagingFolder, run: RunPlan, bucket: int, mapper: Any, feeds: list[FeedSpec]) -> dict[str, int]:
+@dataclass(frozen=True)
+class _MapJob:
+    """One process's share of a bucket's mapping: a range of the staging file's row groups."""
+
+    staging: StagingFolder
+    bucket: int
+    groups: tuple[int, int]  # [first, last) row groups
+    first_row: int  # the staging file's row number of the range's first record
+    worker: int
+    target: Any  # the target's config (the mapping is built from it and the catalog context)
+    ctx: CatalogContext
+    feeds: tuple[FeedSpec, ...]
+    catalog: bool  # this job also writes the catalog-wide feeds
+
+
+def map_records(staging: StagingFolder, bucket: int, target: Any, ctx: CatalogContext,
+                feeds: list[FeedSpec]) -> dict[str, int]:
+    """Write the items the target's mapping makes of this bucket's staging records, one file per feed
+    and worker. The mapping is Python, so a large bucket is split over processes, one per core."""
     staging.makedirs("items")
-    writers = {f.name: _ItemWriter(staging, staging.items(f.name, part_of(f, bucket))) for f in feeds}
+    for old in staging.glob("items/*.parquet"):  # a retry starts afresh: another split may leave other files
+        staging.remove(old)
+    metadata = pq.ParquetFile(staging.open(staging.extract(bucket))).metadata
+    sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+    workers = max(1, min(os.cpu_count() or 1, MAX_MAP_WORKERS, -(-sum(sizes) // MIN_ROWS_PER_WORKER), len(sizes)))
+    bounds = [round(len(sizes) * w / workers) for w in range(workers + 1)]
+    jobs = [_MapJob(staging, bucket, (bounds[w], bounds[w + 1]), sum(sizes[:bounds[w]]), w, target, ctx, tuple(feeds),
+                    catalog=bucket == 0 and w == 0) for w in range(workers)]
+    if workers == 1:
+        results = [map_job(jobs[0])]
+    else:
+        log.info("diff%s: mapping %d staging records in %d processes", f" [bucket {bucket}]" if bucket else "",
+                 sum(sizes), workers)
+        results = _in_processes(jobs)
+    return {f.name: sum(r.get(f.name, 0) for r in results) for f in feeds}
+
+
+def _in_processes(jobs: list[_MapJob]) -> list[dict[str, int]]:
+    """The first job here, each other in its own `python -m catalog_sync.steps.map_worker`, its job
+    given on stdin (never on disk: the target's config holds its credentials). A plain subprocess, not
+    multiprocessing: the parent may be an Airflow task runner whose main module must not be imported
+    again, or fork with threads."""
+    env = dict(os.environ)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(catalog_sync.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    procs = []
     try:
-        source = pq.ParquetFile(staging.open(staging.extract(bucket)))
-        for batch in source.iter_batches(batch_size=FLUSH_ROWS, columns=_STAGING_COLUMNS):
-            columns = {name: batch.column(name).to_pylist() for name in _STAGING_COLUMNS}
-            for i, payload in enumerate(columns["payload"]):
-                listing = {name: columns[name][i] for name in _LISTING}
-                row = StagingRow(orjson.loads(payload), columns["judged_on"][i], columns["quarantine_reason"][i])
-                for item in mapper.product_items(row):
-                    writers[item.feed].add(item, listing)
-        if bucket == 0:
+        for job in jobs[1:]:
+            proc = subprocess.Popen([sys.executable, "-m", "catalog_sync.steps.map_worker"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, env=env)
+            proc.stdin.write(pickle.dumps(job))
+            proc.stdin.close()
+            procs.append(proc)
+        results = [map_job(jobs[0])]
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
+    failed = []
+    for job, proc in zip(jobs[1:], procs):
+        out = proc.stdout.read()
+        if proc.wait() != 0:
+            failed.append(f"worker {job.worker} (row groups {job.groups[0]}-{job.groups[1] - 1}) exited with {proc.returncode}")
+        else:
+            results.append(orjson.loads(out))
+    if failed:
+        raise RuntimeError(f"mapping the staging records failed: {'; '.join(failed)} (its error is in the log above)")
+    return results
+
+
+def map_job(job: _MapJob) -> dict[str, int]:
+    from catalog_sync.targets.registry import open_target
+
+    mapper = open_target(job.target).mapper(job.ctx)
+    writers = {f.name: _ItemWriter(job.staging, job.staging.items(f.name, f"{part_of(f, job.bucket)}-w{job.worker}"))
+               for f in job.feeds}
+    try:
+        source = pq.ParquetFile(job.staging.open(job.staging.extract(job.bucket)))
+        row = job.first_row
+        for group in range(*job.groups):
+            batch = source.read_row_group(group, columns=_STAGING_COLUMNS)
+            payloads, days, reasons = (batch.column(name).to_pylist() for name in _STAGING_COLUMNS)
+            for payload, day, reason in zip(payloads, days, reasons):
+                for item in mapper.product_items(StagingRow(orjson.loads(payload), day, reason)):
+                    writers[item.feed].add(item, row)
+                row += 1
+        if job.catalog:
             for item in mapper.catalog_items():
                 writers[item.feed].add(item, None)
     finally:
@@ -156,7 +242,7 @@ def _write_items(staging: StagingFolder, run: RunPlan, bucket: int, mapper: Any,
 class FeedInputs:
     """What one feed's comparison reads and writes (paths DuckDB opens)."""
 
-    items: str  # the feed items the mapping made
+    items: str  # the feed items the mapping made (MAPPED_SCHEMA)
     delta: str  # written: every item that is not unchanged, with its op
     snapshot: str | None = None  # the feed's snapshot file (None: the target holds nothing yet)
     pending: str | None = None  # the feed's pending items (rejected ones are held)
@@ -164,6 +250,7 @@ class FeedInputs:
     force: bool = False  # a forced re-send: unchanged and held items are sent again
     # Items files of every product feed of the bucket: a product with a quarantined item loses none of its items.
     quarantine_from: tuple[str, ...] = ()
+    records: str | None = None  # the staging records the items' record_row point into
 
 
 def compare(inputs: FeedInputs, con: duckdb.DuckDBPyConnection | None = None) -> FeedDiff:
@@ -171,11 +258,21 @@ def compare(inputs: FeedInputs, con: duckdb.DuckDBPyConnection | None = None) ->
         with duckdb_session.connect() as own:  # closed at the end: its buffers go with it
             return compare(inputs, own)
     q = sql_literal
+    if inputs.records:
+        records = (f"(SELECT file_row_number AS record_row, {', '.join(_LISTING)} "
+                   f"FROM read_parquet({q(inputs.records)}, file_row_number = true))")
+    else:
+        nulls = ", ".join(f"NULL::{_TYPES[n]} AS {n}" for n in _LISTING)
+        records = f"(SELECT NULL::BIGINT AS record_row, {nulls} WHERE false)"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT * FROM {records}")
     files = ", ".join(q(f) for f in inputs.quarantine_from)
     con.execute("CREATE OR REPLACE TEMP TABLE quarantined AS " + (
-        f"SELECT DISTINCT product_id FROM read_parquet([{files}]) WHERE reason IS NOT NULL" if files
-        else "SELECT NULL::BIGINT AS product_id WHERE false"))
-    raw = f"read_parquet({q(inputs.items)})"
+        f"SELECT DISTINCT r.product_id FROM read_parquet([{files}]) i JOIN records r USING (record_row) "
+        "WHERE i.reason IS NOT NULL" if files else "SELECT NULL::BIGINT AS product_id WHERE false"))
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW items AS
+        SELECT i.key, i.body, i.sha1, i.judged_on, i.recheck_on, i.reason, {', '.join(f'r.{n}' for n in _LISTING)}
+        FROM read_parquet({q(inputs.items)}) i LEFT JOIN records r USING (record_row)""")
+    raw = "items"
     # One item per key: store views that give one key the same body are one item; different bodies
     # for one key are refused (the target would keep whichever came last).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE dup AS
@@ -237,10 +334,11 @@ def _inputs(ws: Workspace, run: RunPlan, staging: StagingFolder, bucket: int, fe
     # A resync of some SKUs forces their items; a re-send of everything (cleanup) forces every feed's.
     forced = run.force_resend and (feed.scope is FeedScope.PRODUCT or run.mode != SKUS)
     return FeedInputs(
-        items=staging.url_of(staging.items(feed.name, part)), delta=staging.url_of(staging.delta(feed.name, part)),
+        items=staging.url_of(staging.items(feed.name, f"{part}-w*")), delta=staging.url_of(staging.delta(feed.name, part)),
+        records=staging.url_of(staging.extract(bucket)),
         snapshot=ws.snapshot_url(base.file), pending=ws.snapshot_url(base.pending),
         snapshot_scope=_snapshot_scope(run, staging, bucket, feed), force=forced,
-        quarantine_from=tuple(staging.url_of(staging.items(f.name, bucket_part(bucket))) for f in product_feeds)
+        quarantine_from=tuple(staging.url_of(staging.items(f.name, f"{bucket_part(bucket)}-w*")) for f in product_feeds)
         if feed.scope is FeedScope.PRODUCT else (),
     )
 
