@@ -163,6 +163,7 @@ def _worker_drive(cfg: dict) -> dict:
             shutil.copytree(staging_dir(), cfg["keep_inputs"], dirs_exist_ok=True)
         elif name in ("export", "export_catalog"):
             counts[name] = result
+            counts["sent"] = counts.get("sent", 0) + result["sent"]
         elif name == "commit":
             counts["commit"] = result
         elif name == "report":
@@ -209,6 +210,8 @@ def _worker_drive(cfg: dict) -> dict:
         "files_bytes": files,
         "snapshot_version": manifest.get("version"),
         "ru_maxrss_kb": _peak_rss_kb(),
+        # The largest process the sync started (diff maps a large bucket in worker processes); 0: none.
+        "children_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
         "rss_after_imports_kb": rss_after_imports,
         "peak_rss_after_stage_kb": peak_after,
         "rss_after_stage_kb": rss_after,
@@ -230,7 +233,8 @@ def _engine_diff():
             i = case["inputs"]
             scope = (f"product_id IN (SELECT product_id FROM read_parquet({_lit(i['scope'])})) OR key IN (SELECT key FROM e)"
                      if i.get("scope") else "true")
-            return compare(FeedInputs(i["items"], i["delta"], i["snapshot"], i["pending"], snapshot_scope=scope))
+            return compare(FeedInputs(i["items"], i["delta"], i["snapshot"], i["pending"], snapshot_scope=scope,
+                                      records=i.get("records")))
 
         return run, ("key",), "sha1"
     except ImportError:
@@ -318,17 +322,31 @@ def _worker_ratio(cfg: dict) -> dict:
     return {"reps": reps, "duckdb_settings": duckdb_settings, "cases": out, "ru_maxrss_kb": _peak_rss_kb()}
 
 
+def _snapshot_items(run: dict) -> int:
+    commit = run["counts"]["commit"]
+    return sum(c["items"] for c in commit["feeds"].values()) if "feeds" in commit else commit["items"]
+
+
+def _diff_counts(full: dict, inc: dict) -> dict[str, tuple[dict, dict]]:
+    """The diff's counts per feed (" (products)" ...), or the one count of engines before feeds ("")."""
+    f, i = full["counts"]["diff"], inc["counts"]["diff"]
+    if "feeds" not in f:
+        return {"": (f, i)}
+    return {f" ({name})": (f["feeds"][name], i["feeds"].get(name, {})) for name in f["feeds"]}
+
+
 def _diff_inputs(kept: Path, state: Path, plan: dict, scoped: bool) -> dict:
     """The inputs of one diff case, from a run's kept staging folder and the plan it ran with."""
     if "base_feeds" in plan:  # feeds: the products feed
         base = plan["base_feeds"].get("products") or {}
-        items = kept / "items" / "products-b000.parquet"
+        items = kept / "items" / "products-b000-w*.parquet"
+        records = next(kept.glob("extract*.parquet"))
         snapshot, pending = base.get("file"), base.get("pending")
     else:
-        items = next(kept.glob("extract*.parquet"))
+        items = records = next(kept.glob("extract*.parquet"))
         snapshot, pending = plan.get("base_snapshot"), plan.get("base_pending")
     scope = next(kept.glob("scope*.parquet"), None) if scoped else None
-    return {"items": str(items), "snapshot": str(state / snapshot) if snapshot else None,
+    return {"items": str(items), "records": str(records), "snapshot": str(state / snapshot) if snapshot else None,
             "pending": str(state / pending) if pending else None, "scope": str(scope) if scope else None}
 
 
@@ -689,9 +707,11 @@ def render_markdown(r: dict) -> str:
     out += [
         f"| **total (plan to report)** | **{_s(full['total_s'])}** | | **{_s(inc['total_s'])}** | |",
         f"| process wall time (with interpreter start and imports) | {_s(full['process_wall_s'])} | | {_s(inc['process_wall_s'])} | |",
-        f"| CPU time of the process (user + system, all threads) | {_s(full['process_cpu_s'])} | | {_s(inc['process_cpu_s'])} | |",
+        f"| CPU time of the process (user + system, all threads and worker processes) | {_s(full['process_cpu_s'])} | | {_s(inc['process_cpu_s'])} | |",
         f"| CPU used by other processes meanwhile (noise) | {_s(full['other_processes_cpu_s'])} | | {_s(inc['other_processes_cpu_s'])} | |",
         f"| **peak RSS of the process** | | **{_mib(full['ru_maxrss_kb'])}** | | **{_mib(inc['ru_maxrss_kb'])}** |",
+        f"| peak RSS of its largest worker process (diff's mapping; empty: none ran) | | {_mib(full.get('children_maxrss_kb') or None)} "
+        f"| | {_mib(inc.get('children_maxrss_kb') or None)} |",
         f"| RSS after imports, before the sync | | {_mib(full['rss_after_imports_kb'])} | | {_mib(inc['rss_after_imports_kb'])} |",
         "",
         "\"Peak RSS so far\" is the process's high-water mark after that stage: the stage where it jumps set the peak.",
@@ -702,11 +722,12 @@ def render_markdown(r: dict) -> str:
         f"| products extracted | {full['counts']['extract']['products']:,} | {inc['counts']['extract']['products']:,} |",
         f"| records extracted | {full['counts']['extract']['records']:,} | {inc['counts']['extract']['records']:,} |",
     ]
-    for key in ("inserted", "updated", "deleted", "unchanged", "quarantined", "held"):
-        out.append(f"| diff: {key} | {full['counts']['diff'][key]:,} | {inc['counts']['diff'][key]:,} |")
+    for feed, (f_counts, i_counts) in _diff_counts(full, inc).items():
+        for key in ("inserted", "updated", "deleted", "unchanged", "quarantined", "held"):
+            out.append(f"| diff{feed}: {key} | {f_counts.get(key, 0):,} | {i_counts.get(key, 0):,} |")
     out += [
-        f"| items sent | {full['counts']['export']['sent']:,} | {inc['counts']['export']['sent']:,} |",
-        f"| snapshot items after commit | {full['counts']['commit']['items']:,} | {inc['counts']['commit']['items']:,} |",
+        f"| items sent (every feed) | {full['counts']['sent']:,} | {inc['counts']['sent']:,} |",
+        f"| snapshot items after commit (every feed) | {_snapshot_items(full):,} | {_snapshot_items(inc):,} |",
         f"| extract throughput | {full['counts']['extract']['records'] / full['stages_s']['extract']:,.0f} records/s "
         f"| {inc['counts']['extract']['records'] / inc['stages_s']['extract']:,.0f} records/s |",
         "",
