@@ -83,11 +83,11 @@ def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, Any
         target = ws.target
         ctx = MagentoCatalogReader(ws.source).load_context()
         feeds = [f for f in target.feeds if f.scope is FeedScope.PRODUCT or bucket == 0]
-        mapped = map_records(staging, bucket, settings.target, ctx, feeds)
+        mapped, workers = map_records(staging, bucket, settings.target, ctx, feeds)
         extracted = staging.read_json(staging.extract(bucket, "json"))["records"]
         product_feeds = [f for f in feeds if f.scope is FeedScope.PRODUCT]
         with duckdb_session.connect() as con:
-            counts = {f.name: compare(_inputs(ws, run, staging, bucket, f, product_feeds), con) for f in feeds}
+            counts = {f.name: compare(_inputs(ws, run, staging, bucket, f, product_feeds, workers), con) for f in feeds}
         result = {"extracted": extracted, "feeds": {name: c.__dict__ for name, c in counts.items()}}
         staging.write_json(result, staging.diff_counts(bucket))
     log.info(
@@ -159,9 +159,10 @@ class _MapJob:
 
 
 def map_records(staging: StagingFolder, bucket: int, target: Any, ctx: CatalogContext,
-                feeds: list[FeedSpec]) -> dict[str, int]:
+                feeds: list[FeedSpec]) -> tuple[dict[str, int], int]:
     """Write the items the target's mapping makes of this bucket's staging records, one file per feed
-    and worker. The mapping is Python, so a large bucket is split over processes, one per core."""
+    and worker (`items_files`); returns the items per feed and the number of workers. The mapping
+    is Python, so a large bucket is split over processes, one per core."""
     staging.makedirs("items")
     for old in staging.glob("items/*.parquet"):  # a retry starts afresh: another split may leave other files
         staging.remove(old)
@@ -177,7 +178,13 @@ def map_records(staging: StagingFolder, bucket: int, target: Any, ctx: CatalogCo
         log.info("diff%s: mapping %d staging records in %d processes", f" [bucket {bucket}]" if bucket else "",
                  sum(sizes), workers)
         results = _in_processes(jobs)
-    return {f.name: sum(r.get(f.name, 0) for r in results) for f in feeds}
+    return {f.name: sum(r.get(f.name, 0) for r in results) for f in feeds}, workers
+
+
+def items_files(staging: StagingFolder, feed: FeedSpec, bucket: int, workers: int) -> tuple[str, ...]:
+    """Every worker writes a file for every feed (maybe empty): named, never globbed (an object
+    store's cached listing may not show files just written)."""
+    return tuple(staging.url_of(staging.items(feed.name, f"{part_of(feed, bucket)}-w{w}")) for w in range(workers))
 
 
 def _in_processes(jobs: list[_MapJob]) -> list[dict[str, int]]:
@@ -245,7 +252,7 @@ def map_job(job: _MapJob) -> dict[str, int]:
 class FeedInputs:
     """What one feed's comparison reads and writes (paths DuckDB opens)."""
 
-    items: str  # the feed items the mapping made (MAPPED_SCHEMA)
+    items: str | tuple[str, ...]  # the feed items the mapping made (MAPPED_SCHEMA): a file, or files
     delta: str  # written: every item that is not unchanged, with its op
     snapshot: str | None = None  # the feed's snapshot file (None: the target holds nothing yet)
     pending: str | None = None  # the feed's pending items (rejected ones are held)
@@ -274,7 +281,7 @@ def compare(inputs: FeedInputs, con: duckdb.DuckDBPyConnection | None = None) ->
         "WHERE i.reason IS NOT NULL" if files else "SELECT NULL::BIGINT AS product_id WHERE false"))
     con.execute(f"""CREATE OR REPLACE TEMP VIEW items AS
         SELECT i.key, i.body, i.sha1, i.judged_on, i.recheck_on, i.reason, {', '.join(f'r.{n}' for n in _LISTING)}
-        FROM read_parquet({q(inputs.items)}) i LEFT JOIN records r USING (record_row)""")
+        FROM read_parquet({_files(inputs.items)}) i LEFT JOIN records r USING (record_row)""")
     raw = "items"
     # One item per key: store views that give one key the same body are one item; different bodies
     # for one key are refused (the target would keep whichever came last).
@@ -329,19 +336,23 @@ def compare(inputs: FeedInputs, con: duckdb.DuckDBPyConnection | None = None) ->
                     quarantined=by_op.get("quarantined", 0), held=by_op.get("held", 0))
 
 
+def _files(paths: str | tuple[str, ...]) -> str:
+    return sql_literal(paths) if isinstance(paths, str) else "[" + ", ".join(sql_literal(p) for p in paths) + "]"
+
+
 def _inputs(ws: Workspace, run: RunPlan, staging: StagingFolder, bucket: int, feed: FeedSpec,
-            product_feeds: list[FeedSpec]) -> FeedInputs:
+            product_feeds: list[FeedSpec], workers: int) -> FeedInputs:
     part = part_of(feed, bucket)
     base = run.base(feed.name)
     staging.makedirs("delta")
     # A resync of some SKUs forces their items; a re-send of everything (cleanup) forces every feed's.
     forced = run.force_resend and (feed.scope is FeedScope.PRODUCT or run.mode != SKUS)
     return FeedInputs(
-        items=staging.url_of(staging.items(feed.name, f"{part}-w*")), delta=staging.url_of(staging.delta(feed.name, part)),
+        items=items_files(staging, feed, bucket, workers), delta=staging.url_of(staging.delta(feed.name, part)),
         records=staging.url_of(staging.extract(bucket)),
         snapshot=ws.snapshot_url(base.file), pending=ws.snapshot_url(base.pending),
         snapshot_scope=_snapshot_scope(run, staging, bucket, feed), force=forced,
-        quarantine_from=tuple(staging.url_of(staging.items(f.name, f"{bucket_part(bucket)}-w*")) for f in product_feeds)
+        quarantine_from=tuple(p for f in product_feeds for p in items_files(staging, f, bucket, workers))
         if feed.scope is FeedScope.PRODUCT else (),
     )
 
