@@ -163,9 +163,9 @@ def map_records(staging: StagingFolder, bucket: int, target: Any, ctx: CatalogCo
     """Write the items the target's mapping makes of this bucket's staging records, one file per feed
     and worker (`items_files`); returns the items per feed and the number of workers. The mapping
     is Python, so a large bucket is split over processes, one per core."""
+    # No clean-up of earlier attempts' files: other buckets' diffs write beside these, perhaps right
+    # now on another worker, and files of another split are never read (items_files names them).
     staging.makedirs("items")
-    for old in staging.glob("items/*.parquet"):  # a retry starts afresh: another split may leave other files
-        staging.remove(old)
     metadata = pq.ParquetFile(staging.open(staging.extract(bucket))).metadata
     sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
     workers = max(1, min(os.cpu_count() or 1, MAX_MAP_WORKERS, -(-sum(sizes) // MIN_ROWS_PER_WORKER), len(sizes)))
