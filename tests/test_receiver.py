@@ -359,7 +359,7 @@ def test_receiver_endpoints_stats_reset_and_faults():
     stats = c.get("/_receiver/stats").json()
     assert stats == {
         "requests": {"POST /v1/catalog/products": {"200": 1, "400": 1}},
-        "faults": {"latency": 0, "drop": 0, "429": 0, "5xx": 0, "reject_sku_items": 0},
+        "faults": {"latency": 0, "drop": 0, "429": 0, "5xx": 0, "reject_sku_items": 0, "answered_next": 0, "late": 0, "late_applied": 0},
         "faults_injected": 0,
         "items": {"products": {"upsert": 1}},
         "stored": {"products": 1, "metadata": 0, "price_books": 0, "prices": 0, "categories": 0, "product_layers": 0},
@@ -370,7 +370,7 @@ def test_receiver_endpoints_stats_reset_and_faults():
     assert r.status_code == 200
     assert r.json() == {
         "validate": True, "required_token": None, "rate_429": 1.0, "retry_after_s": 3, "rate_5xx": 0.0,
-        "latency_s": 0.0, "latency_rate": 1.0, "drop_rate": 0.0, "reject_skus": ["z"], "seed": 5,
+        "latency_s": 0.0, "latency_rate": 1.0, "drop_rate": 0.0, "reject_skus": ["z"], "answer_next": [], "late_skus": [], "late_apply_s": 2.0, "seed": 5,
     }
     assert c.get("/_receiver/faults").json()["rate_429"] == 1.0
     assert c.post(PRODUCTS, json=[product()], headers=JSON).headers["retry-after"] == "3"
@@ -472,3 +472,33 @@ def test_serve_in_a_subprocess(tmp_path):
 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT sku, locale FROM products ORDER BY sku").fetchall() == [("a", "en-US"), ("b", "en-US")]
+
+
+def test_answer_next_answers_the_next_requests_with_the_queued_statuses():
+    c = client(answer_next=(408, 400, 409))
+    assert c.post(PRODUCTS, json=[product()], headers=JSON).status_code == 408
+    gateway = c.post(PRODUCTS, json=[product()], headers=JSON)
+    assert (gateway.status_code, gateway.json()) == (400, {"status": "FAILED", "message": "Bad Request", "errors": []})
+    assert c.post(PRODUCTS, json=[product()], headers=JSON).status_code == 409
+    assert c.get("/_receiver/products").json() == {}  # nothing of the refused requests was stored
+    assert c.post(PRODUCTS, json=[product()], headers=JSON).status_code == 200
+    assert c.get("/_receiver/stats").json()["faults"]["answered_next"] == 3
+    assert c.post("/_receiver/faults", json={"answer_next": [503]}).json()["answer_next"] == [503]
+    assert c.post("/_receiver/faults", json={"answer_next": [200]}).status_code == 400  # only errors can be queued
+
+
+def test_a_late_sku_request_gets_no_answer_and_is_applied_later(live_receiver):
+    base = live_receiver(late_skus={"slow"}, late_apply_s=0.5)
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{base}/acme/v1/catalog/products", json=[product("slow", name="old")], timeout=5)
+    assert requests.get(f"{base}/_receiver/products", timeout=5).json() == {}  # not applied yet
+    # The SKU left the list: the next request is answered, and applied at once.
+    r = requests.post(f"{base}/acme/v1/catalog/products", json=[product("slow", name="new")], timeout=5)
+    assert r.json() == {"status": "ACCEPTED", "acceptedCount": 1}
+    deadline = time.monotonic() + 10
+    while requests.get(f"{base}/_receiver/stats", timeout=5).json()["items"].get("products", {}).get("upsert", 0) < 2:
+        assert time.monotonic() < deadline, "the late request was never applied"
+        time.sleep(0.05)
+    # ... and the late one landed after it: the receiver holds the old body.
+    assert requests.get(f"{base}/_receiver/products", timeout=5).json()["slow|en-US"]["name"] == "old"
+    assert requests.get(f"{base}/_receiver/faults", timeout=5).json()["late_skus"] == []

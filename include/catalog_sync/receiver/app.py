@@ -28,7 +28,8 @@ unknown Content-Encoding, 500/502/503 for injected faults.
 
 Faults (ReceiverOptions, changeable at runtime with POST /_receiver/faults) only
 apply to the contract endpoints, never to /_receiver/. Per request, in order:
-latency, drop, 429, 5xx, then auth, parsing, validation, reject_skus. The random
+answer_next (queued statuses), latency, drop, 429, 5xx, then auth, parsing,
+late_skus (no answer, applied later), validation, reject_skus. The random
 draws come from one `random.Random(seed)`: three draws per contract request, so
 the same seed and request sequence give the same faults.
 
@@ -113,11 +114,19 @@ class ReceiverOptions:
     latency_rate: float = 1.0  # share 0..1 of contract requests that get the latency
     drop_rate: float = 0.0  # share 0..1 of contract requests whose connection is closed without an answer
     reject_skus: frozenset[str] = field(default_factory=frozenset)  # items with these SKUs are always invalid
+    # The next contract requests get these HTTP statuses, one each, in order (a 400 without itemIndex).
+    answer_next: tuple[int, ...] = ()
+    # The first request holding one of these SKUs gets no answer (the connection closes), and is
+    # applied `late_apply_s` later: a gateway that timed out while the backend still works.
+    late_skus: frozenset[str] = field(default_factory=frozenset)
+    late_apply_s: float = 2.0
     seed: int | None = None  # seed of the fault draws (None: random)
     ims: ImsSettings | None = None  # set: serve POST /ims/token/v3 and accept the tokens it issues
 
     def __post_init__(self) -> None:
         self.reject_skus = frozenset(self.reject_skus or ())
+        self.late_skus = frozenset(self.late_skus or ())
+        self.answer_next = tuple(self.answer_next or ())
         check_fault_values(asdict(self))
 
 
@@ -131,8 +140,12 @@ FAULT_FIELDS = (
     "latency_rate",
     "drop_rate",
     "reject_skus",
+    "answer_next",
+    "late_skus",
+    "late_apply_s",
     "seed",
 )
+_SKU_SETS = ("reject_skus", "late_skus")
 
 
 def check_fault_values(values: dict[str, Any]) -> None:
@@ -142,10 +155,14 @@ def check_fault_values(values: dict[str, Any]) -> None:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
-    if "latency_s" in values:
-        value = values["latency_s"]
+    for name in ("latency_s", "late_apply_s"):
+        value = values.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"latency_s must be a number >= 0, got {value!r}")
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    statuses = values.get("answer_next", ())
+    if isinstance(statuses, str) or not isinstance(statuses, Iterable) or \
+            not all(isinstance(c, int) and not isinstance(c, bool) and 400 <= c <= 599 for c in statuses):
+        raise ValueError(f"answer_next must be a list of HTTP statuses 400-599, got {statuses!r}")
     if "retry_after_s" in values:
         value = values["retry_after_s"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -158,10 +175,10 @@ def check_fault_values(values: dict[str, Any]) -> None:
     if "seed" in values and values["seed"] is not None:
         if isinstance(values["seed"], bool) or not isinstance(values["seed"], int):
             raise ValueError("seed must be an integer or null")
-    if "reject_skus" in values:
-        skus = values["reject_skus"]
+    for name in _SKU_SETS:
+        skus = values.get(name, ())
         if isinstance(skus, str) or not isinstance(skus, Iterable) or not all(isinstance(s, str) for s in skus):
-            raise ValueError("reject_skus must be a list of strings")
+            raise ValueError(f"{name} must be a list of strings")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -178,7 +195,8 @@ class _Stats:
     def reset(self) -> None:
         with self._lock:
             self.requests: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            self.faults: dict[str, int] = {"latency": 0, "drop": 0, "429": 0, "5xx": 0, "reject_sku_items": 0}
+            self.faults: dict[str, int] = {"latency": 0, "drop": 0, "429": 0, "5xx": 0, "reject_sku_items": 0,
+                                           "answered_next": 0, "late": 0, "late_applied": 0}
             self.items: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def request(self, endpoint: str, status: int | str) -> None:
@@ -198,7 +216,7 @@ class _Stats:
             return {
                 "requests": {endpoint: dict(by_status) for endpoint, by_status in self.requests.items()},
                 "faults": dict(self.faults),
-                "faults_injected": self.faults["drop"] + self.faults["429"] + self.faults["5xx"],
+                "faults_injected": sum(self.faults[k] for k in ("drop", "429", "5xx", "answered_next", "late")),
                 "items": {kind: dict(ops) for kind, ops in self.items.items()},
             }
 
@@ -219,7 +237,9 @@ class ReceiverState:
     def fault_settings(self) -> dict[str, Any]:
         with self._lock:
             out = dict(self.faults)
-        out["reject_skus"] = sorted(out["reject_skus"])
+        for name in _SKU_SETS:
+            out[name] = sorted(out[name])
+        out["answer_next"] = list(out["answer_next"])
         return out
 
     def update_faults(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +249,7 @@ class ReceiverState:
         check_fault_values(changes)
         with self._lock:
             for name, value in changes.items():
-                self.faults[name] = frozenset(value) if name == "reject_skus" else value
+                self.faults[name] = frozenset(value) if name in _SKU_SETS else tuple(value) if name == "answer_next" else value
             if "seed" in changes:
                 self._rng = random.Random(changes["seed"])
         return self.fault_settings()
@@ -241,6 +261,28 @@ class ReceiverState:
             slow, drop, r429, r5xx = self._rng.random(), self._rng.random(), self._rng.random(), self._rng.random()
             status = self._rng.choice(FIVE_XX)
         return settings, slow, drop, r429, r5xx, status
+
+    def next_answer(self) -> int | None:
+        """The status queued for this request by `answer_next`, if any (consumed)."""
+        with self._lock:
+            queued = self.faults["answer_next"]
+            if not queued:
+                return None
+            self.faults["answer_next"] = queued[1:]
+            return queued[0]
+
+    def take_late(self, items: list[Any]) -> bool:
+        """Whether this request is the first to hold one of the `late_skus` (which then leave the list)."""
+        with self._lock:
+            hit = {i["sku"] for i in items if isinstance(i, dict) and i.get("sku") in self.faults["late_skus"]}
+            self.faults["late_skus"] = self.faults["late_skus"] - hit
+        return bool(hit)
+
+
+def _queued_answer(status: int) -> Response:
+    if status == 400:  # a gateway's 400: no errors[].itemIndex, so no item is to blame
+        return _json({"status": "FAILED", "message": "Bad Request", "errors": []}, 400)
+    return Response(f"Injected answer {status}", status_code=status, media_type="text/plain")
 
 
 async def _drop_connection(request: Request) -> Response:
@@ -368,6 +410,11 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
                 return _json({"message": f"unknown tenant {tenant!r}"}, 404)
         raw = await request.body()
         settings, slow, drop, r429, r5xx, status_5xx = state.draw()
+        queued = state.next_answer()
+        if queued is not None:
+            state.stats.fault("answered_next")
+            state.stats.request(endpoint, queued)
+            return _queued_answer(queued)
         if settings["latency_s"] > 0 and slow < settings["latency_rate"]:
             state.stats.fault("latency")
             await asyncio.sleep(settings["latency_s"])
@@ -396,6 +443,15 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
                 response = _request_error(
                     f"Body must be a JSON array of {state.validator.item_schema('post', path)} items"
                 )
+            elif settings["late_skus"] and state.take_late(body):
+                state.stats.fault("late")
+                state.stats.request(endpoint, "late")
+                def apply_late(body: list[Any] = body) -> None:
+                    process(path, kind, operation, body, settings)
+                    state.stats.fault("late_applied")
+
+                asyncio.get_running_loop().call_later(settings["late_apply_s"], apply_late)
+                return await _drop_connection(request)
             else:
                 # In the event loop's own thread: handing each batch to a worker thread cost more CPU
                 # than the work itself (receiver CPU per 184,874 items: 7.8 s with, 5.0 s without).

@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-rate", type=float, default=1.0, help="share 0..1 of requests that get the latency")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share 0..1 of connections closed unanswered")
     parser.add_argument("--reject-sku", action="append", default=[], help="SKU always reported invalid (repeatable)")
+    parser.add_argument("--answer-next", type=int, action="append", default=[],
+                        help="answer the next request with this HTTP status (repeatable, in order; a 400 names no item)")
+    parser.add_argument("--late-sku", action="append", default=[],
+                        help="the first request with this SKU gets no answer and is applied --late-apply seconds later")
+    parser.add_argument("--late-apply", type=float, default=2.0, help="seconds until a --late-sku request is applied")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws")
     parser.add_argument("--ims-client-id", default=None,
                         help="serve an IMS-like POST /ims/token/v3 for this client id (secret: --ims-client-secret)")
@@ -90,6 +95,9 @@ def options_from_args(args: argparse.Namespace) -> ReceiverOptions:
         latency_rate=args.latency_rate,
         drop_rate=args.drop_rate,
         reject_skus=frozenset(args.reject_sku),
+        answer_next=tuple(args.answer_next),
+        late_skus=frozenset(args.late_sku),
+        late_apply_s=args.late_apply,
         seed=args.seed,
         ims=ImsSettings(args.ims_client_id, args.ims_client_secret or "", ttl_s=args.ims_token_ttl)
         if args.ims_client_id else None,
