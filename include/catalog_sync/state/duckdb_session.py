@@ -58,7 +58,7 @@ def sql_literal(value: str) -> str:
 
 
 _DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.string(): "VARCHAR", pa.float64(): "DOUBLE",
-                 pa.list_(pa.int64()): "BIGINT[]"}
+                 pa.list_(pa.int64()): "BIGINT[]", pa.bool_(): "BOOLEAN"}
 
 
 def empty_select(schema: pa.Schema) -> str:
@@ -68,7 +68,9 @@ def empty_select(schema: pa.Schema) -> str:
 
 
 def file_or_empty_view(name: str, path: str | None, schema: pa.Schema) -> str:
-    """A view over a Parquet file, or an empty view with the file's columns when there is no file yet."""
+    """A view over a Parquet file with at least the columns of `schema` (a file written before a
+    column existed reads it as NULL), or an empty view with those columns when there is no file yet."""
     if path:
-        return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_literal(path)})"
+        return (f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_literal(path)}) "
+                f"UNION ALL BY NAME {empty_select(schema)}")
     return f"CREATE OR REPLACE TEMP VIEW {name} AS {empty_select(schema)}"

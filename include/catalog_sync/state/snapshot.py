@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from catalog_sync import clock
 from catalog_sync.magento.change_detection import ChangeMarks
+from catalog_sync.settings import ConfigurationError
 from catalog_sync.state.location import StateLocation
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ PENDING_SCHEMA = pa.schema([
     ("reason", pa.string()),
     ("sha1", pa.string()),
     ("run_id", pa.string()),
+    # status `unconfirmed`: a request holding the item got no answer, so the target may still apply
+    # it; the first run planned at or after this instant re-sends the item's newest body (or delete).
+    ("resend_after", pa.string()),
 ])
 
 
@@ -96,6 +100,9 @@ class FeedFiles:
     pending: str | None = None
     items: int = 0
     pending_items: int = 0
+    # Byte sizes, recorded at commit: plan checks the files in force by size (cheap, also on object storage).
+    file_bytes: int | None = None
+    pending_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class Manifest:
     # What every item's body depends on besides its product (the target's mapping, the catalog's
     # attributes), as of the last full reconcile: when one changes, the next run reconciles in full.
     fingerprints: dict = field(default_factory=dict)
+    # Set when this version was put back in force by a recovery (state.recovery): why, by which run.
+    # It stays, with no change marks, until a run with change marks commits: until then runs reconcile in full.
+    recovered: dict | None = None
 
     @property
     def marks(self) -> ChangeMarks | None:
@@ -127,8 +137,9 @@ class Manifest:
         return cls(**{**data, "feeds": feeds})
 
 
-class UnsupportedState(RuntimeError):
-    """The state was written in a format this release cannot read (newer, or not upgraded yet)."""
+class UnsupportedState(ConfigurationError):
+    """The state was written in a format this release cannot read (newer, or not upgraded yet):
+    a refusal with its reason (the CLI exits 2), never a traceback."""
 
 
 class SnapshotStore:
@@ -170,23 +181,49 @@ class SnapshotStore:
                 f"snapshot moved under us: expected version {previous.version}, found {current_version} "
                 f"(committed by run {(current or {}).get('run_id')}); is another sync running against this state URL?"
             )
-        history = ([{"version": previous.version, "run_id": previous.run_id, "committed_at": previous.committed_at}]
-                   if previous.version else []) + list(previous.history)
+        change_marks = marks.to_dict() if marks else previous.change_marks
         new = Manifest(
             version=previous.version + 1,
-            feeds=dict(feeds),
-            change_marks=marks.to_dict() if marks else previous.change_marks,
+            feeds={name: self._with_sizes(files, previous.files(name)) for name, files in feeds.items()},
+            change_marks=change_marks,
             run_id=run_id,
             committed_at=clock.now().isoformat(timespec="seconds"),
             format=format,
-            history=history[:20],
+            history=_history(previous),
             fingerprints=dict(previous.fingerprints if fingerprints is None else fingerprints),
+            recovered=previous.recovered if change_marks is None else None,
         )
+        self._put_in_force(new)
+        return new
+
+    def restore(self, base: Manifest, version: int, run_id: str, recovered: dict) -> Manifest:
+        """Put `base` (an intact earlier version, or an empty one) back in force as `version`, with no change
+        marks: the next runs reconcile in full until one commits. Only call under the sync lock."""
+        new = replace(base, version=version, feeds={n: self._with_sizes(f, FeedFiles()) for n, f in base.feeds.items()},
+                      change_marks=None, run_id=run_id, committed_at=clock.now().isoformat(timespec="seconds"),
+                      format=MANIFEST_FORMAT, history=_history(base), recovered=recovered)
+        self._put_in_force(new)
+        return new
+
+    def _put_in_force(self, new: Manifest) -> None:
         # The numbered copy first: once manifest.json names a version, its copy exists.
         self.location.write_json_atomic(new.to_dict(), f"{MANIFESTS}/v{new.version:08d}.json")
         self.location.write_json_atomic(new.to_dict(), MANIFEST)
         self._prune(new)
-        return new
+
+    def _with_sizes(self, files: FeedFiles, before: FeedFiles) -> FeedFiles:
+        """`files` with each file's byte size: known already, the same file as before, or asked of the filesystem."""
+        def size(relative: str | None, known: int | None, before_relative: str | None, before_known: int | None) -> int | None:
+            if relative is None or known is not None:
+                return known
+            if relative == before_relative and before_known is not None:
+                return before_known  # a version's file is never rewritten under its name
+            path = self.location.path(relative)
+            self.location.fs.invalidate_cache(path)  # a listing cached before the file was written must not answer
+            return int(self.location.fs.size(path))
+
+        return replace(files, file_bytes=size(files.file, files.file_bytes, before.file, before.file_bytes),
+                       pending_bytes=size(files.pending, files.pending_bytes, before.pending, before.pending_bytes))
 
     def _prune(self, current: Manifest) -> None:
         """Keep the last few versions (their manifests and every file they name); older files go."""
@@ -201,9 +238,12 @@ class SnapshotStore:
             if version < oldest_kept:
                 fs.rm(path)
                 continue
-            data = self.location.read_json(f"{MANIFESTS}/{path.rsplit('/', 1)[-1]}")
-            for files in (data.get("feeds") or {}).values():
-                kept.update(self.location.path(f) for f in (files.get("file"), files.get("pending")) if f)
+            try:
+                data = self.location.read_json(f"{MANIFESTS}/{path.rsplit('/', 1)[-1]}")
+                named = [(files.get("file"), files.get("pending")) for files in (data.get("feeds") or {}).values()]
+            except Exception:  # a damaged copy names nothing (recovery reports it)
+                continue
+            kept.update(self.location.path(f) for pair in named for f in pair if f)
         snapshot = self.location.path("snapshot")
         if not fs.exists(snapshot):
             return
@@ -211,6 +251,12 @@ class SnapshotStore:
             version = _version_of(path)
             if version is not None and version < oldest_kept and path not in kept:
                 fs.rm(path)
+
+
+def _history(previous: Manifest) -> list:
+    """The versions before the next one, newest first (the last 20)."""
+    entry = [{"version": previous.version, "run_id": previous.run_id, "committed_at": previous.committed_at}]
+    return ((entry if previous.version else []) + list(previous.history))[:20]
 
 
 def _version_of(path: str) -> int | None:

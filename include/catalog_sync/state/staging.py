@@ -24,6 +24,7 @@ from typing import Any
 from catalog_sync.state.location import StateLocation
 
 CATALOG_PART = "catalog"
+STAGING = "staging"
 
 
 def bucket_part(bucket: int) -> str:
@@ -110,3 +111,26 @@ class StagingFolder:
     @property
     def fs(self):
         return self.location.fs
+
+    # ---- housekeeping (state.leftovers) -------------------------------------------------
+
+    def plan(self) -> dict[str, Any] | None:
+        """The run's plan as written by its plan step; None when it is missing or unreadable."""
+        try:
+            data = self.read_json(self.PLAN)
+        except Exception:  # missing, or cut short by a kill
+            return None
+        return data if isinstance(data, dict) else None
+
+    def size(self) -> int:
+        """Bytes held by the folder's files."""
+        fs, root = self.fs, self.location.path("")
+        return int(sum(info.get("size") or 0 for info in fs.find(root, detail=True).values()))
+
+
+def staging_folders(state: StateLocation) -> dict[str, StagingFolder]:
+    """Every run's staging folder under `<state>/staging/`, by run key."""
+    fs, root = state.fs, state.path(STAGING)
+    entries = fs.ls(root, detail=True) if fs.exists(root) else []
+    keys = sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
+    return {key: StagingFolder(state.child(STAGING, key)) for key in keys}

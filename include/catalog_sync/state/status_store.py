@@ -1,17 +1,16 @@
 """The run-status store (SQLAlchemy; SQLite by default, PostgreSQL in production).
 
 One row per run in `catalog_sync_runs`, the items that did not sync in
-`catalog_sync_item_failures`, and the per-target sync lock in
-`catalog_sync_lock` that keeps the hourly sync and the full resync apart.
-No secret is ever written here.
+`catalog_sync_item_failures`, the per-target sync lock in `catalog_sync_lock`
+that keeps the hourly sync and the full resync apart, and in
+`catalog_sync_lock_events` who released or took over whose lock. The tables and
+their migration are in `status_schema`. No secret is ever written here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,75 +20,30 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalog_sync import clock
+from catalog_sync.state.holder_process import (
+    ProcessState,
+    process_start,
+    process_state,
+    this_process,  # noqa: F401  (callers take it from here)
+)
+from catalog_sync.state.status_schema import (  # noqa: F401  (the tables, for the store's other readers)
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    item_failures,
+    lock_events,
+    metadata,
+    migrate,
+    runs,
+    schema_version,
+    sync_lock,
+)
 
 log = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "catalog_sync_runs", metadata,
-    sa.Column("run_id", sa.String(250), primary_key=True),
-    sa.Column("target", sa.String(100), nullable=False),
-    sa.Column("dag_id", sa.String(250)),
-    sa.Column("airflow_run_id", sa.String(250)),
-    sa.Column("mode", sa.String(20), nullable=False),
-    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
-    sa.Column("duration_s", sa.Float),
-    sa.Column("extracted", sa.Integer),
-    sa.Column("inserted", sa.Integer),
-    sa.Column("updated", sa.Integer),
-    sa.Column("deleted", sa.Integer),
-    sa.Column("unchanged", sa.Integer),
-    sa.Column("failed", sa.Integer),
-    sa.Column("mode_reason", sa.Text),
-    sa.Column("error", sa.Text),
-    sa.Column("feeds", sa.Text),  # JSON: per feed, {inserted, updated, deleted, unchanged, failed}
-    sa.Index("ix_catalog_sync_runs_started_at", "started_at"),
-)
-
-item_failures = sa.Table(
-    "catalog_sync_item_failures", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(250), nullable=False, index=True),
-    sa.Column("product_id", sa.BigInteger),
-    sa.Column("sku", sa.String(255), nullable=False, index=True),
-    sa.Column("store_view_code", sa.String(64), nullable=False),
-    sa.Column("op", sa.String(20), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("reason", sa.Text),
-    sa.Column("feed", sa.String(64)),
-    sa.Column("item_key", sa.Text),  # the item's key at the target (canonical JSON)
-)
-
-sync_lock = sa.Table(
-    "catalog_sync_lock", metadata,
-    sa.Column("target", sa.String(100), primary_key=True),
-    sa.Column("owner", sa.String(250), nullable=False),
-    sa.Column("process", sa.String(250), nullable=False, default=""),  # host:pid of the holder
-    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-# The store's schema version, one row. Each change of the tables adds a step to MIGRATIONS, which
-# brings an existing store up to date in place (a store from before versioning is version 1).
-schema_version = sa.Table(
-    "catalog_sync_schema", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("version", sa.Integer, nullable=False),
-)
-SCHEMA_VERSION = 2
-MIGRATIONS: dict[int, tuple[tuple[str, sa.Column], ...]] = {
-    # 1 -> 2: per-feed counts of a run; the feed and key of a failed item.
-    2: (("catalog_sync_runs", sa.Column("feeds", sa.Text)),
-        ("catalog_sync_item_failures", sa.Column("feed", sa.String(64))),
-        ("catalog_sync_item_failures", sa.Column("item_key", sa.Text))),
-}
-
 RUNNING, SUCCESS, FAILED = "running", "success", "failed"
-COUNT_FIELDS = ("extracted", "inserted", "updated", "deleted", "unchanged", "failed")
+COUNT_FIELDS = ("extracted", "inserted", "updated", "deleted", "unchanged", "failed", "not_accepted")
+# Counts a run may not have made (a failed run never knows what its snapshot leaves pending): NULL, not 0.
+OPTIONAL_COUNTS = ("not_accepted",)
 
 
 class SyncLockedError(RuntimeError):
@@ -99,27 +53,17 @@ class SyncLockedError(RuntimeError):
 @dataclass(frozen=True)
 class LockHolder:
     owner: str
-    process: str
+    process: str  # host:pid of a single-process holder (CLI); '' for an Airflow run
     acquired_at: datetime
     expires_at: datetime
+    renewed_at: datetime  # the last renewal (acquired_at when never renewed)
+    process_start: str = ""
 
+    def process_state(self) -> ProcessState:
+        return process_state(self.process, self.process_start) if self.process else ProcessState.ELSEWHERE
 
-def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _process_is_dead(process: str) -> bool:
-    """True only when the holder ran on this host and its pid is gone (a crashed CLI run)."""
-    host, _, pid = process.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at < now
 
 
 def utcnow() -> datetime:
@@ -172,7 +116,8 @@ class StatusStore:
                 runs.update().where(runs.c.run_id == run_id).values(
                     state=state, ended_at=ended, duration_s=round(duration, 3), error=error,
                     feeds=json.dumps(feeds, sort_keys=True) if feeds is not None else None,
-                    **{k: int(counts.get(k, 0)) for k in COUNT_FIELDS},
+                    **{k: None if k in OPTIONAL_COUNTS and counts.get(k) is None else int(counts.get(k) or 0)
+                       for k in COUNT_FIELDS},
                 )
             )
         return self.get_run(run_id)
@@ -225,19 +170,43 @@ class StatusStore:
 
     # ---- the sync lock -------------------------------------------------------------
 
-    def acquire_lock(self, owner: str, ttl_s: int, *, process: str = "", _retry: bool = True) -> str | None:
+    def acquire_lock(self, owner: str, ttl_s: int, *, process: str = "") -> str | None:
         """Take the lock for this target, or raise SyncLockedError naming the holder.
 
         The same owner may take it again (task retries are idempotent). An expired
         lease, or one held by a dead process on this host, is taken over: a crashed
         run must not block syncs forever. Only single-process holders (the CLI) pass
-        `process`; Airflow runs span many task processes and rely on the lease.
+        `process`; Airflow runs span many task processes and rely on the lease, which
+        each step renews while it runs (`sync_lock.heartbeat`).
         Returns the owner whose stale lock was taken over, if any.
         """
+        for attempt in range(1, _LOCK_ATTEMPTS + 1):
+            try:
+                taken, stale = self._try_acquire(owner, ttl_s, process)
+            except sa.exc.DBAPIError as exc:
+                # Two first runs at once: InnoDB may pick one as a deadlock victim. It lost: look again.
+                if not _lost_to_another_writer(exc) or attempt == _LOCK_ATTEMPTS:
+                    raise
+                continue
+            if taken:
+                return stale
+            holder = self.lock_holder()
+            if holder is not None:
+                raise SyncLockedError(
+                    f"target {self.target!r} is being synced by {holder.owner} (since "
+                    f"{holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+            # released in between: try again
+        raise SyncLockedError(f"target {self.target!r}: the sync lock is contended; try again")
+
+    def _try_acquire(self, owner: str, ttl_s: int, process: str) -> tuple[bool, str | None]:
+        """(taken, the stale holder taken over). The update and the insert are separate transactions:
+        on MySQL/MariaDB an update that found no row holds a gap lock, on which two inserts deadlock."""
         now = utcnow()
-        values = dict(owner=owner, process=process, acquired_at=now, expires_at=now + timedelta(seconds=ttl_s))
+        values = dict(owner=owner, process=process, acquired_at=now, renewed_at=now,
+                      expires_at=now + timedelta(seconds=ttl_s), process_start=process_start(process))
         holder = self.lock_holder()
-        stale_owner = holder.owner if holder and holder.process and _process_is_dead(holder.process) else None
+        dead = holder is not None and holder.owner != owner and holder.process_state().dead
+        stale_owner = holder.owner if dead else None
         with self.engine.begin() as conn:
             updated = conn.execute(
                 sync_lock.update()
@@ -247,24 +216,31 @@ class StatusStore:
             ).rowcount
             if updated:
                 if holder and holder.owner != owner:
-                    log.warning("took over the sync lock from %s (lease expired or its process is gone)", holder.owner)
-                    return holder.owner
-                return None
-            try:
-                with conn.begin_nested():
-                    conn.execute(sync_lock.insert().values(target=self.target, **values))
-                return None
-            except sa.exc.IntegrityError:
-                pass
-        holder = self.lock_holder()
-        if holder is None:  # released in between: try once more
-            if _retry:
-                return self.acquire_lock(owner, ttl_s, process=process, _retry=False)
-            raise SyncLockedError(f"target {self.target!r}: the sync lock is contended; try again")
-        raise SyncLockedError(
-            f"target {self.target!r} is being synced by {holder.owner} (since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
-            f"lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
-        )
+                    state = "dead" if dead else "expired"
+                    self._record_lock_event(conn, "taken_over", holder.owner, state, by=owner,
+                                            reason=f"its process is gone ({holder.process})" if dead
+                                            else f"its lease ended at {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+                    log.warning("took over the sync lock from %s (%s)", holder.owner,
+                                "its process is gone" if dead else "its lease expired")
+                    return True, holder.owner
+                return True, None
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sync_lock.insert().values(target=self.target, **values))
+            return True, None
+        except sa.exc.IntegrityError:
+            return False, None
+
+    def renew_lock(self, owner: str, ttl_s: int) -> bool:
+        """Extend the lease of a holder whose lease is still live; False when `owner` does not hold
+        it any more (released, taken over) or its lease already ended (anyone may take it over)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                sync_lock.update()
+                .where(sync_lock.c.target == self.target, sync_lock.c.owner == owner, sync_lock.c.expires_at >= now)
+                .values(renewed_at=now, expires_at=now + timedelta(seconds=ttl_s))
+            ).rowcount)
 
     def release_lock(self, owner: str) -> bool:
         with self.engine.begin() as conn:
@@ -272,45 +248,58 @@ class StatusStore:
                 conn.execute(sync_lock.delete().where(sync_lock.c.target == self.target, sync_lock.c.owner == owner)).rowcount
             )
 
+    def break_lock(self, holder: LockHolder, *, event: str, holder_state: str, by: str, reason: str,
+                   unless_renewed: bool) -> tuple[bool, bool]:
+        """Release another run's lock (`unlock`): delete the row, mark its run abandoned and record
+        the event, in one transaction. With `unless_renewed`, only if the lease did not move since
+        `holder` was read (the holder was judged dead or expired on that row).
+        Returns (released, whether a running run was marked abandoned)."""
+        now = utcnow()
+        where = [sync_lock.c.target == self.target, sync_lock.c.owner == holder.owner]
+        if unless_renewed:
+            where.append(sync_lock.c.expires_at == holder.expires_at)
+        with self.engine.begin() as conn:
+            if not conn.execute(sync_lock.delete().where(*where)).rowcount:
+                return False, False
+            abandoned = conn.execute(
+                runs.update().where(runs.c.run_id == holder.owner, runs.c.state == RUNNING)
+                .values(state=FAILED, ended_at=now, error=f"abandoned: {reason}")
+            ).rowcount
+            self._record_lock_event(conn, event, holder.owner, holder_state, by=by, reason=reason)
+        return True, bool(abandoned)
+
     def lock_holder(self) -> LockHolder | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(sync_lock).where(sync_lock.c.target == self.target)).one_or_none()
         if row is None:
             return None
-        return LockHolder(row.owner, row.process, _aware(row.acquired_at), _aware(row.expires_at))
+        return LockHolder(row.owner, row.process, _aware(row.acquired_at), _aware(row.expires_at),
+                          _aware(row.renewed_at or row.acquired_at), row.process_start or "")
+
+    def lock_events(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The last releases and take-overs of this target's lock, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(lock_events).where(lock_events.c.target == self.target)
+                .order_by(lock_events.c.happened_at.desc(), lock_events.c.id.desc()).limit(limit)
+            ).all()
+        return [{**dict(r._mapping), "happened_at": _aware(r.happened_at).isoformat(timespec="seconds")} for r in rows]
+
+    def _record_lock_event(self, conn: sa.Connection, event: str, owner: str, holder_state: str, *, by: str,
+                           reason: str) -> None:
+        conn.execute(lock_events.insert().values(target=self.target, happened_at=utcnow(), event=event, owner=owner,
+                                                 holder_state=holder_state, done_by=by[:250], reason=reason))
 
 
-def migrate(engine: Engine) -> int:
-    """Create the tables, or bring an existing store to SCHEMA_VERSION in place; never drops anything.
-    Safe when several first runs start at once: whoever loses a creation race re-reads."""
-    existed = sa.inspect(engine).has_table(runs.name)
-    for attempt in range(2):
-        try:
-            metadata.create_all(engine)
-            break
-        except sa.exc.DBAPIError:
-            if attempt:
-                raise  # not a race: a real error
-    with engine.begin() as conn:
-        row = conn.execute(sa.select(schema_version.c.version).where(schema_version.c.id == 1)).one_or_none()
-        version = row.version if row else (1 if existed else SCHEMA_VERSION)
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            present = {(t, c["name"]) for t in {t for t, _ in MIGRATIONS[step]}
-                       for c in sa.inspect(conn).get_columns(t)}
-            for table, column in MIGRATIONS[step]:
-                if (table, column.name) not in present:
-                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} "
-                                         f"{column.type.compile(dialect=conn.dialect)}"))
-            log.info("status store: schema migrated to version %d", step)
-        if row is None:
-            try:
-                with conn.begin_nested():
-                    conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION))
-            except sa.exc.IntegrityError:
-                pass  # another first run recorded it
-        elif version < SCHEMA_VERSION:
-            conn.execute(schema_version.update().where(schema_version.c.id == 1).values(version=SCHEMA_VERSION))
-    return SCHEMA_VERSION
+_LOCK_ATTEMPTS = 3
+# A transaction the database chose to fail for another's sake: deadlock, lock wait timeout, serialization.
+_CONFLICT_CODES = {"40P01", "40001", 1213, 1205}
+
+
+def _lost_to_another_writer(exc: sa.exc.DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or (orig.args[0] if getattr(orig, "args", None) else None)
+    return code in _CONFLICT_CODES or "database is locked" in str(orig)
 
 
 def _ensure_sqlite_folder(url: str) -> None:
