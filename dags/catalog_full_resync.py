@@ -20,6 +20,8 @@ Params (trigger with config):
 * `cleanup`: re-send every item, even unchanged ones (deletes are still computed).
 * `skus`: resync only these SKUs (re-sent even if unchanged; deleted at the target if gone from Magento).
 * `dry_run`: compute and report the delta, send nothing, leave the snapshot as it was.
+* `rebuild`: only when a run was refused because the state folder cannot be recovered (its plan
+  log says so): start from an empty snapshot and re-send everything.
 
 A full resync reads every product: on a large catalog it loads the Magento database for minutes.
 """
@@ -34,6 +36,7 @@ def _request(context) -> SyncRequest:
         cleanup=bool(params["cleanup"]),
         skus=tuple(s.strip() for s in params["skus"] or [] if s and s.strip()),
         dry_run=bool(params["dry_run"]),
+        rebuild=bool(params["rebuild"]),
         dag_id=dag_id,
         airflow_run_id=airflow_run_id,
     )
@@ -56,6 +59,9 @@ with DAG(
                       description="Resync only these SKUs (empty: the whole catalog)."),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Compute and report the delta; send nothing, keep the snapshot."),
+        "rebuild": Param(False, type="boolean", title="Rebuild the state",
+                         description="Only after a refusal to use a damaged state: start from an empty snapshot "
+                                     "and re-send everything."),
     },
 ) as dag:
     add_sync_tasks(_request)

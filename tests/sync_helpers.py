@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from catalog_sync import cli
 from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
 from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
+from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.run_clock import parse_instant
 from catalog_sync.targets.files.replay import replay
 from catalog_sync.targets.files.target import DELTA_FOLDER
@@ -24,6 +25,17 @@ from catalog_sync.targets.ingestion_api.mapping import CatalogMapper
 PINNED_NOW = "2026-02-10T12:00:00Z"
 
 State = dict[str, dict[str, Any]]  # feed -> canonical key JSON -> body
+
+
+def steps_until_commit(settings, run) -> None:
+    """The steps of a one-bucket run from extract to the last export, as the DAG runs them, one by one."""
+    from catalog_sync import steps
+
+    steps.extract(settings, run)
+    steps.diff(settings, run)
+    steps.export_catalog(settings, run, "upsert")
+    steps.export(settings, run)
+    steps.export_catalog(settings, run, "delete")
 
 
 def key_text(key: dict) -> str:
@@ -102,7 +114,7 @@ def _read(source_url: str, instant: datetime | None) -> tuple[CatalogContext, di
     ctx = reader.load_context()
     feed: dict[tuple[str, str], FeedRow] = {}
     for ids in reader.iter_all_id_chunks(10_000):
-        for row in build_feed_rows(reader.load_chunk(ids), ctx, instant):
+        for row in build_feed_rows(reader.load_chunk(ids, UrlKeyCheck.from_context(ctx)), ctx, instant):
             if row.quarantine_reason is None:
                 feed[(row.sku, row.store_view_code)] = row
     engine.dispose()

@@ -15,6 +15,7 @@ from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_
 from catalog_sync.run_clock import local_date, parse_instant
 from catalog_sync.settings import ConfigurationError, SyncSettings
 from catalog_sync.state.status_store import StatusStore, SyncLockedError
+from sync_helpers import steps_until_commit
 
 pytestmark = pytest.mark.dates
 
@@ -135,11 +136,7 @@ def test_status_times_and_leases_follow_the_operational_clock_not_the_pinned_ins
         holder = StatusStore(settings.status_url).lock_holder()
         assert (holder.acquired_at, holder.expires_at) == (real_now, real_now + timedelta(seconds=settings.lock_ttl_s))
         assert (run.instant, run.started_at) == ("2020-01-01T00:00:00+00:00", "2026-12-01T08:00:00+00:00")
-        steps.extract(settings, run)
-        steps.diff(settings, run)
-        steps.export_catalog(settings, run, "upsert")
-        steps.export(settings, run)
-        steps.export_catalog(settings, run, "delete")
+        steps_until_commit(settings, run)
         steps.commit(settings, run)
         steps.report(settings, run)
     status = StatusStore(settings.status_url).get_run("pinned-replay")

@@ -65,8 +65,9 @@ def test_both_dags_are_wired_the_same_way():
     assert type(hourly.timetable).__name__ == "CronTriggerTimetable"
     assert hourly.timetable.expression == "0 * * * *" and hourly.timetable.run_immediately is True
     assert type(resync.timetable).__name__ == "NullTimetable"
-    assert set(resync.params.keys()) == {"cleanup", "skus", "dry_run"}
-    assert (resync.params["cleanup"], resync.params["skus"], resync.params["dry_run"]) == (False, [], False)
+    assert set(resync.params.keys()) == {"cleanup", "skus", "dry_run", "rebuild"}
+    assert (resync.params["cleanup"], resync.params["skus"], resync.params["dry_run"], resync.params["rebuild"]) == (
+        False, [], False, False)
 
 
 def test_hourly_dag_exports_everything_then_nothing_then_exactly_the_change(airflow_sync_env, demo_catalog_template):
@@ -162,6 +163,8 @@ def test_failed_commit_fails_the_run_releases_the_lock_and_the_next_run_resends(
     failed_run = status.recent_runs(1)[0]
     assert failed_run["state"] == "failed"
     assert failed_run["error"] == "commit failed: OSError: disk full while writing the snapshot"
+    # The export sent the rename, but nothing was committed: the failed run counts nothing as accepted.
+    assert (failed_run["inserted"], failed_run["updated"], failed_run["deleted"]) == (0, 0, 0)
     assert status.lock_holder() is None
 
     monkeypatch.setattr(steps, "commit", real_commit)

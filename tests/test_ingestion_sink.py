@@ -252,12 +252,31 @@ def test_400_on_the_resent_rest_rejects_by_its_new_index(server: Server) -> None
     assert server.skus("/v1/catalog/products") == [["P0", "P1", "P2", "P3"], ["P1", "P2", "P3"], ["P1", "P3"]]
 
 
-def test_400_without_item_errors_rejects_the_batch(server: Server) -> None:
+def test_400_naming_no_item_is_retried_not_rejected(server: Server) -> None:
+    # A gateway's 400 blames no item: nothing says the items are bad, so they are retried.
     server.queue("/v1/catalog/products", status(400, {"status": "FAILED", "message": "Malformed JSON"}))
     results = run(make_client(server), [upsert("P0"), upsert("P1")])
-    assert statuses(results) == {"P0": REJECTED, "P1": REJECTED}
-    assert results["P0"].reason == "HTTP 400: Malformed JSON"
-    assert len(server.requests) == 1
+    assert statuses(results) == {"P0": OK, "P1": OK}
+    assert server.skus("/v1/catalog/products") == [["P0", "P1"], ["P0", "P1"]]
+
+    server.requests.clear()
+    server.queue("/v1/catalog/products", *[status(400, {"status": "FAILED", "message": "Malformed JSON", "errors": []})] * 2)
+    results = run(make_client(server, max_attempts=2), [upsert("P2")])
+    assert (results["P2"].status, results["P2"].reason) == (RETRYABLE, "HTTP 400 naming no item: Malformed JSON (2 attempts)")
+
+
+@pytest.mark.parametrize("code", [408, 409, 400, 422, 451])
+def test_a_bare_4xx_on_a_batch_is_retried_and_the_batch_arrives(server: Server, code: int) -> None:
+    server.queue("/v1/catalog/products", status(code))
+    results = run(make_client(server), [upsert(f"P{i}") for i in range(100)])
+    assert set(statuses(results).values()) == {OK}
+    assert len(server.requests) == 2 and server.skus("/v1/catalog/products")[0] == server.skus("/v1/catalog/products")[1]
+
+
+def test_a_bare_4xx_that_persists_leaves_the_items_retryable_with_the_answer(server: Server) -> None:
+    server.queue("/v1/catalog/products", *[status(409, {"message": "Conflict: catalog is being rebuilt"})] * 3)
+    results = run(make_client(server, max_attempts=3), [upsert("P0")])
+    assert (results["P0"].status, results["P0"].reason) == (RETRYABLE, "HTTP 409: Conflict: catalog is being rebuilt (3 attempts)")
 
 
 def test_413_splits_in_halves(server: Server) -> None:
@@ -281,7 +300,8 @@ def test_429_waits_retry_after_then_retries(server: Server) -> None:
     server.queue("/v1/catalog/products", status(429, None, **{"retry-after": "0"}), status(429), status(200))
     results = run(make_client(server, sleep=sleeps), [upsert("P0")])
     assert statuses(results) == {"P0": OK}
-    assert sleeps.calls == [0.0, 1.0]  # the header, then the default
+    # retry-after 0 needs no wait; the second 429 has none, so the default second holds every sender
+    assert len(sleeps.calls) == 1 and 0.9 < sleeps.calls[0] <= 1.0, sleeps.calls
     assert len(server.requests) == 3
 
 
@@ -496,3 +516,61 @@ def test_proxy_and_no_proxy_come_from_the_environment(server: Server, monkeypatc
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     assert run(make_client(server), [upsert("DIRECT")])["DIRECT"].status == OK
     assert [r.path for r in server.requests][1:] == ["/v1/catalog/products"]
+
+
+def test_a_429_pauses_every_sender_not_only_the_throttled_one(server: Server) -> None:
+    answered: list[float] = []
+
+    def throttle(request: Request) -> Action:
+        answered.append(time.monotonic())
+        return status(429, None, **{"retry-after": "1"})
+
+    server.queue("/v1/catalog/products", throttle)
+    results = run(make_client(server, batch_size=1, max_in_flight=3), [upsert(f"P{i}") for i in range(6)])
+    assert set(statuses(results).values()) == {OK}
+    # Requests already on their way when the 429 came may land; none starts during the second.
+    started_after = [r.at for r in server.requests if r.at > answered[0] + 0.05]
+    assert started_after and min(started_after) >= answered[0] + 0.95, (answered, [r.at for r in server.requests])
+
+
+def test_rate_limiter_pause_holds_every_caller() -> None:
+    from catalog_sync import clock
+    from catalog_sync.targets.ingestion_api.client import RateLimiter
+
+    fake = clock.FakeClock(clock.SystemClock().now())
+    limiter = RateLimiter(120, monotonic=fake.monotonic, sleep=fake.sleep)  # one start every 0.5 s
+    limiter.acquire()
+    limiter.pause(5.0)
+    limiter.acquire()
+    limiter.acquire()
+    assert fake.slept == [5.0, 0.5]
+
+
+@pytest.mark.parametrize("fault, unconfirmed", [(("slow", 0.6), True), (("close",), True), (status(503), False),
+                                                (status(429, None, **{"retry-after": "0"}), False)])
+def test_an_item_whose_request_got_no_answer_is_unconfirmed_even_when_a_retry_succeeds(
+        server: Server, fault: Action, unconfirmed: bool) -> None:
+    server.queue("/v1/catalog/products", fault)
+    results = run(make_client(server, timeout_s=0.2), [upsert("P0"), upsert("P1")])
+    assert statuses(results) == {"P0": OK, "P1": OK}
+    assert {r.unconfirmed for r in results.values()} == {unconfirmed}
+
+
+def test_a_refused_connection_never_left_so_its_items_are_not_unconfirmed() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    client = IngestionApiClient(f"http://127.0.0.1:{port}/{TENANT}", StaticToken(TOKEN), max_requests_per_minute=None,
+                                max_attempts=2, backoff_base_s=0.001, backoff_cap_s=0.001)
+    [result] = client.send("/v1/catalog/products", [upsert("P0")])
+    assert (result.status, result.unconfirmed) == (RETRYABLE, False)
+
+
+def test_parallel_senders_share_the_rate_limit() -> None:
+    target = IngestionApiTarget(IngestionApiConfig(url="http://127.0.0.1:9/t", token=TOKEN, max_requests_per_minute=300))
+    target.share_limits(3)
+    assert target.client._limiter.interval == pytest.approx(60 / 100)  # 3 buckets x 100 a minute = the API's 300
+    with pytest.raises(RuntimeError):
+        target.share_limits(2)  # too late: the limiter is made

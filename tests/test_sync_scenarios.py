@@ -15,7 +15,7 @@ from catalog_sync.state.location import open_state
 from catalog_sync.state.snapshot import SnapshotStore
 from catalog_sync.state.snapshot_reader import feed_items
 from catalog_sync.state.status_store import StatusStore
-from sync_helpers import key_text, mapped_source, product_key
+from sync_helpers import key_text, mapped_source, product_key, steps_until_commit
 
 NAME_ATTRIBUTE_ID = 73
 
@@ -324,11 +324,7 @@ def test_report_is_idempotent(sync_env, capsys):
 
     settings = SyncSettings(source_url=sync_env.source_url, target_url=sync_env.target_url, state_url=str(sync_env.state_dir))
     run = steps.plan(settings, SyncRequest("idempotent-report"))
-    steps.extract(settings, run)
-    steps.diff(settings, run)
-    steps.export_catalog(settings, run, "upsert")
-    steps.export(settings, run)
-    steps.export_catalog(settings, run, "delete")
+    steps_until_commit(settings, run)
     steps.commit(settings, run)
     first = steps.report(settings, run)
     again = steps.report(settings, run)

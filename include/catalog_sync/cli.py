@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
+from datetime import timedelta
 from typing import Any
 
 from catalog_sync.settings import ConfigurationError, SyncSettings
 
-EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 3
+# 0: in sync. 1: the run failed. 2: wrong settings, or a state it refuses to use. 3: another sync
+# holds the lock. 4: the run succeeded, but the target did not accept some items (rejected, or
+# still to retry, e.g. after --deadline): `status` lists them, the next run retries what it can.
+EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED, EXIT_NOT_ACCEPTED = 1, 2, 3, 4
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--status-url", help="SQLAlchemy URL of the status store (default: SQLite in the state folder)")
     sync.add_argument("--full", action="store_true", help="reconcile the whole catalog instead of the changes")
     sync.add_argument("--cleanup", action="store_true", help="re-send every item, as if the snapshot were empty")
+    sync.add_argument("--rebuild", action="store_true", help="start again from an empty snapshot when the state is lost "
+                                                             "or damaged beyond recovery: every item is re-sent")
     sync.add_argument("--dry-run", action="store_true", help="compute and report the delta, send nothing")
     sync.add_argument("--skus", help="comma-separated SKUs: resync only these")
     sync.add_argument("--chunk-size", type=int, help="products read per chunk (default 10000)")
@@ -59,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                                                   "the other (the DAGs run them as parallel mapped tasks; default 1)")
     sync.add_argument("--price-books", help="price book id per website, e.g. base=main_usd,eu=main_eur "
                                             "(env CATALOG_SYNC_PRICE_BOOKS; default: the website's code)")
+    sync.add_argument("--deadline", type=_duration, metavar="DURATION",
+                      help="stop sending once the run has taken this long (e.g. 900, 90s, 15m, 2h): what was sent is "
+                           "committed, the rest is retried by the next run (exit 4)")
     sync.set_defaults(handler=_cmd_sync)
 
     status = commands.add_parser("status", help="show the last runs and their failed items")
@@ -66,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=int, default=10)
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(handler=_cmd_status)
+
+    unlock = commands.add_parser("unlock", help="release the sync lock of a run that is dead or whose lease expired "
+                                                "(exit 3 when the holder may still run)")
+    _state_args(unlock)
+    unlock.add_argument("--force", action="store_true", help="release it whoever holds it (that run's commit then refuses)")
+    unlock.set_defaults(handler=_cmd_unlock)
 
     show = commands.add_parser("show", help="print every item last sent for a SKU (each feed: key, exact body)")
     show.add_argument("sku")
@@ -90,6 +106,7 @@ def _state_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    from catalog_sync import clock
     from catalog_sync.state.status_store import SyncLockedError
     from catalog_sync.steps import SyncRequest, run_sync
 
@@ -97,16 +114,28 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         target_flags={"price_books": args.price_books, "batch_size": args.batch_size},
         source_url=args.source_url, target_url=args.target_url, state_url=args.state_url,
         status_url=args.status_url, chunk_size=args.chunk_size, buckets=args.buckets,
+        deadline_at=None if args.deadline is None else clock.now() + args.deadline,
     )
     skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())
-    request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run)
+    request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run,
+                          rebuild=args.rebuild)
     try:
         summary = run_sync(settings, request)
     except SyncLockedError as exc:
         print(f"not started: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     print(json.dumps(summary, sort_keys=False))
-    return EXIT_FAILED if "error" in summary else 0
+    if "error" in summary:
+        return EXIT_FAILED
+    return EXIT_NOT_ACCEPTED if summary.get("not_accepted") else 0
+
+
+def _duration(text: str) -> timedelta:
+    """'900', '90s', '15m', '2h' -> a timedelta (argparse type)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give seconds, or a number with s, m or h")
+    return timedelta(seconds=float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]])
 
 
 def _readonly_settings(args: argparse.Namespace) -> tuple[str, str]:
@@ -123,6 +152,7 @@ def _readonly_settings(args: argparse.Namespace) -> tuple[str, str]:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from catalog_sync.state.status_store import StatusStore
+    from catalog_sync.state.sync_lock import lock_status
 
     _, status_url = _readonly_settings(args)
     store = StatusStore(status_url)
@@ -130,11 +160,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for run in runs:
         run["failures"] = store.failures(run["run_id"])[:50]
     holder = store.lock_holder()
+    lock = lock_status(holder) if holder else None
+    events = store.lock_events(5)
     if args.json:
-        print(json.dumps({"lock": holder and holder.owner, "runs": runs}, default=str, indent=2))
+        print(json.dumps({"lock": lock and lock.to_dict(), "lock_events": events, "runs": runs}, default=str, indent=2))
         return 0
-    if holder:
-        print(f"sync in progress: {holder.owner} (lease until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+    if lock:
+        print(lock.line)
+    if events:
+        last = events[0]
+        print(f"last lock release: {last['happened_at']} {last['event']} {last['owner']} ({last['holder_state']}) "
+              f"by {last['done_by']}")
     if not runs:
         print("no runs recorded yet")
     cols = ("started_at", "state", "mode", "extracted", "inserted", "updated", "deleted", "unchanged", "failed", "duration_s")
@@ -147,6 +183,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print(f"{'':<27}{failure['status']}: {failure['sku']} [{failure['store_view_code']}] {failure['op']}: "
                   f"{failure['reason']}")
     return 0
+
+
+def _cmd_unlock(args: argparse.Namespace) -> int:
+    from catalog_sync.state.status_store import StatusStore
+    from catalog_sync.state.sync_lock import unlock
+
+    _, status_url = _readonly_settings(args)
+    store = StatusStore(status_url)
+    try:
+        outcome = unlock(store, force=args.force)
+    finally:
+        store.dispose()
+    print(outcome.message, file=sys.stderr if outcome.refused else sys.stdout)
+    return EXIT_LOCKED if outcome.refused else 0
 
 
 def _cell(column: str, value: Any) -> str:

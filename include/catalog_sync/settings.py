@@ -19,8 +19,15 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 DEFAULT_CHUNK_SIZE = 10000
-DEFAULT_LOCK_TTL_S = 6 * 3600
+# The sync lock's lease. Each step renews it every quarter lease while it works, so it only has to
+# outlast the pause between two tasks of a run (a retry waits up to 10 minutes); a run that died
+# frees the target this long after its last renewal.
+DEFAULT_LOCK_TTL_S = 30 * 60
+MIN_LOCK_TTL_S = 60
 DEFAULT_KEEP_SNAPSHOT_VERSIONS = 3
+# How long the target may take to apply a request it did not answer (the contract gives no
+# maximum): items of such a request are sent once more by the first run planned after it.
+DEFAULT_LATE_WRITE_WINDOW_S = 1800
 
 
 class ConfigurationError(ValueError):
@@ -43,8 +50,12 @@ class SyncSettings:
     # The run's instant, pinned (CATALOG_SYNC_NOW): every date question of a run is answered at it.
     # None: the moment the run is planned. Set for tests and replays only (see run_clock).
     now: datetime | None = None
-    lock_ttl_s: int = DEFAULT_LOCK_TTL_S
+    lock_ttl_s: int = DEFAULT_LOCK_TTL_S  # the sync lock's lease, seconds (CATALOG_SYNC_LOCK_LEASE_S)
     keep_snapshot_versions: int = DEFAULT_KEEP_SNAPSHOT_VERSIONS
+    late_write_window_s: int = DEFAULT_LATE_WRITE_WINDOW_S
+    # The CLI's --deadline: once passed (operational clock), nothing more is sent; what was sent is
+    # committed and the rest is retried by the next run. None: no deadline.
+    deadline_at: datetime | None = None
     target_name: str = "default"
     extra: dict = field(default_factory=dict)
 
@@ -57,6 +68,11 @@ class SyncSettings:
             raise ConfigurationError("state URL is missing: set --state-url or the catalog_sync_state_url Variable")
         if self.chunk_size <= 0:
             raise ConfigurationError("chunk_size must be a positive integer")
+        if not isinstance(self.lock_ttl_s, int) or self.lock_ttl_s < MIN_LOCK_TTL_S:
+            raise ConfigurationError(f"the sync lock's lease (CATALOG_SYNC_LOCK_LEASE_S, Variable catalog_sync_lock_lease_s) "
+                                     f"must be a whole number of seconds, at least {MIN_LOCK_TTL_S}; got {self.lock_ttl_s!r}")
+        if self.late_write_window_s < 0:
+            raise ConfigurationError("the late-write window must be 0 seconds or more")
         if not self.status_url:
             object.__setattr__(self, "status_url", default_status_url(self.state_url))
         if self.target is None:
@@ -79,11 +95,23 @@ class SyncSettings:
             "chunk_size": int(env.get("CATALOG_SYNC_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)),
             "buckets": int(env.get("CATALOG_SYNC_BUCKETS", 1)),
             "now": pinned_instant(env),
+            "lock_ttl_s": lock_lease_s(env.get("CATALOG_SYNC_LOCK_LEASE_S")),
+            "late_write_window_s": int(env.get("CATALOG_SYNC_LATE_WRITE_WINDOW_S", DEFAULT_LATE_WRITE_WINDOW_S)),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         if values["target_url"]:
             values["target"] = config_from_env(str(values["target_url"]), env, target_flags or {})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def lock_lease_s(value: object) -> int:
+    """The lease setting as given (env var or Variable): whole seconds; unset is the default."""
+    if value in (None, ""):
+        return DEFAULT_LOCK_TTL_S
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"the sync lock's lease must be a whole number of seconds; got {value!r}") from None
 
 
 def pinned_instant(env: Mapping[str, str]) -> datetime | None:

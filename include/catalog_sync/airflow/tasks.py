@@ -19,6 +19,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from catalog_sync import steps
 from catalog_sync.airflow.connections import load_settings
+from catalog_sync.settings import ConfigurationError
+from catalog_sync.state import sync_lock
 from catalog_sync.state.status_store import SyncLockedError
 from catalog_sync.steps import RunPlan, SyncRequest
 from catalog_sync.targets.base import DELETE, UPSERT
@@ -60,6 +62,10 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
         except SyncLockedError as exc:
             log.info("waiting for the sync lock: %s", exc)
             return PokeReturnValue(is_done=False)
+        except ConfigurationError as exc:
+            # Wrong settings, or a state the plan refuses (unrecoverable, or written by a newer
+            # release): a retry would refuse the same way, so fail at once with the reason.
+            raise AirflowFailException(f"plan refused to start the sync: {exc}") from exc
         return PokeReturnValue(is_done=True, xcom_value=run.to_dict())
 
     @task
@@ -82,7 +88,8 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
 
     @task(queue=HEAVY_QUEUE, pool=HEAVY_POOL, execution_timeout=timedelta(hours=1))
     def export(plan: dict, bucket: int) -> dict:
-        return _step("export", lambda s, r: steps.export(s, r, bucket), plan)
+        # The buckets' exports run as parallel tasks: together they keep the target's rate limit.
+        return _step("export", lambda s, r: steps.export(s, r, bucket, side_by_side=r.buckets), plan)
 
     @task
     def export_catalog_deletes(plan: dict) -> dict:
@@ -104,7 +111,8 @@ def add_sync_tasks(make_request: Callable[[dict[str, Any]], SyncRequest]) -> Non
             staging = ws.staging(run)
             failure = staging.read_json(staging.ERROR) if staging.exists(staging.ERROR) else None
         error = f"{failure['step']} failed: {failure['error']}" if failure else None
-        summary = steps.report(settings, run, error)
+        with steps.Workspace(settings) as ws, sync_lock.heartbeat(ws.status, run.run_id, settings.lock_ttl_s, strict=False):
+            summary = steps.report(settings, run, error)
         get_current_context()["outlet_events"][CATALOG_FEED_ASSET].extra = {"run_id": run.run_id, **summary}
         if "error" in summary:
             raise AirflowFailException(f"catalog sync failed: {summary['error']}")
@@ -129,9 +137,13 @@ def _step(name: str, fn: Callable, plan: dict) -> dict:
     with steps.Workspace(settings) as ws:
         staging = ws.staging(run)
         try:
-            result = fn(settings, run)
+            # Renews the run's lease while this task works; refuses to start once the run lost the lock.
+            with sync_lock.heartbeat(ws.status, run.run_id, settings.lock_ttl_s):
+                result = fn(settings, run)
         except Exception as exc:
             staging.write_json({"step": name, "error": f"{type(exc).__name__}: {exc}"}, staging.ERROR)
+            if isinstance(exc, sync_lock.LockLostError):  # no retry can win the lock back
+                raise AirflowFailException(f"{name}: {exc}") from exc
             raise
         staging.remove(staging.ERROR)
     return result

@@ -18,7 +18,15 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, EXTRACT_SCHEMA, IMAGE_ROLES, PRICE_ATTRIBUTES, SKU_MAX_LENGTH
+from catalog_sync.feed.feed_record import (
+    CORE_ATTRIBUTES,
+    EXTRACT_SCHEMA,
+    IMAGE_ROLES,
+    NEGATIVE_PRICE,
+    NEGATIVE_SPECIAL_PRICE,
+    PRICE_ATTRIBUTES,
+    SKU_MAX_LENGTH,
+)
 from catalog_sync.magento.arrow_reader import RawChunk
 from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.run_clock import local_date
@@ -33,6 +41,7 @@ _PAYLOAD_FIELDS = (
     "variant_skus", "visibility", "website_code",
 )
 _VOLATILE = {"updated_at"}
+_RAW_TABLES = ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery", "url_key_clashes")
 
 
 class FeedBuilder:
@@ -108,12 +117,12 @@ class FeedBuilder:
 
     def build(self, raw: RawChunk) -> pa.Table:
         con = self.con
-        for name in ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery"):
+        for name in _RAW_TABLES:
             con.register(f"raw_{name}", getattr(raw, name))
         try:
             return con.sql(self._sql()).to_arrow_table().cast(EXTRACT_SCHEMA)
         finally:
-            for name in ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery"):
+            for name in _RAW_TABLES:
                 con.unregister(f"raw_{name}")
 
     def _id(self, code: str) -> int:
@@ -312,6 +321,9 @@ class FeedBuilder:
                 WHEN trim(coalesce(i.sku, '')) = '' THEN 'empty sku'
                 WHEN length(i.sku) > {SKU_MAX_LENGTH} THEN 'sku longer than {SKU_MAX_LENGTH} characters'
                 WHEN c.name IS NULL OR c.name = '' THEN 'no name in this store view (nor at default scope)'
+                WHEN {payload["price"]} < 0 THEN '{NEGATIVE_PRICE}'
+                WHEN TRY_CAST(c.special_price AS DOUBLE) < 0 THEN '{NEGATIVE_SPECIAL_PRICE}'
+                ELSE uk.reason
             END AS quarantine_reason
         FROM items i
         LEFT JOIN c ON c.entity_id = i.entity_id AND c.store_id = i.store_id
@@ -323,6 +335,7 @@ class FeedBuilder:
         LEFT JOIN lnk ON lnk.entity_id = i.entity_id
         LEFT JOIN cp ON cp.entity_id = i.entity_id AND cp.store_id = i.store_id
         LEFT JOIN img ON img.entity_id = i.entity_id AND img.store_id = i.store_id
+        LEFT JOIN raw_url_key_clashes uk ON uk.entity_id = i.entity_id AND uk.store_id = i.store_id
         )
         -- Serialize once: the hash covers the record without updated_at; the payload gets it
         -- inserted at its sorted place, before "url_key" (a quote inside a JSON string is

@@ -35,6 +35,8 @@ CORE_ATTRIBUTES = frozenset(
     }
 )
 SKU_MAX_LENGTH = 64
+NEGATIVE_PRICE = "negative price"
+NEGATIVE_SPECIAL_PRICE = "negative special price"
 # Price attributes follow `catalog/price/scope`: global (0) means store 0 only.
 PRICE_ATTRIBUTES = ("price", "special_price", "special_from_date", "special_to_date")
 
@@ -168,10 +170,12 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "updated_at": _timestamp(entity["updated_at"]),
     }
     linked = tuple(sorted({*chunk.parent_ids.get(eid, ()), *chunk.child_ids.get(eid, ())}))
-    return FeedRow(eid, sku, view.code, payload, linked, _quarantine_reason(payload))
+    return FeedRow(eid, sku, view.code, payload, linked,
+                   _quarantine_reason(payload) or chunk.url_key_clashes.get((eid, view.store_id)))
 
 
 def _quarantine_reason(payload: dict[str, Any]) -> str | None:
+    """Why a record must not be sent (Magento accepted data the target cannot take as it is)."""
     sku = payload["sku"]
     if not sku.strip():
         return "empty sku"
@@ -179,6 +183,10 @@ def _quarantine_reason(payload: dict[str, Any]) -> str | None:
         return f"sku longer than {SKU_MAX_LENGTH} characters"
     if not payload["name"]:
         return "no name in this store view (nor at default scope)"
+    if payload["price"] is not None and payload["price"] < 0:
+        return NEGATIVE_PRICE
+    if payload["special_price"] is not None and payload["special_price"] < 0:
+        return NEGATIVE_SPECIAL_PRICE
     return None
 
 

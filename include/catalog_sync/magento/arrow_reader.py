@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from catalog_sync.magento import schema as m
+from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes
 
 log = logging.getLogger(__name__)
 
 VALUE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()),
                           ("value", pa.string())])
+CLASH_SCHEMA = pa.schema([("entity_id", pa.int64()), ("store_id", pa.int64()), ("reason", pa.string())])
 
 
 def connectorx_url(url: URL) -> str | None:
@@ -77,10 +79,12 @@ class RawChunk:
     links: pa.Table
     child_prices: pa.Table
     gallery: pa.Table
+    url_key_clashes: pa.Table = field(default_factory=CLASH_SCHEMA.empty_table)  # (entity_id, store_id, reason): url_keys
 
 
 def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None,
-               attribute_ids: Sequence[int] | None = None, pool: ThreadPoolExecutor | None = None) -> RawChunk:
+               attribute_ids: Sequence[int] | None = None, pool: ThreadPoolExecutor | None = None,
+               url_keys: UrlKeyCheck | None = None) -> RawChunk:
     """Read one chunk. `attribute_ids` limits the EAV rows to the attributes the feed uses;
     with a `pool`, the queries run concurrently (connectorx and the database work outside the GIL)."""
     ids = sorted(set(ids))
@@ -161,6 +165,8 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
                    sa.and_(gv.value_id == ge.value_id, gv.entity_id == ge.entity_id))
         .where(f(ge.entity_id))
     )
+    if url_keys is not None:
+        statements["url_key_rows"], statements["url_key_websites"] = clash_rows_query(url_keys.attribute_id, f)
     if pool is None:
         tables = {name: queries.fetch(stmt) for name, stmt in statements.items()}
     else:
@@ -169,4 +175,11 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     values = pa.concat_tables(
         [tables.pop(f"values_{b}").cast(VALUE_SCHEMA) for b in m.PRODUCT_VALUE_TABLES], promote_options="default"
     )
+    if url_keys is not None:
+        rows = [UrlKeyRow(int(r["entity_id"]), int(r["store_id"]), r["value"], r["sku"])
+                for r in tables.pop("url_key_rows").to_pylist()]
+        websites = [(r["product_id"], r["website_id"]) for r in tables.pop("url_key_websites").to_pylist()]
+        found = clashes(rows, websites, url_keys.views, set(ids))
+        tables["url_key_clashes"] = pa.table({"entity_id": [k[0] for k in found], "store_id": [k[1] for k in found],
+                                              "reason": list(found.values())}, schema=CLASH_SCHEMA)
     return RawChunk(values=values, **tables)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalog_sync.magento import schema as m
+from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ class ProductChunk:
     child_prices: dict[int, dict[int, dict[int, Any]]] = field(default_factory=dict)
     # entity_id -> list of (file, label per store {store_id: label}, position, disabled per store)
     gallery: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # (entity_id, store_id) -> why its url_key clashes with another product's (see url_keys)
+    url_key_clashes: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 def read_only_engine(url: str) -> Engine:
@@ -346,6 +349,14 @@ class MagentoCatalogReader:
                     found.update((int(r.product_id), int(r.parent_id)))
         return found
 
+    def url_key_peers(self, ids: set[int], url_keys: UrlKeyCheck) -> set[int]:
+        """Products sharing a url_key value with any of `ids` (a clash quarantines both sides)."""
+        found: set[int] = set()
+        with self.engine.connect() as conn:
+            for part in _slices(sorted(ids), 5000):
+                found.update(int(i) for i in conn.execute(peers_query(url_keys.attribute_id, lambda c: c.in_(part))).scalars())
+        return found - ids
+
     def ids_for_skus(self, skus: Sequence[str]) -> list[int]:
         e = m.catalog_product_entity.c
         with self.engine.connect() as conn:
@@ -353,7 +364,7 @@ class MagentoCatalogReader:
 
     # ---- one chunk of products ---------------------------------------------------
 
-    def load_chunk(self, ids: Sequence[int]) -> ProductChunk:
+    def load_chunk(self, ids: Sequence[int], url_keys: UrlKeyCheck | None = None) -> ProductChunk:
         ids = sorted(set(ids))
         if not ids:
             return ProductChunk(entities=[])
@@ -426,6 +437,11 @@ class MagentoCatalogReader:
                 chunk.child_prices = prices
 
             chunk.gallery = self._gallery(conn, id_filter)
+            if url_keys is not None:
+                rows_stmt, websites_stmt = clash_rows_query(url_keys.attribute_id, id_filter)
+                rows = [UrlKeyRow(int(r.entity_id), int(r.store_id), r.value, r.sku) for r in conn.execute(rows_stmt)]
+                websites = [(int(r.product_id), int(r.website_id)) for r in conn.execute(websites_stmt)]
+                chunk.url_key_clashes = clashes(rows, websites, url_keys.views, set(ids))
         return chunk
 
     @staticmethod

@@ -4,21 +4,30 @@ Per feed: the base version's items, less every key the target accepted a change 
 accepted upserts as they were sent; and the items not in sync yet (pending). A feed with
 nothing accepted and nothing pending changed keeps its files. The manifest swap, which
 covers every feed and the change watermarks, is the single commit point.
+
+The late-write guard: the target may apply a request it never answered (a timeout, a dropped
+connection) at any time later, after a newer body. So every item such a request held is kept
+as `unconfirmed` with `resend_after` = now + the late-write window, and stays so until a run
+planned at or after that instant has sent its newest body (or its delete) and got an answer:
+that send is then the last write the target applies, if it applies any request within the window.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from catalog_sync import clock
 from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.settings import SyncSettings
-from catalog_sync.state import duckdb_session
+from catalog_sync.state import duckdb_session, sync_lock
 from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
 from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, FeedFiles
 from catalog_sync.state.staging import StagingFolder
+from catalog_sync.steps.export import RESULTS_SCHEMA
 from catalog_sync.steps.modes import FULL, SKUS
 from catalog_sync.steps.run import RunPlan, Workspace
-from catalog_sync.targets.base import OK, FeedScope, FeedSpec, primary_feed
+from catalog_sync.targets.base import OK, UNCONFIRMED, FeedScope, FeedSpec, primary_feed
 
 log = logging.getLogger("catalog_sync.steps")
 
@@ -35,6 +44,8 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict:
         if manifest.run_id == run.run_id and staging.exists(staging.COMMIT):
             log.info("commit: run %s is already committed as v%d; nothing to do", run.run_id, manifest.version)
             return staging.read_json(staging.COMMIT)
+        # Only the lock's holder may move the snapshot: a run that lost it (unlocked, taken over) fails here.
+        sync_lock.require_lock(ws.status, run.run_id)
         if manifest.version != run.base_version:
             raise RuntimeError(
                 f"the snapshot is at v{manifest.version} but this run planned against v{run.base_version} "
@@ -47,7 +58,8 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict:
         with duckdb_session.connect() as con:
             con.execute(_scope_view(staging, run))
             for feed in ws.target.feeds:
-                feeds[feed.name], counts[feed.name] = _commit_feed(con, ws, run, staging, feed, version)
+                feeds[feed.name], counts[feed.name] = _commit_feed(con, ws, settings, run, staging, feed, version)
+        sync_lock.require_lock(ws.status, run.run_id)  # again: writing the files may have taken long
         # A full reconcile made every body from the current fingerprints; other runs keep the manifest's.
         new = ws.snapshots.swap_manifest(manifest, feeds, None if run.mode == SKUS else ChangeMarks.from_dict(run.until_marks),
                                          run.run_id, fingerprints=run.fingerprints if run.mode == FULL else None)
@@ -78,7 +90,7 @@ def _scope_view(staging: StagingFolder, run: RunPlan) -> str:
     return f"CREATE TEMP VIEW scope AS SELECT product_id FROM read_parquet([{files}])"
 
 
-def _commit_feed(con, ws: Workspace, run: RunPlan, staging: StagingFolder, feed: FeedSpec,
+def _commit_feed(con, ws: Workspace, settings: SyncSettings, run: RunPlan, staging: StagingFolder, feed: FeedSpec,
                  version: int) -> tuple[FeedFiles, dict[str, int]]:
     base = run.base(feed.name)
     deltas = [staging.url_of(d) for d in staging.parts_of("delta", feed.name)]
@@ -88,11 +100,14 @@ def _commit_feed(con, ws: Workspace, run: RunPlan, staging: StagingFolder, feed:
     con.execute(file_or_empty_view("old_pending", ws.snapshot_url(base.pending), PENDING_SCHEMA))
     if deltas:
         con.execute(f"CREATE OR REPLACE TEMP VIEW d AS SELECT * FROM read_parquet([{', '.join(q(d) for d in deltas)}])")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW res AS SELECT * FROM read_parquet([{', '.join(q(r) for r in results)}])")
+        # (union_by_name: results written before `unconfirmed` existed read it as NULL)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW res AS SELECT key, status, reason, coalesce(unconfirmed, false) AS unconfirmed "
+                    f"FROM (SELECT * FROM read_parquet([{', '.join(q(r) for r in results)}], union_by_name = true) "
+                    f"UNION ALL BY NAME {duckdb_session.empty_select(RESULTS_SCHEMA)})")
     else:
         con.execute("CREATE OR REPLACE TEMP VIEW d AS SELECT NULL::VARCHAR AS op, NULL::VARCHAR AS key WHERE false")
         con.execute("CREATE OR REPLACE TEMP VIEW res AS SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS status, "
-                    "NULL::VARCHAR AS reason WHERE false")
+                    "NULL::VARCHAR AS reason, false AS unconfirmed WHERE false")
     # Keys only: bodies stream from the delta in the COPY below, so memory stays bounded.
     con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT d.key, d.op FROM d JOIN res USING (key) "
                 f"WHERE res.status = '{OK}' AND d.op IN ('insert', 'update', 'delete')")
@@ -100,13 +115,23 @@ def _commit_feed(con, ws: Workspace, run: RunPlan, staging: StagingFolder, feed:
     # Old pending items stay while this run did not look at them (catalog feeds are looked at whole).
     keep_old = "false" if run.mode == FULL or feed.scope is FeedScope.CATALOG else \
         "(product_id IS NULL OR product_id NOT IN (SELECT product_id FROM scope)) AND key NOT IN (SELECT key FROM d)"
+    resend_after = (clock.now() + timedelta(seconds=settings.late_write_window_s)).isoformat(timespec="seconds")
+    item = "d.key, d.product_id, d.sku, d.store_view_code, CASE WHEN d.op = 'delete' THEN 'delete' ELSE 'upsert' END AS op"
     pending_sql = f"""
-        SELECT * FROM old_pending WHERE {keep_old}
+        SELECT * FROM old_pending WHERE status <> '{UNCONFIRMED}' AND {keep_old}
         UNION ALL BY NAME
-        SELECT d.key, d.product_id, d.sku, d.store_view_code,
-               CASE WHEN d.op = 'delete' THEN 'delete' ELSE 'upsert' END AS op,
-               res.status, res.reason, d.sha1, {q(run.run_id)} AS run_id
-        FROM d JOIN res USING (key) WHERE res.status <> '{OK}'"""
+        -- an unconfirmed item stays so until a send after its window got an answer, or a new one replaces it
+        SELECT * FROM old_pending o WHERE status = '{UNCONFIRMED}'
+          AND key NOT IN (SELECT key FROM res WHERE unconfirmed)
+          AND NOT (resend_after <= {q(run.started_at)} AND key IN (SELECT key FROM res WHERE NOT unconfirmed))
+        UNION ALL BY NAME
+        SELECT {item}, res.status, res.reason, d.sha1, {q(run.run_id)} AS run_id
+        FROM d JOIN res USING (key) WHERE res.status <> '{OK}'
+        UNION ALL BY NAME
+        SELECT {item}, '{UNCONFIRMED}' AS status,
+               'a request got no answer; re-sent after ' || {q(resend_after)} || ' in case the target applies it late' AS reason,
+               d.sha1, {q(run.run_id)} AS run_id, {q(resend_after)} AS resend_after
+        FROM d JOIN res USING (key) WHERE res.unconfirmed"""
     rewrite = bool(by_op) or base.file is None
     file_rel, pending_rel = ws.snapshots.new_files(feed.name, version)
     items = base.items
@@ -125,7 +150,9 @@ def _commit_feed(con, ws: Workspace, run: RunPlan, staging: StagingFolder, feed:
     # Pending items are few: their file is written every time.
     ws.state.makedirs(pending_rel.rsplit("/", 1)[0])
     con.execute(f"COPY ({pending_sql}) TO {q(ws.snapshot_url(pending_rel))} (FORMAT parquet)")
-    new_pending = con.execute(f"SELECT count(*) FROM read_parquet({q(ws.snapshot_url(pending_rel))})").fetchone()[0]
+    new_pending, not_accepted = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE status <> '{UNCONFIRMED}') "
+        f"FROM read_parquet({q(ws.snapshot_url(pending_rel))})").fetchone()
     counts = {"inserted": by_op.get("insert", 0), "updated": by_op.get("update", 0), "deleted": by_op.get("delete", 0),
-              "items": items, "pending": new_pending, "rewritten": rewrite}
+              "items": items, "pending": new_pending, "not_accepted": not_accepted, "rewritten": rewrite}
     return FeedFiles(file_rel, pending_rel, items, new_pending), counts

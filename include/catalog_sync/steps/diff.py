@@ -43,7 +43,7 @@ from catalog_sync.state.staging import CATALOG_PART, StagingFolder, bucket_part
 from catalog_sync.steps.buckets import duckdb_bucket
 from catalog_sync.steps.modes import FULL, SKUS
 from catalog_sync.steps.run import RunPlan, Workspace
-from catalog_sync.targets.base import REJECTED, FeedItem, FeedScope, FeedSpec, canonical, sha1_hex
+from catalog_sync.targets.base import REJECTED, UNCONFIRMED, FeedItem, FeedScope, FeedSpec, canonical, sha1_hex
 
 log = logging.getLogger("catalog_sync.steps")
 
@@ -258,6 +258,9 @@ class FeedInputs:
     pending: str | None = None  # the feed's pending items (rejected ones are held)
     snapshot_scope: str = "true"  # SQL on the snapshot's columns: the part of it this comparison answers for
     force: bool = False  # a forced re-send: unchanged and held items are sent again
+    # Unconfirmed items (see steps/commit.py) whose resend_after is at or before this instant are
+    # sent again: their newest body, or their delete when the item is gone. None: none are due.
+    resend_due: str | None = None
     # Items files of every product feed of the bucket: a product with a quarantined item loses none of its items.
     quarantine_from: tuple[str, ...] = ()
     records: str | None = None  # the staging records the items' record_row point into
@@ -302,31 +305,36 @@ def compare(inputs: FeedInputs, con: duckdb.DuckDBPyConnection | None = None) ->
     con.execute("CREATE OR REPLACE TEMP VIEW s AS SELECT key, sha1, product_id, sku, store_view_code FROM snapshot_all "
                 f"WHERE {inputs.snapshot_scope}")
     con.execute(file_or_empty_view("pending_all", inputs.pending, PENDING_SCHEMA))
+    due = (f"status = '{UNCONFIRMED}' AND resend_after <= {q(inputs.resend_due)} AND ({inputs.snapshot_scope})"
+           if inputs.resend_due else "false")
+    con.execute("CREATE OR REPLACE TEMP VIEW u AS SELECT DISTINCT ON (key) key, product_id, sku, store_view_code "
+                f"FROM pending_all WHERE {due}")
     force = "true" if inputs.force else "false"
     con.execute(f"""
         COPY (
             SELECT
                 CASE
-                    WHEN e.key IS NULL THEN 'delete'
+                    WHEN e.key IS NULL THEN 'delete'  -- gone; or gone, deleted, and that delete is due again (u)
                     WHEN e.reason IS NOT NULL OR e.body IS NULL THEN 'quarantined'
-                    WHEN ({force}) THEN CASE WHEN s.key IS NULL THEN 'insert' ELSE 'update' END
+                    WHEN ({force}) OR u.key IS NOT NULL THEN CASE WHEN s.key IS NULL THEN 'insert' ELSE 'update' END
                     WHEN r.sha1 IS NOT NULL THEN 'held'
                     WHEN s.key IS NULL THEN 'insert'
                     WHEN e.sha1 IS DISTINCT FROM s.sha1 THEN 'update'
                     ELSE 'unchanged'
                 END AS op,
-                coalesce(e.key, s.key) AS key, e.body, e.sha1,
-                coalesce(e.product_id, s.product_id) AS product_id, coalesce(e.sku, s.sku) AS sku,
-                coalesce(e.store_view_code, s.store_view_code) AS store_view_code,
+                coalesce(e.key, s.key, u.key) AS key, e.body, e.sha1,
+                coalesce(e.product_id, s.product_id, u.product_id) AS product_id, coalesce(e.sku, s.sku, u.sku) AS sku,
+                coalesce(e.store_view_code, s.store_view_code, u.store_view_code) AS store_view_code,
                 e.judged_on, e.recheck_on, e.name, e.type, e.price, e.visibility, e.source_updated_at, e.linked_product_ids,
                 coalesce(e.reason, r.reason) AS reason
             FROM e
             FULL OUTER JOIN s ON e.key = s.key
+            FULL OUTER JOIN u ON u.key = coalesce(e.key, s.key)
             LEFT JOIN (SELECT key, sha1, reason FROM pending_all WHERE status = '{REJECTED}') r
                    ON r.key = e.key AND r.sha1 = e.sha1
             WHERE op <> 'unchanged'
               -- nothing of a product with a quarantined item is deleted: the target keeps what it holds
-              AND NOT (e.key IS NULL AND s.product_id IN (SELECT product_id FROM quarantined))
+              AND NOT (e.key IS NULL AND coalesce(s.product_id, u.product_id) IN (SELECT product_id FROM quarantined))
         ) TO {q(inputs.delta)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {DELTA_ROW_GROUP_SIZE})""")
     by_op = dict(con.execute(f"SELECT op, count(*) FROM read_parquet({q(inputs.delta)}) GROUP BY op").fetchall())
     produced = con.execute("SELECT count(*) FROM e").fetchone()[0]
@@ -351,7 +359,7 @@ def _inputs(ws: Workspace, run: RunPlan, staging: StagingFolder, bucket: int, fe
         items=items_files(staging, feed, bucket, workers), delta=staging.url_of(staging.delta(feed.name, part)),
         records=staging.url_of(staging.extract(bucket)),
         snapshot=ws.snapshot_url(base.file), pending=ws.snapshot_url(base.pending),
-        snapshot_scope=_snapshot_scope(run, staging, bucket, feed), force=forced,
+        snapshot_scope=_snapshot_scope(run, staging, bucket, feed), force=forced, resend_due=run.started_at,
         quarantine_from=tuple(p for f in product_feeds for p in items_files(staging, f, bucket, workers))
         if feed.scope is FeedScope.PRODUCT else (),
     )

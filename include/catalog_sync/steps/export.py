@@ -41,10 +41,14 @@ from catalog_sync.targets.base import (
 
 log = logging.getLogger("catalog_sync.steps")
 
-RESULTS_SCHEMA = pa.schema([("key", pa.string()), ("op", pa.string()), ("status", pa.string()), ("reason", pa.string())])
+RESULTS_SCHEMA = pa.schema([("key", pa.string()), ("op", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+                            ("unconfirmed", pa.bool_())])
 UPSERT_OPS = ("insert", "update")
-NOT_SENT_OPS = ("quarantined", "held")  # reported as rejected with their reason, never sent
+# Never sent, reported with their reason: a held item (the target rejected this very body) as
+# rejected; a quarantined one (bad data in Magento) as retryable, so that every run judges it again.
+NOT_SENT_OPS = ("quarantined", "held")
 BATCH = 10_000
+DEADLINE_REASON = "not sent: the run's deadline had passed (the next run sends it)"
 
 
 @dataclass
@@ -64,9 +68,11 @@ class ExportCounts:
             self.sent += 1
 
 
-def export(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict:
-    """Send this bucket's items of the product feeds."""
-    return _export(settings, run, bucket_part(bucket), FeedScope.PRODUCT, (UPSERT, DELETE), run.batch_label(bucket))
+def export(settings: SyncSettings, run: RunPlan, bucket: int = 0, side_by_side: int = 1) -> dict:
+    """Send this bucket's items of the product feeds. `side_by_side`: how many buckets send at the
+    same time (parallel tasks); each takes that share of the target's rate limit."""
+    return _export(settings, run, bucket_part(bucket), FeedScope.PRODUCT, (UPSERT, DELETE), run.batch_label(bucket),
+                   side_by_side)
 
 
 def export_catalog(settings: SyncSettings, run: RunPlan, op: str) -> dict:
@@ -74,7 +80,8 @@ def export_catalog(settings: SyncSettings, run: RunPlan, op: str) -> dict:
     return _export(settings, run, CATALOG_PART, FeedScope.CATALOG, (op,), f" [catalog feeds, {op}s]")
 
 
-def _export(settings: SyncSettings, run: RunPlan, part: str, scope: FeedScope, ops: tuple[str, ...], label: str) -> dict:
+def _export(settings: SyncSettings, run: RunPlan, part: str, scope: FeedScope, ops: tuple[str, ...], label: str,
+            side_by_side: int = 1) -> dict:
     started = clock.monotonic()
     counts = ExportCounts()
     with Workspace(settings) as ws:
@@ -85,6 +92,7 @@ def _export(settings: SyncSettings, run: RunPlan, part: str, scope: FeedScope, o
             staging.write_json(counts.__dict__, name)
             return counts.__dict__
         target = ws.target
+        target.share_limits(side_by_side)
         staging.makedirs("results")
         for op in ops:
             for feed in send_order(target.feeds, op):
@@ -104,6 +112,7 @@ def _export(settings: SyncSettings, run: RunPlan, part: str, scope: FeedScope, o
 def _send(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, feed: FeedSpec, op: str, part: str,
           counts: ExportCounts) -> None:
     missing = _missing_requirement(ws, run, staging, target, feed) if op == UPSERT else None
+    deadline = ws.settings.deadline_at
     held: list[ItemResult] = []
     results: list[ItemResult] = []
 
@@ -115,7 +124,9 @@ def _send(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, f
                     if item_op not in wanted:
                         continue
                     if item_op in NOT_SENT_OPS:
-                        held.append(ItemResult(key, REJECTED, reason))
+                        held.append(ItemResult(key, REJECTED if item_op == "held" else RETRYABLE, reason))
+                    elif deadline is not None and clock.now() >= deadline:
+                        held.append(ItemResult(key, RETRYABLE, DEADLINE_REASON))
                     elif missing is not None and (why := missing(key)):
                         held.append(ItemResult(key, RETRYABLE, why))
                     else:
@@ -130,7 +141,8 @@ def _send(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, f
         counts.add(feed.name, result.status, sent=False)
     results += held
     table = pa.table({"key": [r.key for r in results], "op": [op] * len(results), "status": [r.status for r in results],
-                      "reason": [r.reason for r in results]}, schema=RESULTS_SCHEMA)
+                      "reason": [r.reason for r in results], "unconfirmed": [r.unconfirmed for r in results]},
+                     schema=RESULTS_SCHEMA)
     pq.write_table(table, staging.path(staging.results(feed.name, f"{part}-{op}")), filesystem=staging.fs)
 
 

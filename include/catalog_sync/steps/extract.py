@@ -17,6 +17,7 @@ from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.settings import SyncSettings
 from catalog_sync.steps import scope as run_scope
 from catalog_sync.steps.run import RunPlan, Workspace
@@ -52,9 +53,10 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
                     ThreadPoolExecutor(max_workers=READ_CONCURRENCY, thread_name_prefix="catalog-query") as query_pool, \
                     pq.ParquetWriter(staging.path(staging.extract(bucket)), EXTRACT_SCHEMA, compression="zstd",
                                      compression_level=1, use_dictionary=_DICTIONARY_COLUMNS, filesystem=staging.fs) as writer:
+                url_keys = UrlKeyCheck.from_context(ctx)
                 reads = (
                     pool.submit(read_chunk, queries, ids, price.attribute_id if price else None, builder.attribute_ids,
-                                query_pool)
+                                query_pool, url_keys)
                     for ids in id_chunks
                 )
                 pending = next(reads, None)

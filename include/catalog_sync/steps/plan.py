@@ -9,7 +9,7 @@ from catalog_sync.feed import feed_builder, feed_record
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
 from catalog_sync.settings import SyncSettings, redact_url
-from catalog_sync.state import upgrades
+from catalog_sync.state import recovery, sync_lock, upgrades
 from catalog_sync.state.snapshot import Manifest
 from catalog_sync.steps.buckets import check_buckets
 from catalog_sync.steps.modes import FULL, INCREMENTAL, SKUS
@@ -23,16 +23,17 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
     with Workspace(settings) as ws:
         ws.target  # an unusable target configuration fails here, before any work
         MagentoCatalogReader(ws.source).verify_schema()
-        stale = ws.status.acquire_lock(request.run_id, settings.lock_ttl_s, process=request.holder_process)
-        try:
-            if stale:
-                ws.status.abandon_run(
-                    stale, f"abandoned: the run died without reporting; its lock was taken over by {request.run_id}")
+        # Renewed while plan works (upgrading the state may take long), released if plan fails; a stale
+        # holder's lock is taken over and its run marked abandoned.
+        with sync_lock.taken(ws.status, request.run_id, settings.lock_ttl_s, process=request.holder_process):
+            # A damaged state is repaired (or the run refused) and leftovers go, before anything reads it.
+            recovered = recovery.prepare(ws.snapshots, ws.status, request.run_id, rebuild=request.rebuild,
+                                         dry_run=request.dry_run)
             manifest, upgraded_from = upgrades.upgrade(ws.snapshots, ws.target)
             detector = ChangeDetector(ws.source)
             until = detector.current_marks()
             fingerprints = current_fingerprints(ws)
-            mode, reason = _mode(request, manifest, detector, upgraded_from, fingerprints)
+            mode, reason = (FULL, recovered) if recovered else _mode(request, manifest, detector, upgraded_from, fingerprints)
             started = clock.now()  # operational: run keys and delta file names sort in run order
             key = run_key(request.run_id, started)
             result = RunPlan(
@@ -58,10 +59,6 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
             staging.write_json(result.to_dict(), staging.PLAN)
             ws.status.start_run(request.run_id, mode, dry_run=request.dry_run, mode_reason=reason,
                                 dag_id=request.dag_id, airflow_run_id=request.airflow_run_id)
-        except Exception:
-            # A plan that fails after taking the lock must not leave it held.
-            ws.status.release_lock(request.run_id)
-            raise
         log.info(
             "plan: run %s, mode %s (%s)%s; run instant %s%s; source %s, target %s, snapshot v%d (%s)",
             request.run_id, mode, reason, " [dry run]" if request.dry_run else "", result.instant,

@@ -2,7 +2,10 @@
 
 The headline counts (inserted, updated, deleted, unchanged, failed) are the primary feed's
 (products); `feeds` has the same per feed. They count what the target accepted: a run that
-failed before its commit accepted nothing, whatever it sent.
+failed before its commit accepted nothing, whatever it sent. `not_accepted` counts the items of
+every feed the target does not hold as Magento has them after the run (rejected, held, still to
+retry; this run's or earlier ones'): a run that succeeded with some is still a success, and says
+so (the CLI exits EXIT_NOT_ACCEPTED) until they are fixed or re-sent.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from catalog_sync.settings import SyncSettings
 from catalog_sync.state import duckdb_session
 from catalog_sync.state.staging import StagingFolder
 from catalog_sync.state.status_store import FAILED, SUCCESS
+from catalog_sync.steps.export import DEADLINE_REASON, RESULTS_SCHEMA
 from catalog_sync.steps.run import RunPlan, Workspace
 from catalog_sync.targets.base import OK, primary_feed
 
@@ -42,9 +46,15 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
             failures = [] if run.dry_run else _failures(staging, feeds)
             per_feed = {name: _feed_counts(name, diffs, committed, failures, run.dry_run) for name in feeds}
             counts = {"extracted": sum(d["extracted"] for d in diffs), **per_feed[primary]}
+            not_accepted = _not_accepted(committed, failures)
             ws.status.record_failures(run.run_id, failures[:MAX_FAILURES_RECORDED])
-            row = ws.status.finish_run(run.run_id, FAILED if error else SUCCESS, counts, error, feeds=per_feed)
-            summary: dict[str, Any] = {"mode": run.mode, **counts, "duration_s": row["duration_s"], "feeds": per_feed}
+            row = ws.status.finish_run(run.run_id, FAILED if error else SUCCESS, {**counts, "not_accepted": not_accepted},
+                                       error, feeds=per_feed)
+            summary: dict[str, Any] = {"mode": run.mode, "mode_reason": run.mode_reason, **counts,
+                                       "duration_s": row["duration_s"], "feeds": per_feed,
+                                       "not_accepted": not_accepted, "unconfirmed": _unconfirmed(staging, feeds)}
+            if any(f["reason"] == DEADLINE_REASON for f in failures):
+                summary["deadline_reached"] = True
             if run.dry_run:
                 summary["dry_run"] = True
             if error:
@@ -55,6 +65,10 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
             for failure in failures[:20]:
                 log.warning("report: %s %s %s not in sync: %s", failure["status"], failure["feed"], failure["item_key"],
                             failure["reason"])
+            if summary["unconfirmed"]:
+                log.warning("report: %d item(s) were in requests the target never answered; it may apply those late, so "
+                            "the first run after the late-write window (%ds) sends them again", summary["unconfirmed"],
+                            settings.late_write_window_s)
             if not error:
                 staging.remove(recursive=True)
             return summary
@@ -70,6 +84,22 @@ def _feed_counts(feed: str, diffs: list[dict], committed: dict | None, failures:
         accepted = {k: (committed or {}).get("feeds", {}).get(feed, {}).get(k, 0) for k in ("inserted", "updated", "deleted")}
     return {**accepted, "unchanged": sum(s["unchanged"] for s in seen),
             "failed": sum(1 for f in failures if f["feed"] == feed)}
+
+
+def _not_accepted(committed: dict | None, failures: list[dict]) -> int:
+    """Items not in sync after the run: the committed snapshot's (dry runs and failed runs: this run's)."""
+    if committed and "feeds" in committed and not committed.get("dry_run"):
+        return sum(c.get("not_accepted", c.get("pending", 0)) for c in committed["feeds"].values())
+    return len(failures)
+
+
+def _unconfirmed(staging: StagingFolder, feeds: list[str]) -> int:
+    results = [staging.url_of(r) for feed in feeds for r in staging.parts_of("results", feed)]
+    if not results:
+        return 0
+    return duckdb_session.fetch_all(
+        "SELECT count(*) FROM (SELECT * FROM read_parquet(?, union_by_name = true) "
+        f"UNION ALL BY NAME {duckdb_session.empty_select(RESULTS_SCHEMA)}) WHERE unconfirmed", [results])[0][0]
 
 
 def _failures(staging: StagingFolder, feeds: list[str]) -> list[dict[str, Any]]:

@@ -30,6 +30,8 @@ class SyncRequest:
     cleanup: bool = False
     skus: tuple[str, ...] = ()
     dry_run: bool = False
+    # Start again from an empty snapshot (every item re-sent): the way out of a state nothing can be recovered from.
+    rebuild: bool = False
     dag_id: str | None = None
     airflow_run_id: str | None = None
     holder_process: str = ""  # host:pid when one process runs the whole sync (CLI)

@@ -12,14 +12,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import pyarrow as pa
+
 from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
+from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.run_clock import local_date
 from catalog_sync.state import duckdb_session
+from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA
 from catalog_sync.steps.buckets import bucket_of
 from catalog_sync.steps.modes import FULL, SKUS
 from catalog_sync.steps.run import RunPlan, Workspace
-from catalog_sync.targets.base import RETRYABLE, FeedScope
+from catalog_sync.targets.base import RETRYABLE, UNCONFIRMED, FeedScope
 
 log = logging.getLogger("catalog_sync.steps")
 
@@ -46,15 +50,20 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         linked = reader.linked_ids(changed) | snapshot.linked_ids(changed)
         gone = snapshot.product_ids() - detector.all_ids() if until.method == UPDATED_AT else set()
         # Items whose sent body is unknown (kept by key only, after an upgrade) are compared again.
-        retries = snapshot.retryable_ids() | snapshot.product_ids("sha1 IS NULL")
+        retries = snapshot.retryable_ids(run.started_at) | snapshot.product_ids("sha1 IS NULL")
         today = {v.code: local_date(run.at, v.timezone).isoformat() for v in ctx.store_views}
         rechecks = snapshot.due_for_recheck(today)
         dropped_views = snapshot.product_ids("store_view_code NOT IN (SELECT unnest(?))", [sorted(today)])
         scope = changed | linked | gone | retries | rechecks | dropped_views
+        url_keys = UrlKeyCheck.from_context(ctx)
+        # A product that takes another's url_key quarantines both: the other is judged again too.
+        peers = reader.url_key_peers(scope, url_keys) if url_keys and scope else set()
+        scope |= peers
         log.info(
             "scope: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried, "
-            "%d whose body may change today (price windows), %d in store views no longer exported, %d gone",
-            len(changed), len(linked - changed), len(retries), len(rechecks), len(dropped_views), len(gone),
+            "%d whose body may change today (price windows), %d in store views no longer exported, %d gone, "
+            "%d sharing a url_key with one of them",
+            len(changed), len(linked - changed), len(retries), len(rechecks), len(dropped_views), len(gone), len(peers),
         )
     if n > 1:
         # By the current sku; a product gone from Magento goes to bucket 0, whose diff then
@@ -73,19 +82,23 @@ class SnapshotView:
         self.files = [ws.snapshot_url(run.base(f.name).file) for f in feeds if run.base(f.name).file]
         self.pending = [ws.snapshot_url(run.base(f.name).pending) for f in feeds if run.base(f.name).pending]
 
-    def _ids(self, files: list[str], where: str, params: list) -> set[int]:
+    def _ids(self, files: list[str], where: str, params: list, schema: pa.Schema = SNAPSHOT_SCHEMA) -> set[int]:
         if not files:
             return set()
+        # Every column of `schema`, also from files written before one existed (read as NULL).
         rows = duckdb_session.fetch_all(
-            f"SELECT DISTINCT product_id FROM read_parquet(?, union_by_name = true) WHERE product_id IS NOT NULL AND ({where})",
+            "SELECT DISTINCT product_id FROM (SELECT * FROM read_parquet(?, union_by_name = true) "
+            f"UNION ALL BY NAME {duckdb_session.empty_select(schema)}) WHERE product_id IS NOT NULL AND ({where})",
             [files, *params])
         return {int(r[0]) for r in rows}
 
     def product_ids(self, where: str = "true", params: list | None = None) -> set[int]:
         return self._ids(self.files, where, params or [])
 
-    def retryable_ids(self) -> set[int]:
-        return self._ids(self.pending, "status = ?", [RETRYABLE])
+    def retryable_ids(self, now: str) -> set[int]:
+        """Items to retry, and unconfirmed ones whose late-write window has passed at `now`."""
+        return self._ids(self.pending, "status = ? OR (status = ? AND resend_after <= ?)", [RETRYABLE, UNCONFIRMED, now],
+                         PENDING_SCHEMA)
 
     def due_for_recheck(self, today: dict[str, str]) -> set[int]:
         """Items whose recheck day (a window's first day, or the day after its last) has come in

@@ -25,6 +25,7 @@ DELETE = "delete"
 OK = "ok"
 RETRYABLE = "retryable"
 REJECTED = "rejected"
+UNCONFIRMED = "unconfirmed"  # a pending status only: accepted, but re-sent after the late-write window
 
 
 class FeedScope(Enum):
@@ -91,6 +92,9 @@ class ItemResult:
     key: str
     status: str  # OK, RETRYABLE or REJECTED
     reason: str | None = None
+    # A request holding the item got no answer (a timeout, a dropped connection): the target may
+    # still apply it later, after a newer body. The run re-sends such items after a window.
+    unconfirmed: bool = False
 
 
 class FeedMapper(Protocol):
@@ -124,6 +128,10 @@ class Target(Protocol):
     def send(self, feed: FeedSpec, op: str, items: Iterable[SendItem], batch_key: str) -> Iterator[ItemResult]:
         """Send one feed's upserts or deletes; one result per item, in any order. `batch_key` names
         this batch of the run (stable across retries of the same task)."""
+
+    def share_limits(self, senders: int) -> None:
+        """This process is one of `senders` sending to the target side by side (parallel bucket
+        tasks): take that share of any rate limit, so that together they keep it."""
 
     def close(self) -> None: ...
 

@@ -77,6 +77,9 @@ class FilesTarget:
                 self.fs.rm(final)
         yield from results
 
+    def share_limits(self, senders: int) -> None:
+        """Files have no rate limit."""
+
     def close(self) -> None:
         pass
 

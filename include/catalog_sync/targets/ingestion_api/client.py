@@ -4,9 +4,15 @@ Items go in gzip-compressed JSON arrays of `batch_size`, up to `max_in_flight` r
 time, spaced by a client-side rate limiter. Each item's body is sent as the exact bytes the
 snapshot keeps (canonical JSON).
 
-Per response: 200 all OK; 400 the listed items REJECTED, the rest re-sent; 413 the batch is
-split in halves; 429 wait `retry-after`; 5xx / timeout / connection error backoff with full
-jitter, then RETRYABLE; 401 fresh credentials once; a second 401 or a 403 fails the run.
+Per response: 200 all OK; a 400 naming items (errors[].itemIndex) REJECTED those, the rest
+re-sent; 413 the batch is split in halves, and a single item answered 413 is REJECTED; 429
+pauses every sender of the run for `retry-after`; 401 fresh credentials once; a second 401 or
+a 403 fails the run; 404 fails the run (a wrong base URL). Only those per-item answers reject an
+item: every other answer (a 400 naming no item, 408, 409, any other 4xx, 5xx) and no answer at
+all (timeout, dropped connection) is retried with full-jitter backoff, then RETRYABLE.
+
+An item whose request got no answer at least once is `unconfirmed` whatever came after: the
+target may still apply that request later (see the late-write guard in steps/commit.py).
 Nothing of a payload or a token is ever logged.
 """
 
@@ -58,34 +64,40 @@ class BodyResult:
     index: int
     status: str
     reason: str | None = None
+    unconfirmed: bool = False  # a request holding it got no answer: the target may apply it late
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    kind: str  # "ok", "invalid_items", "too_large", "retryable", "rejected"
+    kind: str  # "ok", "invalid_items", "too_large", "retryable"
     reason: str | None = None
     errors: dict[int, str] = field(default_factory=dict)  # itemIndex -> message, for "invalid_items"
+    unanswered: bool = False  # an attempt was sent and got no answer
 
 
 class RateLimiter:
-    """At most `per_minute` request starts a minute, evenly spaced; thread-safe. 0/None: unlimited."""
+    """At most `per_minute` request starts a minute, evenly spaced, for every thread that sends;
+    `pause` holds them all (a 429's retry-after is the API's answer to all of us). 0/None: unlimited."""
 
-    def __init__(self, per_minute: int | None, monotonic: Callable[[], float] = clock.monotonic,
+    def __init__(self, per_minute: float | None, monotonic: Callable[[], float] = clock.monotonic,
                  sleep: Callable[[float], None] = clock.sleep):
         self.interval = 60.0 / per_minute if per_minute else 0.0
         self._clock, self._sleep = monotonic, sleep
         self._next = 0.0
+        self._paused_until = 0.0
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
-        if not self.interval:
-            return
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next)
+            slot = max(now, self._next, self._paused_until)
             self._next = slot + self.interval
         if slot > now:
             self._sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
 
 
 class IngestionApiClient:
@@ -95,7 +107,7 @@ class IngestionApiClient:
         auth: Auth,
         *,
         batch_size: int = 100,
-        max_requests_per_minute: int | None = 300,
+        max_requests_per_minute: float | None = 300,
         timeout_s: float = 30.0,
         max_attempts: int = 6,
         backoff_base_s: float = 0.5,
@@ -130,7 +142,7 @@ class IngestionApiClient:
                 for future in done:
                     keys, results = future.result()  # a credentials error is raised here
                     for r in results:
-                        yield ItemResult(keys[r.index], r.status, r.reason)
+                        yield ItemResult(keys[r.index], r.status, r.reason, r.unconfirmed)
 
         keys: list[str] = []
         bodies: list[bytes] = []
@@ -157,13 +169,16 @@ class IngestionApiClient:
     def _deliver(self, endpoint: str, bodies: list[bytes]) -> list[BodyResult]:
         """400: listed items rejected, the rest re-sent; 413: halves. Returns one result per body."""
         results: list[BodyResult] = []
+        unsure: set[int] = set()
         queue: deque[list[int]] = deque([list(range(len(bodies)))])
         while queue:
             batch = queue.popleft()
             outcome = self._post(endpoint, [bodies[i] for i in batch])
+            if outcome.unanswered:
+                unsure.update(batch)
             if outcome.kind == "ok":
                 results += [BodyResult(i, OK) for i in batch]
-            elif outcome.kind == "invalid_items" and outcome.errors:
+            elif outcome.kind == "invalid_items":
                 results += [BodyResult(batch[n], REJECTED, msg) for n, msg in outcome.errors.items()]
                 rest = [i for n, i in enumerate(batch) if n not in outcome.errors]
                 if rest:
@@ -174,9 +189,11 @@ class IngestionApiClient:
                 half = len(batch) // 2
                 log.warning("ingestion: %s: HTTP 413 for %d item(s), splitting in two", endpoint, len(batch))
                 queue.extendleft([batch[half:], batch[:half]])
-            else:
-                status = RETRYABLE if outcome.kind == "retryable" else REJECTED
+            else:  # retries ran out, or one item alone is too large
+                status = REJECTED if outcome.kind == "too_large" else RETRYABLE
                 results += [BodyResult(i, status, outcome.reason) for i in batch]
+        for result in results:
+            result.unconfirmed = result.index in unsure
         return results
 
     def _post(self, endpoint: str, bodies: list[bytes]) -> _Outcome:
@@ -184,7 +201,7 @@ class IngestionApiClient:
         url = self.base_url + endpoint
         # The JSON array orjson.dumps(list) would write, from the items' texts; gzip (wbits 31), no mtime.
         data = zlib.compress(b"[" + b",".join(bodies) + b"]", GZIP_LEVEL, wbits=31)
-        failures, throttled, refreshed = 0, 0, False
+        failures, throttled, refreshed, unanswered = 0, 0, False, False
         while True:
             self._limiter.acquire()
             headers = {**self.auth.headers(), "Content-Type": "application/json",
@@ -194,22 +211,23 @@ class IngestionApiClient:
                                               timeout=urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s))
             except HTTPError as exc:
                 error = _network_error(exc, self.timeout_s)
+                # Refused or not connected in time: the request never left. Anything else may have.
+                unanswered = unanswered or not isinstance(exc, (NewConnectionError, ConnectTimeoutError))
             else:
                 code = response.status
                 if code == 200:
-                    return _Outcome("ok")
-                if code == 400:
-                    return _invalid_items(response, len(bodies))
+                    return _Outcome("ok", unanswered=unanswered)
                 if code == 413:
-                    return _Outcome("too_large", "HTTP 413: the item alone is too large")
+                    return _Outcome("too_large", "HTTP 413: the item alone is too large", unanswered=unanswered)
                 if code == 429:
                     throttled += 1
                     if throttled > self.max_throttled_retries:
-                        return _Outcome("retryable", f"HTTP 429: still throttled after {self.max_throttled_retries} waits")
+                        return _Outcome("retryable", f"HTTP 429: still throttled after {self.max_throttled_retries} waits",
+                                        unanswered=unanswered)
                     delay = _retry_after(response)
-                    log.warning("ingestion: %s: HTTP 429 for %d item(s), waiting %.1fs (%d/%d)",
+                    log.warning("ingestion: %s: HTTP 429 for %d item(s), every sender waits %.1fs (%d/%d)",
                                 endpoint, len(bodies), delay, throttled, self.max_throttled_retries)
-                    self._sleep(delay)
+                    self._limiter.pause(delay)
                     continue
                 if code == 401 and not refreshed:
                     log.warning("ingestion: %s: HTTP 401, retrying once with fresh credentials", endpoint)
@@ -223,14 +241,20 @@ class IngestionApiClient:
                     raise IngestionApiError(
                         f"the ingestion API answered HTTP 404 for {url}: check the base URL (it includes the tenant id) "
                         f"in the catalog_sync_target Connection")
-                if code < 500:
-                    return _Outcome("rejected", f"HTTP {code}: {_short(_text(response))}")
-                error = f"HTTP {code}"
+                if code == 400:
+                    outcome = _invalid_items(response, len(bodies), unanswered)
+                    if outcome is not None:
+                        return outcome
+                    error = f"HTTP 400 naming no item: {_short(_message(response))}"
+                elif code < 500:
+                    error = f"HTTP {code}: {_short(_message(response))}"
+                else:
+                    error = f"HTTP {code}"
             failures += 1
             if failures >= self.max_attempts:
                 log.warning("ingestion: %s: %s for %d item(s), giving up after %d attempt(s)",
                             endpoint, error, len(bodies), failures)
-                return _Outcome("retryable", f"{error} ({failures} attempts)")
+                return _Outcome("retryable", f"{error} ({failures} attempts)", unanswered=unanswered)
             delay = random.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** (failures - 1)))
             log.warning("ingestion: %s: %s for %d item(s), retry %d/%d in %.2fs",
                         endpoint, error, len(bodies), failures, self.max_attempts - 1, delay)
@@ -266,24 +290,33 @@ def _text(response: urllib3.BaseHTTPResponse) -> str:
     return response.data.decode("utf-8", "replace")
 
 
-def _invalid_items(response: urllib3.BaseHTTPResponse, count: int) -> _Outcome:
-    """400: per-item errors by itemIndex; without usable ones the whole batch is rejected."""
+def _json_body(response: urllib3.BaseHTTPResponse) -> dict:
     try:
         body = orjson.loads(response.data)
     except ValueError:  # orjson.JSONDecodeError, bad UTF-8 included
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(response: urllib3.BaseHTTPResponse) -> str:
+    message = _json_body(response).get("message")
+    return message if isinstance(message, str) and message else _text(response)
+
+
+def _invalid_items(response: urllib3.BaseHTTPResponse, count: int, unanswered: bool) -> _Outcome | None:
+    """A 400's per-item errors by itemIndex; None when it names no item of the batch (a gateway's
+    400, say): then nothing shows that any item is at fault, and the batch is retried."""
+    body = _json_body(response)
     errors: dict[int, list[str]] = {}
     for error in body.get("errors") or []:
         index = error.get("itemIndex") if isinstance(error, dict) else None
         if isinstance(index, int) and 0 <= index < count:
             text = str(error.get("message") or "invalid")
             errors.setdefault(index, []).append(f"{error['code']}: {text}" if error.get("code") else text)
-    message = body.get("message")
     if not errors:
-        return _Outcome("rejected", f"HTTP 400: {_short(message or _text(response))}")
-    return _Outcome("invalid_items", errors={i: "HTTP 400: " + "; ".join(m) for i, m in errors.items()})
+        return None
+    return _Outcome("invalid_items", errors={i: "HTTP 400: " + "; ".join(m) for i, m in errors.items()},
+                    unanswered=unanswered)
 
 
 def _retry_after(response: urllib3.BaseHTTPResponse) -> float:

@@ -24,6 +24,7 @@ class IngestionApiTarget:
         self.description = f"the Catalog Data Ingestion API at {config.url.rstrip('/')}"
         self._client_options = client_options
         self._client: IngestionApiClient | None = None
+        self._senders = 1
 
     def mapper(self, ctx: CatalogContext) -> CatalogMapper:
         return CatalogMapper(ctx, self.config.feed)
@@ -39,10 +40,16 @@ class IngestionApiTarget:
     def client(self) -> IngestionApiClient:
         if self._client is None:  # only a step that sends needs credentials and a connection pool
             c = self.config
+            limit = c.max_requests_per_minute / self._senders if c.max_requests_per_minute else None
             self._client = IngestionApiClient(
-                c.url, c.auth(), batch_size=c.batch_size, max_requests_per_minute=c.max_requests_per_minute or None,
-                timeout_s=c.timeout_s, **self._client_options)
+                c.url, c.auth(), batch_size=c.batch_size, max_requests_per_minute=limit, timeout_s=c.timeout_s,
+                **self._client_options)
         return self._client
+
+    def share_limits(self, senders: int) -> None:
+        if self._client is not None:
+            raise RuntimeError("share_limits must come before the first send")
+        self._senders = max(1, senders)
 
     def send(self, feed: FeedSpec, op: str, items: Iterable[SendItem], batch_key: str) -> Iterator[ItemResult]:
         upsert_path, delete_path = ENDPOINTS[feed.name]
