@@ -4,7 +4,8 @@ Mounts the FastAPI app of `catalog_sync.ui.app` at /catalog-sync and adds
 "Catalog Sync" to Airflow's navigation (an external view shown inside the UI).
 Airflow mounts plugin apps without authentication, so every route here depends
 on Airflow's own checks: a login with read access to the catalog_sync DAG, and
-for actions, permission to start runs of catalog_full_resync.
+for actions, permission to start runs of catalog_full_resync. Actions start runs
+through Airflow's REST API at its `[api] base_url`, never at a request's Host.
 """
 
 from __future__ import annotations

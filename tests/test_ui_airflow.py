@@ -14,9 +14,14 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -104,6 +109,7 @@ def airflow_ui(tmp_path_factory, demo_catalog_template):
         receiver.stop()
 
     (home / "passwords.json").write_text(json.dumps(PASSWORDS))
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
         "AIRFLOW_HOME": str(home / "airflow"),
@@ -115,6 +121,8 @@ def airflow_ui(tmp_path_factory, demo_catalog_template):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,outsider:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__API_AUTH__JWT_SECRET": "catalog-sync-ui-test-secret-0123456789abcdef",
+        # Where Airflow is: the page starts runs through the REST API here, whatever a request's Host says.
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW_CONN_CATALOG_SYNC_SOURCE": json.dumps({"conn_type": "sqlite", "host": str(db)}),
         "AIRFLOW_CONN_CATALOG_SYNC_TARGET": json.dumps({"conn_type": "catalog_sync_ingestion_api", "host": target,
                                                         "password": "ui-token"}),
@@ -124,7 +132,7 @@ def airflow_ui(tmp_path_factory, demo_catalog_template):
     for step in (["db", "migrate"], ["dags", "reserialize"]):
         done = subprocess.run([sys.executable, "-m", "airflow", *step], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
-    server = ApiServer(home, env, free_port())
+    server = ApiServer(home, env, port)
     server.start()
     server.stored = stored
     yield server, sku
@@ -207,6 +215,162 @@ def test_the_page_shows_the_exact_bytes_the_receiver_stored(airflow_ui):
 
 def _runs(server: ApiServer, dag_id: str) -> list[dict]:
     return server.get(f"/api/v2/dags/{dag_id}/dagRuns", "admin").json()["dag_runs"]
+
+
+# ---- where the resync action sends the caller's token ----------------------------------
+
+
+class Trap:
+    """A local listener that records every connection made to it (what was sent) and answers nothing."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.received.append(conn.recv(65536))
+                except OSError:
+                    self.received.append(b"")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@contextmanager
+def trap() -> Iterator[Trap]:
+    listener = Trap()
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def test_resync_calls_airflow_at_its_base_url_never_at_the_request_host(airflow_ui):
+    """A caller who names another address in Host (or the proxy headers) gets neither the token nor the reply."""
+    server, sku = airflow_ui
+    before = {r["dag_run_id"] for r in _runs(server, "catalog_full_resync")}
+    with trap() as listener:
+        hostile = f"127.0.0.1:{listener.port}"
+        response = requests.post(f"{server.root}/catalog-sync/actions/resync", json={"skus": [sku]}, timeout=60, headers={
+            "Authorization": f"Bearer {server.token('admin')}", "Host": hostile, "X-Forwarded-Host": hostile,
+            "X-Forwarded-Proto": "http", "Forwarded": f"host={hostile};proto=http"})
+    assert listener.received == []
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    runs = {r["dag_run_id"]: r for r in _runs(server, "catalog_full_resync")}
+    assert set(runs) - before == {run_id} and runs[run_id]["conf"] == {"skus": [sku]}
+    assert response.json()["url"] == f"/dags/catalog_full_resync/runs/{run_id}"  # Airflow's UI, no prefix here
+
+
+@contextmanager
+def fake_rest_api(status: int = 200, reply: dict | None = None, headers: dict | None = None) -> Iterator[tuple[str, list]]:
+    """An HTTP server standing in for Airflow's REST API: records each POST (path, Authorization, JSON body)."""
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append({"path": self.path, "authorization": self.headers.get("Authorization"), "body": json.loads(body)})
+            text = json.dumps(reply if reply is not None else {"dag_run_id": "manual__1"}).encode()
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", "Content-Length": str(len(text)), **(headers or {})}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(text)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_address[1]}", seen
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+def test_a_base_url_with_a_path_prefix_is_kept(monkeypatch):
+    from catalog_sync.ui.airflow_side import AirflowSide
+
+    with fake_rest_api() as (root, seen):
+        monkeypatch.setenv("AIRFLOW__API__BASE_URL", f"{root}/team-a/")
+        side = AirflowSide()
+        assert side.trigger("catalog_full_resync", {"skus": ["A"]}, "Bearer header-token", "cookie-token") == "manual__1"
+        assert side.trigger("catalog_full_resync", {}, None, "cookie-token") == "manual__1"
+        assert side.ui_prefix() == "/team-a"
+    assert seen == [
+        {"path": "/team-a/api/v2/dags/catalog_full_resync/dagRuns", "authorization": "Bearer header-token",
+         "body": {"logical_date": None, "conf": {"skus": ["A"]}}},
+        {"path": "/team-a/api/v2/dags/catalog_full_resync/dagRuns", "authorization": "Bearer cookie-token",
+         "body": {"logical_date": None, "conf": {}}},
+    ]
+
+
+def test_a_redirect_from_the_base_url_is_not_followed(monkeypatch):
+    """The caller's token goes to the configured address only: a redirect elsewhere is an error, not a second call."""
+    from catalog_sync.ui.airflow_side import AirflowSide, TriggerError
+
+    with trap() as listener, fake_rest_api(307, {"detail": "moved"}, {"Location": f"http://127.0.0.1:{listener.port}/x"}) as (
+            root, seen):
+        monkeypatch.setenv("AIRFLOW__API__BASE_URL", root)
+        with pytest.raises(TriggerError) as refused:
+            AirflowSide().trigger("catalog_full_resync", {}, "Bearer t", None)
+    assert (refused.value.status, str(refused.value)) == (
+        307, "Airflow refused to start catalog_full_resync (HTTP 307): moved")
+    assert len(seen) == 1 and listener.received == []
+
+
+def test_an_unreachable_base_url_is_named(monkeypatch):
+    from catalog_sync.ui.airflow_side import AirflowSide, TriggerError
+
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{port}/airflow")
+    with pytest.raises(TriggerError) as failed:
+        AirflowSide().trigger("catalog_full_resync", {}, "Bearer t", None)
+    assert failed.value.status == 502
+    assert str(failed.value) == (f"cannot reach Airflow's REST API at http://127.0.0.1:{port}/airflow/api/v2/dags/"
+                                 "catalog_full_resync/dagRuns (ConnectionError): check Airflow's [api] base_url")
+
+
+@pytest.mark.parametrize(("base_url", "port", "tls", "expected"), [
+    (None, "8080", False, "http://localhost:8080"),  # unset: this API server, as Airflow's executors assume
+    ("", "9091", False, "http://localhost:9091"),
+    ("/airflow/", "8080", False, "http://localhost:8080/airflow"),  # a path only
+    (None, "8443", True, "https://localhost:8443"),  # the API server serves TLS itself
+    ("https://airflow.example.com/", "8080", False, "https://airflow.example.com"),
+    ("https://airflow.example.com/team-a/", "8080", False, "https://airflow.example.com/team-a"),
+    (" http://10.0.0.5:8080 ", "8080", False, "http://10.0.0.5:8080"),
+])
+def test_airflows_base_url_is_read_from_its_configuration(base_url, port, tls, expected):
+    from catalog_sync.ui.airflow_side import api_base_url
+
+    assert api_base_url(base_url, port, tls) == expected
+
+
+@pytest.mark.parametrize("base_url", ["airflow.example.com", "ftp://airflow.example.com", "https://", "https://a.example/?x=1"])
+def test_a_base_url_that_is_no_http_url_is_a_configuration_error(base_url):
+    from catalog_sync.settings import ConfigurationError
+    from catalog_sync.ui.airflow_side import api_base_url
+
+    with pytest.raises(ConfigurationError, match=r"\[api\] base_url must be an http\(s\) URL"):
+        api_base_url(base_url)
 
 
 # ---- the browser ----------------------------------------------------------------------

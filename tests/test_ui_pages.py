@@ -36,7 +36,10 @@ class FakeAirflow:
     def failed_task_id(self, dag_id: str, run_id: str) -> str | None:
         return "export"
 
-    def trigger(self, api_root, dag_id, conf, authorization, jwt_cookie) -> str:
+    def ui_prefix(self) -> str:
+        return ""
+
+    def trigger(self, dag_id, conf, authorization, jwt_cookie) -> str:
         self.triggered.append((dag_id, conf))
         return f"manual__{len(self.triggered)}"
 
@@ -224,3 +227,201 @@ def test_a_missing_connection_is_named_not_a_bare_500():
     response = client.get("/api/status")
     assert response.status_code == 503
     assert "catalog_sync_source" in response.json()["detail"]
+
+
+# ---- paging past the end ----------------------------------------------------------------
+
+
+def _text(fragment: str) -> str:
+    """What a browser shows of an HTML fragment: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def _elements(body: str, css_class: str) -> list[str]:
+    return [_text(m) for m in re.findall(rf'<p class="[^"]*\b{css_class}\b[^"]*"[^>]*>(.*?)</p>', body, re.S)]
+
+
+def _by_id(body: str, element_id: str) -> str:
+    """The shown text of the element with this id (one that holds no element of its own kind)."""
+    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', body, re.S)
+    assert match, f"no element {element_id!r}"
+    return _text(match.group(2))
+
+
+HUGE_PAGE = 2**70  # larger than any 64-bit OFFSET: must not reach a database
+
+
+@pytest.mark.parametrize("number", ["past", HUGE_PAGE])
+@pytest.mark.parametrize("route", ["/products", "/search", "/feeds/products", "/failed"])
+def test_a_page_past_the_end_is_an_empty_page_not_an_error(page, route, number):
+    client, _airflow, summary, _sku, _env = page
+    # The listings' sizes: every (sku, store view) item, the one product named like a script tag, no pending item.
+    pages = {"/products": -(-summary["inserted"] // 50), "/search": 1,
+             "/feeds/products": -(-summary["feeds"]["products"]["inserted"] // 50), "/failed": 1}[route]
+    number = pages + 1 if number == "past" else number
+    params = {"page": number, **({"q": "alert("} if route == "/search" else {})}
+    response = client.get(route, params=params)
+    assert response.status_code == 200
+    there = "there is 1 page" if pages == 1 else f"there are {pages} pages"
+    assert _elements(response.text, "pager") == [f"Page {number} is past the end: {there}. ← Page {pages}"]
+    table = {"/products": "products", "/search": "catalog-hits", "/feeds/products": "feed-items", "/failed": "failed-items"}[route]
+    rows = re.findall(r"<tr>(.*?)</tr>", _section(response.text, table), re.S)
+    assert [_text(r) for r in rows[1:]] == [{"/products": "No item on this page.", "/search": "No product on this page.",
+                                             "/feeds/products": "No item.", "/failed": "Every item is in sync."}[route]]
+
+
+@pytest.mark.parametrize("number", ["past", HUGE_PAGE])
+@pytest.mark.parametrize("route", ["/api/products", "/api/feeds/products"])
+def test_a_json_page_past_the_end_is_empty_with_the_real_totals(page, route, number):
+    client, _airflow, summary, _sku, _env = page
+    total = summary["inserted"] if route == "/api/products" else summary["feeds"]["products"]["inserted"]
+    pages = -(-total // 50)
+    number = pages + 1 if number == "past" else number
+    response = client.get(route, params={"page": number})
+    assert response.status_code == 200
+    body = response.json()
+    assert {k: body[k] for k in ("total", "page", "pages", "page_size", "items")} == {
+        "total": total, "page": number, "pages": pages, "page_size": 50, "items": []}
+
+
+def test_the_last_page_still_has_its_rows_and_no_next_link(page):
+    client, _airflow, summary, _sku, _env = page
+    pages = -(-summary["inserted"] // 50)
+    last = client.get("/api/products", params={"page": pages}).json()
+    assert len(last["items"]) == summary["inserted"] - 50 * (pages - 1)
+    pager = _elements(client.get("/products", params={"page": pages}).text, "pager")
+    assert pager == [f"← Previous Page {pages} of {pages}"]
+
+
+def test_search_treats_like_wildcards_as_text(page):
+    client, _airflow, _summary, _sku, _env = page
+    assert "0 product(s) match “%”." in _text(client.get("/search", params={"q": "%"}).text)
+    assert "0 product(s) match “_”." in _text(client.get("/search", params={"q": "_"}).text)
+
+
+# ---- held items and an honest "Success" ---------------------------------------------------
+
+
+@pytest.fixture
+def held(sync_env, tmp_path, capsys, monkeypatch):
+    """The demo catalog synced to the reference receiver, which rejects every item of one SKU: those are held."""
+    from catalog_sync import cli
+    from catalog_sync.receiver import ReceiverOptions
+    from receiver_helpers import ThreadedReceiver
+
+    sku = sync_env.scalar("SELECT sku FROM catalog_product_entity WHERE type_id = 'simple' ORDER BY entity_id LIMIT 1 OFFSET 3")
+    receiver = ThreadedReceiver(str(tmp_path / "receiver.db"),
+                                ReceiverOptions(tenant_id="ui", required_token="ui-token", reject_skus={sku}))
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", "ui-token")
+    try:
+        capsys.readouterr()
+        cli.main(["sync", "--source-url", sync_env.source_url, "--target-url", receiver.target, "--state-url",
+                  str(sync_env.state_dir)])  # the exit code says "not everything accepted"; the page must say it too
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert "error" not in summary
+    finally:
+        receiver.stop()
+    settings = SyncSettings.from_env(source_url=sync_env.source_url, target_url=receiver.target,
+                                     state_url=str(sync_env.state_dir))
+    airflow = FakeAirflow()
+    return TestClient(create_app(lambda: settings, airflow)), airflow, summary, sku, _pending_rows(sync_env)
+
+
+def _pending_rows(env) -> list[dict]:
+    """The snapshot's pending files, as the engine wrote them: what the page must show."""
+    import pyarrow.parquet as pq
+
+    from catalog_sync.state.location import StateLocation
+    from catalog_sync.state.snapshot import SnapshotStore
+
+    store = SnapshotStore(StateLocation(str(env.state_dir)))
+    manifest = store.read_manifest()
+    rows = []
+    for feed, files in sorted(manifest.feeds.items()):
+        if files.pending:
+            rows += [{**r, "feed": feed} for r in pq.read_table(store.file_url(files.pending)).to_pylist()]
+    return sorted(rows, key=lambda r: (r["feed"], r["key"]))
+
+
+def test_held_items_are_listed_with_their_reason(held):
+    client, _airflow, _summary, sku, pending = held
+    # The receiver rejected the SKU's product and its price: both are held, with the target's reason.
+    assert [(p["feed"], p["sku"], p["status"]) for p in pending] == [("prices", sku, "rejected"), ("products", sku, "rejected")]
+    reason = pending[0]["reason"]
+    assert f"Invalid SKU: '{sku}' is rejected by this receiver" in reason and {p["reason"] for p in pending} == {reason}
+
+    body = client.get("/failed").text
+    assert _by_id(body, "failed-counts") == "0 retryable, 2 held (rejected by the target)."
+    rows = re.findall(r"<tr>(.*?)</tr>", _section(body, "failed-items"), re.S)
+    assert [[_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)] for r in rows[1:]] == [
+        [p["feed"], p["key"], sku, "default", "upsert", "held: rejected by the target", reason, p["run_id"]] for p in pending]
+    assert all('<td class="rejected">held: rejected by the target</td>' in r and f'<a href="/products/{sku}">' in r
+               for r in rows[1:])
+    card = _section(client.get("/").text, "not-in-sync").partition(">")[2]
+    assert _text(card) == "Not in sync 2 0 retryable, 2 held (rejected by the target)"
+
+
+def test_a_held_product_shows_its_state_and_reason_and_can_be_resynced(held):
+    client, airflow, _summary, sku, pending = held
+    reason = pending[0]["reason"]
+    body = client.get(f"/products/{sku}").text
+    assert _by_id(body, "sync-state") == "(held: rejected by the target)"
+    assert _elements(body, "pending-item") == [
+        f"Not in sync (prices, upsert): held: rejected by the target — {reason}",
+        f"Not in sync (products, upsert): held: rejected by the target — {reason}"]
+    badges = re.findall(r'<h3 class="feed-item" data-feed="(\w+)">.*?<span class="rejected">(.*?)</span>', body, re.S)
+    assert badges == [("prices", "held: rejected by the target"), ("products", "held: rejected by the target")]
+    assert re.search(rf'<button type="button" id="resync-product" [^>]*data-sku="{sku}">Resync this product</button>', body)
+    assert client.post("/actions/resync", json={"skus": [sku]}).status_code == 200
+    assert airflow.triggered == [("catalog_full_resync", {"skus": [sku]})]
+
+    detail = client.get(f"/api/products/{sku}").json()
+    assert detail["sync_state"] == "rejected"
+    assert [(p["feed"], p["label"], p["reason"]) for v in detail["store_views"] for p in v["pending"]] == [
+        ("prices", "held: rejected by the target", reason), ("products", "held: rejected by the target", reason)]
+    search = _section(client.get("/search", params={"q": sku}).text, "catalog-hits")
+    [state] = re.findall(r'<td class="rejected">(.*?)</td>', search, re.S)
+    assert _text(state) == f"held: rejected by the target: {reason}"
+
+
+def test_a_success_with_items_not_accepted_says_how_many_in_the_warning_colour(held):
+    client, _airflow, summary, _sku, _pending = held
+    assert summary["failed"] == 1 and summary["feeds"]["prices"]["failed"] == 1  # the run's headline counts products only
+    last = _section(client.get("/").text, "last-sync")
+    assert re.search(r'<div class="big state-Success">(.*?)</div>', last, re.S).group(1) == (
+        'Success <a class="warn not-accepted" id="not-accepted" href="/failed">2 items not accepted</a>')
+    status = client.get("/api/status").json()["last_sync"]
+    assert (status["state"], status["not_accepted"], status["products_updated"]) == ("Success", 2, summary["inserted"])
+
+
+def test_a_clean_success_says_nothing_more(page):
+    client, _airflow, summary, _sku, _env = page
+    last = _section(client.get("/").text, "last-sync")
+    assert re.search(r'<div class="big state-Success">(.*?)</div>', last, re.S).group(1) == "Success"
+    assert "not accepted" not in last and "warn" not in last
+    status = client.get("/api/status").json()["last_sync"]
+    assert (status["state"], status["not_accepted"]) == ("Success", 0)
+
+
+@pytest.mark.parametrize(("failed", "feeds", "shown"), [
+    (1, None, "1 item not accepted"),  # a run recorded without per-feed counts
+    (3, {"products": {"failed": 3}, "prices": {"failed": 0}}, "3 items not accepted"),
+    (0, {"products": {"failed": 0}, "prices": {"failed": 2}}, "2 items not accepted"),  # only prices: still said
+])
+def test_not_accepted_counts_every_feed_of_the_run(page, tmp_path, failed, feeds, shown):
+    from catalog_sync import clock
+    from catalog_sync.state.status_store import StatusStore
+
+    _client, _airflow, _summary, _sku, env = page
+    status_url = f"sqlite:///{tmp_path / 'runs.db'}"  # only this run: its place in the history needs no clock
+    with clock.use(clock.FakeClock(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))):
+        store = StatusStore(status_url)
+        store.start_run("r1", "incremental", dry_run=False)
+        store.finish_run("r1", "success", {"inserted": 4, "failed": failed}, feeds=feeds)
+        store.dispose()
+    settings = SyncSettings(source_url=env.source_url, target_url=env.target_url, state_url=str(env.state_dir),
+                            status_url=status_url)
+    client = TestClient(create_app(lambda: settings, FakeAirflow()))
+    last = _section(client.get("/").text, "last-sync")
+    assert _text(re.search(r'<div class="big state-Success">(.*?)</div>', last, re.S).group(1)) == f"Success {shown}"
+    assert client.get("/api/status").json()["last_sync"]["not_accepted"] == int(shown.split()[0])

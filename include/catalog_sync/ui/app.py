@@ -6,7 +6,8 @@ route depends on `read_access` (in Airflow: a login with read access to the
 catalog_sync DAG); actions also on `trigger_access` (permission to run DAGs).
 Actions are JSON POSTs made by the page's own script: a cross-site form cannot
 send `application/json`, so a logged-in user's cookie cannot be used to start a
-resync from another site.
+resync from another site. Listings are paged; a page past the last one is an empty
+page, not an error (paging.py).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from catalog_sync.targets.base import Target, canonical
 from catalog_sync.targets.registry import open_target
 from catalog_sync.ui.airflow_side import JWT_COOKIE, AirflowSide, DagState, TriggerError
 from catalog_sync.ui.magento_lookup import MagentoLookup, field_diff
+from catalog_sync.ui.paging import PAGE_SIZE, Page
 from catalog_sync.ui.sync_overview import format_time, history_chart, last_sync
-from catalog_sync.ui.synced_products import VISIBILITY_LABELS, SyncedProducts
+from catalog_sync.ui.synced_products import SYNC_STATE_LABELS, VISIBILITY_LABELS, SyncedProducts
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
     jinja.filters["json"] = lambda value: orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
     jinja.filters["json1"] = lambda value: orjson.dumps(value).decode()
     jinja.filters["dt"] = format_time
+    jinja.filters["state_label"] = lambda state: SYNC_STATE_LABELS.get(state, state)
     context = PageContext(settings)
     actions = [Depends(d) for d in trigger_access]
 
@@ -117,7 +120,8 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
     @app.get("/", response_class=HTMLResponse)
     def overview(request: Request) -> HTMLResponse:
         data = overview_data()
-        return render(request, "overview.html", chart=history_chart(data["runs"]), **data)
+        # Links to Airflow's own pages start at its base URL's path (a prefix such as /airflow, or none).
+        return render(request, "overview.html", chart=history_chart(data["runs"]), airflow_ui=airflow.ui_prefix(), **data)
 
     @app.get("/products", response_class=HTMLResponse)
     def products(request: Request, q: str = "", store_view: str = "", sort: str = "exported_desc",
@@ -133,17 +137,18 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
         return render(request, "product.html", **detail)
 
     @app.get("/search", response_class=HTMLResponse)
-    def catalog_search(request: Request, q: str = "") -> HTMLResponse:
+    def catalog_search(request: Request, q: str = "", page: int = Query(1, ge=1)) -> HTMLResponse:
         ctx = context.get()
-        hits = ctx.magento.search(q) if q.strip() else []
+        result = ctx.magento.search_page(q, page) if q.strip() else Page([], 0, page, PAGE_SIZE)
+        hits = result.rows
         states = ctx.products.sync_states([h.sku for h in hits])
         reasons = {p.sku: p.reason for h in hits for p in ctx.products.pending(sku=h.sku, limit=1)}
-        return render(request, "search.html", q=q, hits=hits, states=states, reasons=reasons)
+        return render(request, "search.html", q=q, result=result, hits=hits, states=states, reasons=reasons)
 
     @app.get("/failed", response_class=HTMLResponse)
-    def failed(request: Request) -> HTMLResponse:
+    def failed(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
         ctx = context.get()
-        return render(request, "failed.html", items=ctx.products.pending(limit=1000), counts=ctx.products.pending_counts())
+        return render(request, "failed.html", result=ctx.products.pending_page(page), counts=ctx.products.pending_counts())
 
     @app.get("/feeds", response_class=HTMLResponse)
     @app.get("/feeds/{feed}", response_class=HTMLResponse)
@@ -181,17 +186,17 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
             if not isinstance(body["cleanup"], bool):
                 raise HTTPException(400, "cleanup must be true or false")
             conf["cleanup"] = body["cleanup"]
-        api_root = f"{request.url.scheme}://{request.url.netloc}"
         try:
+            # At Airflow's configured address, never the request's Host (airflow_side.py says why).
             # In a thread: the REST call may be served by this very process's event loop.
-            run_id = await run_in_threadpool(airflow.trigger, api_root, RESYNC_DAG, conf,
+            run_id = await run_in_threadpool(airflow.trigger, RESYNC_DAG, conf,
                                              request.headers.get("authorization"), request.cookies.get(JWT_COOKIE))
         except TriggerError as exc:
             raise HTTPException(exc.status if exc.status in (401, 403, 404, 409) else 502, str(exc)) from None
         what = f"{len(conf['skus'])} SKU(s)" if skus else ("re-send everything" if conf.get("cleanup") else "reconcile")
         log.info("catalog sync page: %s started (%s)", RESYNC_DAG, what)
         return JSONResponse({"dag_id": RESYNC_DAG, "dag_run_id": run_id, "conf": conf,
-                             "url": f"/dags/{RESYNC_DAG}/runs/{run_id}"})
+                             "url": f"{airflow.ui_prefix()}/dags/{RESYNC_DAG}/runs/{run_id}"})
 
     # ---- JSON API ---------------------------------------------------------------------
 
@@ -201,7 +206,7 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
         last, dag = data["last"], data["dag"]
         return JSONResponse({
             "last_sync": {"state": last.state, "at": _iso(last.at), "products_updated": last.products_updated,
-                          "error": last.error, "run_id": (last.run or {}).get("run_id"),
+                          "not_accepted": last.not_accepted, "error": last.error, "run_id": (last.run or {}).get("run_id"),
                           "failed_task": data["failed_task"], "feeds": (last.run or {}).get("feeds") or {}},
             "dag": _dag_json(dag),
             "products_synced": data["products_synced"],
@@ -229,6 +234,7 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
             "sku": sku,
             "store_views": [{**view, "items": [{**item, "diff": [d for d in item["diff"] if d["differs"]]}
                                                for item in view["items"]]} for view in detail["views"]],
+            "pending": detail["pending"],  # items of the SKU not in sync that name no store view
             "history": [{**h, "started_at": _iso(h["started_at"])} for h in detail["history"]],
             "sync_state": detail["sync_state"],
         })
@@ -252,7 +258,10 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
                        | {p.store_view_code for p in pending if p.store_view_code})
         if store_view:
             views = [v for v in views if v == store_view]
-        if not views:
+        # Pending items that name no store view are shown for the SKU as a whole, never dropped.
+        unplaced = [p.as_dict() for p in pending if not p.store_view_code]
+        pending_items = {(p.feed, p.key): p.as_dict() for p in pending}
+        if not views and not unplaced:
             raise HTTPException(404, f"SKU {sku!r} is neither in the snapshot nor in Magento")
         detail_views = []
         for view in views:
@@ -267,6 +276,7 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
                     "feed": feed, "key": key, "sent": was.__dict__ if was else None,
                     "now": None if now_body is None else canonical(now_body).decode(),
                     "now_reason": will.reason if will else None,
+                    "pending": pending_items.get((feed, key)),  # not in sync: retryable, or held with its reason
                     "in_sync": was is not None and will is not None and was.body == (
                         None if now_body is None else canonical(now_body).decode()),
                     "diff": field_diff(sent_body, now_body),
@@ -276,9 +286,9 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
                 "listed": listed.get(view),
                 "record": now_rows[view].payload if view in now_rows else None,
                 "items": items,
-                "pending": [p.__dict__ for p in pending if p.store_view_code == view],
+                "pending": [p.as_dict() for p in pending if p.store_view_code == view],
             })
-        return {"sku": sku, "views": detail_views, "history": ctx.status.item_history(sku),
+        return {"sku": sku, "views": detail_views, "pending": unplaced, "history": ctx.status.item_history(sku),
                 "sync_state": ctx.products.sync_states([sku])[sku], "magento_error": magento_error,
                 "visibility_labels": VISIBILITY_LABELS, "target": ctx.target.description}
 

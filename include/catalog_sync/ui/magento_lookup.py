@@ -17,6 +17,8 @@ from catalog_sync import clock
 from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, read_only_engine
+from catalog_sync.magento.url_keys import UrlKeyCheck
+from catalog_sync.ui.paging import Page, offset_in
 
 SEARCH_LIMIT = 50
 CONTEXT_TTL_S = 300.0  # store views, attributes, options, categories: re-read at most every 5 minutes
@@ -51,13 +53,19 @@ class MagentoLookup:
         ids = self.reader.ids_for_skus([sku])
         if not ids:
             return {}
-        return {row.store_view_code: row for row in build_feed_rows(self.reader.load_chunk(ids), self.context(), instant)}
+        ctx = self.context()
+        chunk = self.reader.load_chunk(ids, UrlKeyCheck.from_context(ctx))
+        return {row.store_view_code: row for row in build_feed_rows(chunk, ctx, instant)}
 
     def search(self, q: str, limit: int = SEARCH_LIMIT) -> list[CatalogHit]:
         """Products whose SKU or default-scope name contains `q` (case-insensitive), exact SKU first."""
-        q = q.strip()
+        return self.search_page(q, 1, limit).rows
+
+    def search_page(self, q: str, page: int = 1, page_size: int = SEARCH_LIMIT) -> Page:
+        """One page of `search` (rows: CatalogHit) and how many products match in all."""
+        q, page = q.strip(), max(1, page)
         if not q:
-            return []
+            return Page([], 0, page, page_size)
         e = m.catalog_product_entity.c
         v = m.PRODUCT_VALUE_TABLES["varchar"].c
         name_attr = (
@@ -70,16 +78,20 @@ class MagentoLookup:
             sa.select(v.value).where(v.entity_id == e.entity_id, v.store_id == 0, v.attribute_id == name_attr)
             .limit(1).scalar_subquery()
         )
-        pattern = f"%{q.lower()}%"
-        stmt = (
-            sa.select(e.entity_id, e.sku, e.type_id, name.label("name"))
-            .where(sa.or_(sa.func.lower(e.sku).like(pattern), sa.func.lower(name).like(pattern)))
-            .order_by(sa.case((e.sku == q, 0), else_=1), e.sku)
-            .limit(limit)
-        )
+        # `%` and `_` typed are text, not LIKE wildcards ("a_b" must not match "axb"). "!" escapes them:
+        # a backslash would itself need escaping in MySQL's string literals.
+        pattern = "%" + q.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        matches = sa.or_(sa.func.lower(e.sku).like(pattern, escape="!"), sa.func.lower(name).like(pattern, escape="!"))
         with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        return [CatalogHit(int(r.entity_id), r.sku, r.name, r.type_id) for r in rows]
+            total = conn.execute(sa.select(sa.func.count()).select_from(m.catalog_product_entity).where(matches)).scalar_one()
+            offset = offset_in(total, page, page_size)
+            if offset is None:
+                return Page([], total, page, page_size)
+            rows = conn.execute(
+                sa.select(e.entity_id, e.sku, e.type_id, name.label("name")).where(matches)
+                .order_by(sa.case((e.sku == q, 0), else_=1), e.sku).limit(page_size).offset(offset)
+            ).all()
+        return Page([CatalogHit(int(r.entity_id), r.sku, r.name, r.type_id) for r in rows], total, page, page_size)
 
 
 def field_diff(sent: dict[str, Any] | None, now: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """The "Last sync" box, with the semantics of Adobe's Catalog Sync dashboard, and the history chart.
 
 Adobe shows one of three states for the last sync:
-* Success: when it finished and how many products it updated;
+* Success: when it finished and how many products it updated (here also how many items the
+  target did not accept: a run that completes with rejected items is a success, but not a clean one);
 * Failed: when it was attempted, the error, and (here) a link to the failed task's log;
 * In Progress: when the last successful sync finished.
 Runs come from the status store (newest first); nothing here talks to Airflow.
@@ -33,6 +34,7 @@ class LastSync:
     products_updated: int | None = None
     error: str | None = None
     run: dict[str, Any] | None = None  # the run the state is about
+    not_accepted: int | None = None  # Success: items of the run the target did not accept (0: every one)
 
 
 def last_sync(runs: list[dict[str, Any]]) -> LastSync:
@@ -47,7 +49,18 @@ def last_sync(runs: list[dict[str, Any]]) -> LastSync:
     if latest["state"] == "failed":
         return LastSync(FAILED, latest["started_at"], error=latest.get("error") or "unknown error", run=latest)
     updated = sum(latest.get(k) or 0 for k in ("inserted", "updated", "deleted"))
-    return LastSync(SUCCESS, latest["ended_at"] or latest["started_at"], products_updated=updated, run=latest)
+    return LastSync(SUCCESS, latest["ended_at"] or latest["started_at"], products_updated=updated, run=latest,
+                    not_accepted=not_accepted(latest))
+
+
+def not_accepted(run: dict[str, Any]) -> int:
+    """Items not at the target as Magento has them after the run, in every feed (held from earlier
+    runs too), as the run recorded it; runs before that column: the run's own failed items, every feed
+    (its `failed` counts the primary feed only, so a rejected price beside an accepted product reads 0)."""
+    if run.get("not_accepted") is not None:
+        return run["not_accepted"]
+    per_feed = sum((counts or {}).get("failed") or 0 for counts in (run.get("feeds") or {}).values())
+    return max(run.get("failed") or 0, per_feed)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from catalog_sync.state import duckdb_session
 from catalog_sync.state.location import open_state
 from catalog_sync.state.snapshot import Manifest, SnapshotStore
 from catalog_sync.targets.base import FeedScope, FeedSpec
+from catalog_sync.ui.paging import PAGE_SIZE, Page, offset_in
 
-PAGE_SIZE = 50
 SORTS = {"exported_desc": "exported_at DESC, sku, store_view_code", "exported_asc": "exported_at ASC, sku, store_view_code"}
 LIST_COLUMNS = ("product_id", "sku", "store_view_code", "name", "type", "price", "visibility", "exported_at",
                 "source_updated_at", "run_id")
@@ -28,16 +28,11 @@ LIST_COLUMNS = ("product_id", "sku", "store_view_code", "name", "type", "price",
 VISIBILITY_LABELS = {1: "Not Visible Individually", 2: "Catalog", 3: "Search", 4: "Catalog, Search"}
 
 
-@dataclass(frozen=True)
-class ProductPage:
-    rows: list[dict[str, Any]]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+# How the page names a pending item's status. A rejected item is held: no run sends it again
+# until its body changes or a resync forces it, so the page says so in words.
+PENDING_LABELS = {"rejected": "held: rejected by the target", "retryable": "retryable: sent again by the next run",
+                  "unconfirmed": "unconfirmed: the target did not answer; sent again after the late-write window"}
+SYNC_STATE_LABELS = {"rejected": PENDING_LABELS["rejected"]}
 
 
 @dataclass(frozen=True)
@@ -47,9 +42,16 @@ class PendingItem:
     sku: str | None
     store_view_code: str | None
     op: str
-    status: str  # retryable | rejected
+    status: str  # retryable | rejected (held) | any newer status, shown by name
     reason: str | None
     run_id: str | None
+
+    @property
+    def label(self) -> str:
+        return PENDING_LABELS.get(self.status, self.status)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "label": self.label}
 
 
 @dataclass(frozen=True)
@@ -137,20 +139,21 @@ class SyncedProducts:
         return [r["v"] for r in self._rows("SELECT DISTINCT store_view_code AS v FROM items ORDER BY 1", [])]
 
     def search(self, q: str = "", store_view: str | None = None, sort: str = "exported_desc", page: int = 1,
-               page_size: int = PAGE_SIZE) -> ProductPage:
+               page_size: int = PAGE_SIZE) -> Page:
         """Items whose SKU or id equals `q`, or whose name or SKU contains it (case-insensitive)."""
         self.manifest()
         where, params = self._filters(q, store_view)
         total = self._rows(f"SELECT count(*) AS n FROM items WHERE {where}", params)[0]["n"]
         page = max(1, page)
-        rows = self._rows(
+        offset = offset_in(total, page, page_size)
+        rows = [] if offset is None else self._rows(
             f"SELECT {', '.join(LIST_COLUMNS)} FROM items WHERE {where} ORDER BY {SORTS.get(sort, SORTS['exported_desc'])} "
             "LIMIT ? OFFSET ?",
-            [*params, page_size, (page - 1) * page_size],
+            [*params, page_size, offset],
         )
         for row in rows:
             row["visibility_label"] = VISIBILITY_LABELS.get(row["visibility"], str(row["visibility"]))
-        return ProductPage(rows, total, page, page_size)
+        return Page(rows, total, page, page_size)
 
     @staticmethod
     def _filters(q: str, store_view: str | None) -> tuple[str, list[Any]]:
@@ -202,28 +205,39 @@ class SyncedProducts:
         return [{"name": name, "items": files.items, "pending": files.pending_items}
                 for name, files in sorted(manifest.feeds.items())]
 
-    def feed_page(self, feed: str, page: int = 1, page_size: int = PAGE_SIZE) -> ProductPage:
+    def feed_page(self, feed: str, page: int = 1, page_size: int = PAGE_SIZE) -> Page:
         """One page of a feed's items, by key: the key, the exact body text, when and by which run."""
         manifest = self.manifest()
         if feed not in manifest.feeds:
             raise KeyError(feed)
+        page = max(1, page)
         relative = manifest.files(feed).file
         if not relative:
-            return ProductPage([], 0, page, page_size)
+            return Page([], 0, page, page_size)
         path = duckdb_session.sql_literal(self.store.file_url(relative))
         total = self._rows(f"SELECT count(*) AS n FROM read_parquet({path})", [])[0]["n"]
-        rows = self._rows(f"SELECT key, body, exported_at, run_id FROM read_parquet({path}) ORDER BY key LIMIT ? OFFSET ?",
-                          [page_size, (max(1, page) - 1) * page_size])
-        return ProductPage(rows, total, max(1, page), page_size)
+        offset = offset_in(total, page, page_size)
+        rows = [] if offset is None else self._rows(
+            f"SELECT key, body, exported_at, run_id FROM read_parquet({path}) ORDER BY key LIMIT ? OFFSET ?",
+            [page_size, offset])
+        return Page(rows, total, page, page_size)
 
-    def pending(self, limit: int = 500, sku: str | None = None) -> list[PendingItem]:
-        """Items not in sync: retryable (sent again next run) and rejected (sent again when they change)."""
+    def pending(self, limit: int = 500, sku: str | None = None, offset: int = 0) -> list[PendingItem]:
+        """Items not in sync: retryable (sent again next run) and rejected (held: sent again when they
+        change, or by a resync)."""
         self.manifest()
         where, params = ("sku = ?", [sku]) if sku else ("true", [])
         rows = self._rows(
             f"SELECT feed, key, sku, store_view_code, op, status, reason, run_id FROM pending WHERE {where} "
-            "ORDER BY status, sku, store_view_code, feed, key LIMIT ?", [*params, limit])
+            "ORDER BY status, sku, store_view_code, feed, key LIMIT ? OFFSET ?", [*params, limit, offset])
         return [PendingItem(**r) for r in rows]
+
+    def pending_page(self, page: int = 1, page_size: int = PAGE_SIZE) -> Page:
+        """One page of every feed's pending items (rows: PendingItem), held ones first."""
+        total = sum(self.pending_counts().values())
+        page = max(1, page)
+        offset = offset_in(total, page, page_size)
+        return Page([] if offset is None else self.pending(page_size, offset=offset), total, page, page_size)
 
     def pending_counts(self) -> dict[str, int]:
         self.manifest()
