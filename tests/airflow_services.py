@@ -301,6 +301,15 @@ class AirflowServices(AirflowRestClient):
         dag = self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         assert dag["is_paused"] is False
 
+    def wait_for_a_run(self, dag_id: str, timeout: float = 120) -> None:
+        """Until the scheduler has created a run of the DAG (run_immediately on unpause). Right after the
+        unpause, the DAG may not know its next run yet, and `settle` would find nothing to wait for."""
+        deadline = time.monotonic() + timeout
+        while not self.dag_runs(dag_id):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no run of {dag_id} was created within {timeout}s of its unpause")
+            time.sleep(1)
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
         body = {"logical_date": None, **({"conf": conf} if conf is not None else {})}
         return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)

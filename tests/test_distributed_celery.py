@@ -94,6 +94,7 @@ def test_a_sync_on_two_celery_workers_that_share_nothing_but_s3(celery_deploymen
         assert {"catalog_sync", "catalog_full_resync"} <= dags
         started = time.monotonic()
         airflow.unpause("catalog_sync")  # run_immediately: the first run starts now
+        airflow.wait_for_a_run("catalog_sync")
         runs = airflow.settle()
         sync_s = time.monotonic() - started
 
