@@ -59,3 +59,14 @@ def receiver_state(root: str) -> dict[str, dict[str, dict]]:
         if items:
             state[feed] = {key_text({f: body[f] for f in key_fields}): body for body in items.values()}
     return state
+
+
+def accepted(root: str) -> dict[str, dict[str, int]]:
+    """Items the receiver at `root` accepted so far, by feed and operation (its own count)."""
+    return requests.get(f"{root}/_receiver/stats", timeout=10).json()["items"]
+
+
+def accepted_since(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """What was accepted between two `accepted` readings, without the feeds and operations that got nothing."""
+    grown = {feed: {op: n - before.get(feed, {}).get(op, 0) for op, n in ops.items()} for feed, ops in after.items()}
+    return {feed: {op: n for op, n in ops.items() if n} for feed, ops in grown.items() if any(ops.values())}

@@ -152,9 +152,9 @@ class NewRelease:
         shutil.copytree(ENGINE, self.root / "catalog_sync", ignore=shutil.ignore_patterns("__pycache__"))
         mapping = self.root / "catalog_sync" / "targets" / "ingestion_api" / "mapping.py"
         text = mapping.read_text()
-        anchor = '        "status": ENABLED if record.get("status") == MAGENTO_STATUS_ENABLED else DISABLED,\n'
+        anchor = '[{"id": str(record["product_id"]), "origin": EXTERNAL_ID_ORIGIN}]'
         assert anchor in text
-        mapping.write_text(text.replace(anchor, anchor + '        "externalIds": [{"id": str(record["product_id"]), "origin": "AdobeCommerce"}],\n'))
+        mapping.write_text(text.replace(anchor, anchor[:-1] + ', {"id": record["sku"], "origin": "NextRelease"}]'))
 
     def sync(self, env: SyncEnv, receiver: ThreadedReceiver) -> dict:
         import json
@@ -182,7 +182,8 @@ def test_a_mapping_change_resends_every_affected_item_once(api_env, capsys, tmp_
     assert all(c["inserted"] + c["updated"] + c["deleted"] == 0 for f, c in upgraded["feeds"].items() if f != "products")
     after = requests.get(f"{receiver.root}/_receiver/stats", timeout=10).json()["items"]
     assert after["products"]["upsert"] - before["products"]["upsert"] == first["inserted"]  # ...sent exactly once
-    assert all(b["externalIds"][0]["origin"] == "AdobeCommerce" for b in receiver_state(receiver.root)["products"].values())
+    assert all([e["origin"] for e in b["externalIds"]] == ["AdobeCommerce", "NextRelease"]
+               for b in receiver_state(receiver.root)["products"].values())
 
     again = release.sync(env, receiver)
     assert again["mode"] == "incremental" and all(

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from catalog_sync.magento.catalog_reader import Attribute, CatalogContext, StoreView
 from catalog_sync.targets.ingestion_api import mapping
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "include/catalog_sync/receiver/catalog-data-ingestion-v1.yaml"
@@ -72,7 +73,7 @@ def configurable_child() -> dict[str, Any]:
         "description": "<p>Moletom</p>", "short_description": None,
         "meta_title": "Moletom Chaz", "meta_description": None, "meta_keywords": "moletom, chaz,,inverno\n",
         "price": 52.0, "special_price": 39.9, "special_price_from": "2026-11-01", "special_price_to": "2026-11-30",
-        "currency": "BRL", "qty": 100.0, "in_stock": True,
+        "currency": "BRL", "qty": 100.0, "in_stock": True, "weight": 1.5,
         "category_ids": [14, 15], "category_paths": ["Homens/Blusões & Moletons", "Promoções"],
         "images": [
             {"url": "https://shop.example/media/catalog/product/m/h/mh01-black_back.jpg", "label": None,
@@ -108,6 +109,8 @@ def test_feed_product_of_a_configurable_child_is_exact_and_valid() -> None:
         "description": "<p>Moletom</p>",
         "metaTags": {"title": "Moletom Chaz", "keywords": ["moletom", "chaz", "inverno"]},
         "attributes": [
+            # Adobe's connector's stock and weight attribute: first, JSON-encoded (no catalog: weight in lbs).
+            {"code": "aco_ac_attributes", "values": ['{"inStock":true,"lowStock":false,"weight":1.5,"weightType":"lbs"}']},
             {"code": "color", "values": ["Preto"]},
             {"code": "material", "values": ["Algodão", "Poliéster"]},
             {"code": "size", "values": ["XS"]},
@@ -120,6 +123,7 @@ def test_feed_product_of_a_configurable_child_is_exact_and_valid() -> None:
         ],
         "links": [{"type": "VARIANT_OF", "sku": "MH01"}],
         "routes": [{"path": "homens/blusoes-moletons"}, {"path": "promocoes"}],
+        "externalIds": [{"id": "42", "origin": "AdobeCommerce"}],
     }
     assert request_schema_name("/v1/catalog/products") == "FeedProduct"
     assert_valid("FeedProduct", product)
@@ -138,7 +142,9 @@ def test_minimal_disabled_record_omits_empty_fields() -> None:
               "parent_skus": [], "category_paths": []}
     product = mapping.feed_product(record)
     assert product == {"sku": "X 1", "source": {"locale": "en-US"}, "name": "Café Crème", "slug": "cafe-creme",
-                       "status": "DISABLED", "shortDescription": "short"}
+                       "status": "DISABLED", "shortDescription": "short", "attributes": [
+                           {"code": "aco_ac_attributes",
+                            "values": ['{"inStock":false,"lowStock":false,"weight":null,"weightType":"lbs"}']}]}
     assert_valid("FeedProduct", product)
 
 
@@ -191,10 +197,10 @@ def test_price_book() -> None:
 
 def test_metadata_items() -> None:
     attributes = [
-        mapping.AttributeMeta("weight_kg", "Weight", "decimal"),
-        mapping.AttributeMeta("color", "Color", "int", "select"),
-        mapping.AttributeMeta("pieces", None, "int", "text"),
-        mapping.AttributeMeta("material", "Material", "varchar", "multiselect"),
+        Attribute(0, "weight_kg", "decimal", None, "Weight", True),
+        Attribute(0, "color", "int", "select", "Color", True),
+        Attribute(0, "pieces", "int", "text", None, True),
+        Attribute(0, "material", "varchar", "multiselect", "Material", True),
     ]
     items = mapping.metadata_items(attributes, ["pt_BR", "en_US", "pt_BR"])
     assert [(i["source"]["locale"], i["code"], i["dataType"]) for i in items] == [
@@ -214,3 +220,71 @@ def test_the_validator_catches_bad_items() -> None:
     bad = {**mapping.feed_product(configurable_child()), "status": "active", "description": None}
     errors = list(item_validator("FeedProduct").iter_errors(bad))
     assert [list(e.absolute_path) for e in errors] == [["status"]]  # description is nullable
+
+
+# ---- configurables, availability -----------------------------------------------------------------
+
+
+def _catalog(threshold: float = 0.0, swatches: frozenset[int] = frozenset()) -> mapping.ProductCatalog:
+    """One pt_BR store view (store 1, weights in kgs); color (93) and size (94); options 4 azul, 5 preto, 8 P."""
+    view = StoreView(1, "br", "Brasil", 1, "latam", "br_store", "pt_BR", "BRL", weight_unit="kgs")
+    attributes = {
+        93: Attribute(93, "color", "int", "select", "Color", True, store_labels=((1, "Cor"),)),
+        94: Attribute(94, "size", "int", "select", "Size", True),
+    }
+    labels = {(4, 0): "blue", (4, 1): "azul", (5, 0): "black", (5, 1): "preto", (8, 0): "S", (8, 1): "P"}
+    return mapping.ProductCatalog(CatalogContext([view], attributes, labels, {}, {}, 0, threshold, swatches))
+
+
+def test_a_configurable_offers_its_options_with_the_variant_reference_of_each_value() -> None:
+    parent = {**configurable_child(), "sku": "MH01", "type": "configurable", "parent_skus": [],
+              "variant_skus": ["MH01-S-Azul", "MH01-S-Preto"],
+              "configurable_options": [  # position order; the configurable names size itself, not color
+                  {"attribute_id": 94, "label": "Tamanho do moletom", "option_ids": [8], "position": 0},
+                  {"attribute_id": 93, "label": None, "option_ids": [4, 5], "position": 1}]}
+
+    product = mapping.feed_product(parent, _catalog(swatches=frozenset({93})))
+
+    assert product["status"] == "ENABLED"
+    assert product["configurations"] == [
+        {"attributeCode": "size", "label": "Tamanho do moletom", "type": "CONFIGURABLE",
+         "values": [{"variantReferenceId": "size-8", "label": "P"}]},
+        {"attributeCode": "color", "label": "Cor", "type": "SWATCH",  # the attribute's pt_BR label
+         "values": [{"variantReferenceId": "color-4", "label": "azul"}, {"variantReferenceId": "color-5", "label": "preto"}]},
+    ]
+    assert "links" not in product
+    assert_valid("FeedProduct", product)
+
+
+def test_a_variant_carries_the_reference_of_its_value_and_its_parent_link() -> None:
+    child = {**configurable_child(), "attributes": [{"code": "color", "label": "Cor", "values": ["azul"]}],
+             "variant_options": [{"attribute_id": 93, "option_id": 4}, {"attribute_id": 94, "option_id": 8}]}
+
+    product = mapping.feed_product(child, _catalog())
+
+    assert product["attributes"] == [
+        {"code": "aco_ac_attributes", "values": ['{"inStock":true,"lowStock":false,"weight":1.5,"weightType":"kgs"}']},
+        {"code": "color", "values": ["azul"], "variantReferenceId": "color-4"},
+        {"code": "size", "values": ["P"], "variantReferenceId": "size-8"},  # not among its attributes: added
+    ]
+    assert product["links"] == [{"type": "VARIANT_OF", "sku": "MH01"}]
+    assert_valid("FeedProduct", product)
+
+
+def test_a_configurable_without_variants_cannot_be_bought_so_it_is_disabled() -> None:
+    lonely = {**configurable_child(), "type": "configurable", "parent_skus": [], "variant_skus": [],
+              "configurable_options": []}
+    product = mapping.feed_product(lonely, _catalog())
+    assert product["status"] == "DISABLED" and "configurations" not in product
+
+
+@pytest.mark.parametrize(("qty", "in_stock", "threshold", "low"), [
+    (3.0, True, 5.0, True), (5.0, True, 5.0, True), (6.0, True, 5.0, False),
+    (3.0, True, 0.0, False),  # no threshold set: Magento never says "Only X left"
+    (0.0, False, 5.0, False),  # out of stock is not low stock
+])
+def test_availability_follows_magentos_only_x_left_rule(qty, in_stock, threshold, low) -> None:
+    record = {**configurable_child(), "qty": qty, "in_stock": in_stock}
+    [first, *_] = mapping.feed_product(record, _catalog(threshold))["attributes"]
+    assert first == {"code": "aco_ac_attributes", "values": [
+        f'{{"inStock":{str(in_stock).lower()},"lowStock":{str(low).lower()},"weight":1.5,"weightType":"kgs"}}']}

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 import orjson
 import pytest
 
+from catalog_sync.magento.catalog_reader import Attribute
 from catalog_sync.targets.base import DELETE, OK, REJECTED, RETRYABLE, UPSERT, ItemResult, SendItem, canonical
 from catalog_sync.targets.ingestion_api import mapping
 from catalog_sync.targets.ingestion_api.auth import ImsClientCredentials, IngestionAuthError, StaticToken
@@ -440,7 +441,7 @@ def test_every_item_gets_one_result_under_mixed_failures(server: Server) -> None
 
 
 def test_the_target_sends_each_feed_to_its_endpoints(server: Server) -> None:
-    bodies = mapping.metadata_items([mapping.AttributeMeta("color", "Color", "int", "select")], ["en_US"])
+    bodies = mapping.metadata_items([Attribute(0, "color", "int", "select", "Color", True)], ["en_US"])
     items = [SendItem(canonical(mapping.metadata_key(b)).decode(), canonical(b).decode()) for b in bodies]
     target = IngestionApiTarget(IngestionApiConfig(f"{server.url}/{TENANT}", token=TOKEN, batch_size=4,
                                                    max_requests_per_minute=0))

@@ -93,9 +93,13 @@ def test_fresh_fixture_extracts_every_product_as_the_storefront_shows_it(fixture
         # meta_title, meta_description (with its trailing space, as saved) and meta_keyword of entity 2
         "metaTags": {"title": "Jaqueta Jeans Feminina", "description": "Jaqueta Jeans Feminina ",
                      "keywords": ["Jaqueta Jeans Feminina"]},
-        "attributes": [{"code": "cost", "values": ["199.0"]}],
+        # In stock (qty 999), no weight of its own; the shop weighs in kgs (general/locale/weight_unit).
+        "attributes": [{"code": "aco_ac_attributes",
+                        "values": ['{"inStock":true,"lowStock":false,"weight":null,"weightType":"kgs"}']},
+                       {"code": "cost", "values": ["199.0"]}],
         "images": [{"url": f"{MEDIA}/4/_/4.png", "roles": ["BASE", "SMALL", "SWATCH", "THUMBNAIL"]}],
         "routes": [{"path": "lancamentos"}, {"path": "roupas"}],
+        "externalIds": [{"id": "2", "origin": "AdobeCommerce"}],
     }
     assert target["prices"][price_key(AZUL)] == {"sku": AZUL, "priceBookId": "base", "regular": 35.0,
                                                  "discounts": [{"code": "special_price", "price": 23.0}]}

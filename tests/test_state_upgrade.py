@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from catalog_sync.receiver import ReceiverOptions
 from previous_release import STATE_FORMAT_1, STATE_FORMAT_2, PreviousRelease
-from receiver_helpers import ThreadedReceiver, receiver_state
+from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
 from sync_helpers import PINNED_NOW, key_text, mapped_source, product_key
 
 pytestmark = pytest.mark.dates
@@ -23,15 +22,6 @@ pytestmark = pytest.mark.dates
 TOKEN = "upgrade-token"
 # How each release pins the run's day (format 1 predates CATALOG_SYNC_NOW).
 PINS = {STATE_FORMAT_1: {"CATALOG_SYNC_TODAY": PINNED_NOW[:10]}, STATE_FORMAT_2: {"CATALOG_SYNC_NOW": PINNED_NOW}}
-
-
-def _accepted(root: str) -> dict[str, dict[str, int]]:
-    return requests.get(f"{root}/_receiver/stats", timeout=10).json()["items"]
-
-
-def _since(before: dict, after: dict) -> dict[str, dict[str, int]]:
-    return {kind: {op: n - before.get(kind, {}).get(op, 0) for op, n in ops.items() if n - before.get(kind, {}).get(op, 0)}
-            for kind, ops in after.items() if any(n - before.get(kind, {}).get(op, 0) for op, n in ops.items())}
 
 
 @pytest.mark.parametrize(("commit", "old_format"), [(STATE_FORMAT_1, 1), (STATE_FORMAT_2, 2)], ids=["format-1", "format-2"])
@@ -51,24 +41,29 @@ def test_the_first_run_upgrades_the_state_and_sends_only_what_it_must(commit, ol
                          "AND store_id = 0 AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :s)",
                          params={"s": renamed})
         sync_env.execute("DELETE FROM catalog_product_entity WHERE sku = :s", params={"s": gone})
-        before = _accepted(receiver.root)
+        before = accepted(receiver.root)
+        held = receiver_state(receiver.root)["products"]
         monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
 
         upgraded = sync_env.sync(capsys, "--target-url", receiver.target)
 
         manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
         assert manifest["format"] == 3 and upgraded["mode"] == "full" and upgraded["failed"] == 0
-        sent = _since(before, _accepted(receiver.root))
-        # Products: only the renamed one (both store views), and the deleted one's deletes.
-        assert sent["products"] == {"upsert": 2, "delete": 2}
+        sent = accepted_since(before, accepted(receiver.root))
         expected = mapped_source(sync_env.source_url)
+        # Products: those whose body the target holds differs from this release's (the renamed one, and every
+        # one whose body gained fields since that release: stock, external ids, configurable options), and
+        # the deleted one's deletes. Nothing that is the same is sent again.
+        differing = sum(1 for key, body in expected["products"].items() if held.get(key) != body)
+        assert differing >= 2 and product_key(renamed, "en-US") in expected["products"]
+        assert sent["products"] == {"upsert": differing, "delete": 2}
         # Prices were never kept: each is sent once, and the deleted product's prices are deleted.
         assert sent["prices"] == {"upsert": len(expected["prices"]), "delete": 2}
         assert receiver_state(receiver.root) == expected
         assert product_key(gone, "en-US") not in expected["products"]
 
         again = sync_env.sync(capsys, "--target-url", receiver.target)
-        assert again["mode"] == "incremental" and _since(before, _accepted(receiver.root)) == sent  # nothing more
+        assert again["mode"] == "incremental" and accepted_since(before, accepted(receiver.root)) == sent  # nothing more
     finally:
         receiver.stop()
 

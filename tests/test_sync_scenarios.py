@@ -119,12 +119,9 @@ def test_a_logged_change_that_alters_no_exported_field_resends_nothing(sync_env,
     """Magento's triggers log an entity on any EAV write; a re-read item whose content hash is the same is not re-sent."""
     sync_env.sync(capsys)
     entity_id, sku = _product_in_both_views(sync_env)
-    # weight (82) is a system attribute the feed does not carry: the changelog fires, the payload stays.
-    sync_env.execute(
-        "INSERT INTO catalog_product_entity_decimal (attribute_id, store_id, entity_id, value) VALUES (82, 0, :id, 12.5) "
-        "ON CONFLICT (entity_id, attribute_id, store_id) DO UPDATE SET value = excluded.value + 1",
-        params={"id": entity_id},
-    )
+    # A qty change that leaves it in (or out of) stock: the stock changelog fires, no sent value changes
+    # (bodies carry stock status, not the quantity).
+    sync_env.execute("UPDATE cataloginventory_stock_item SET qty = qty + 1 WHERE product_id = :id", params={"id": entity_id})
     sync_env.execute("UPDATE catalog_product_entity SET updated_at = '2031-01-01 00:00:00' WHERE entity_id = :id",
                      params={"id": entity_id})
 
@@ -143,12 +140,23 @@ def test_variant_unassigned_loses_its_link_to_the_parent(sync_env, capsys):
     sync_env.execute("DELETE FROM catalog_product_super_link WHERE product_id = :c", params={"c": child_id})
     sync_env.execute("DELETE FROM catalog_product_relation WHERE child_id = :c", params={"c": child_id})
 
+    parent_sku = sync_env.scalar("SELECT sku FROM catalog_product_entity WHERE entity_id = :id", {"id": parent_id})
+    color = sync_env.scalar("SELECT value FROM catalog_product_entity_int WHERE entity_id = :id AND attribute_id = 93 "
+                            "AND store_id = 0", {"id": child_id})
+
     summary = sync_env.sync(capsys)
 
     assert summary["deleted"] == 0 and summary["inserted"] == 0
     sent = sync_env.sent_in("products")
-    assert {line["key"]["sku"] for line in sent} == {child_sku}  # the parent's body does not name its variants
-    assert all("links" not in line["body"] for line in sent)
+    # The former variant, and the configurable, whose options no longer offer its color; nothing else.
+    assert {line["key"]["sku"] for line in sent} == {child_sku, parent_sku}
+    for line in sent:
+        body = line["body"]
+        if body["sku"] == child_sku:
+            assert "links" not in body and "variantReferenceId" not in json.dumps(body)
+        else:
+            offered = [v["variantReferenceId"] for v in body["configurations"][0]["values"]]
+            assert f"color-{color}" not in offered and len(offered) == 2  # the demo's configurables have 3 colors
     assert sync_env.target_state() == mapped_source(sync_env.source_url)
 
 

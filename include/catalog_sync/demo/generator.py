@@ -124,6 +124,12 @@ CATEGORY_NAME_ATTR = 45
 LANGUAGES = ("en", "fr", "de", "es", "it", "pt")
 
 # Each entry: the word in LANGUAGES order.
+ATTRIBUTE_LABELS = {
+    "color": ("Color", "Couleur", "Farbe", "Color", "Colore", "Cor"),
+    "manufacturer": ("Manufacturer", "Fabricant", "Hersteller", "Fabricante", "Produttore", "Fabricante"),
+    "material": ("Material", "Matière", "Material", "Material", "Materiale", "Material"),
+    "activity": ("Activity", "Activité", "Aktivität", "Actividad", "Attività", "Atividade"),
+}
 NOUNS = (
     ("T-Shirt", "T-shirt", "T-Shirt", "Camiseta", "Maglietta", "Camiseta"),
     ("Hoodie", "Sweat à capuche", "Kapuzenpullover", "Sudadera", "Felpa", "Moletom"),
@@ -533,6 +539,12 @@ class RowWriter:
             out[schema.catalog_category_product].append(
                 {"category_id": category_id, "product_id": p.entity_id, "position": position}
             )
+        if p.is_configurable:  # its variants differ by color (one option; its id: the configurable's)
+            out[schema.catalog_product_super_attribute].append(
+                {"product_super_attribute_id": p.entity_id, "product_id": p.entity_id, "attribute_id": ATTR["color"],
+                 "position": 0})
+            out[schema.catalog_product_super_attribute_label].append(
+                {"product_super_attribute_id": p.entity_id, "store_id": 0, "use_default": 0, "value": "Color"})
         if p.parent_id is not None:
             out[schema.catalog_product_super_link].append({"product_id": p.entity_id, "parent_id": p.parent_id})
             out[schema.catalog_product_relation].append({"parent_id": p.parent_id, "child_id": p.entity_id})
@@ -693,6 +705,10 @@ def option_rows(layout: StoreLayout, options: OptionIds) -> Rows:
                 rows[schema.eav_attribute_option_value].append(
                     {"option_id": option_id, "store_id": view.store_id, "value": _word(words, view.language)}
                 )
+    for code, words in ATTRIBUTE_LABELS.items():  # the storefront labels of the custom attributes
+        for view in translated_views:
+            rows[schema.eav_attribute_label].append(
+                {"attribute_id": ATTR[code], "store_id": view.store_id, "value": _word(words, view.language)})
     return rows
 
 

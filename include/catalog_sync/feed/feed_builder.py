@@ -26,6 +26,7 @@ from catalog_sync.feed.feed_record import (
     NEGATIVE_SPECIAL_PRICE,
     PRICE_ATTRIBUTES,
     SKU_MAX_LENGTH,
+    record_attributes,
 )
 from catalog_sync.magento.arrow_reader import RawChunk
 from catalog_sync.magento.catalog_reader import CatalogContext
@@ -34,14 +35,18 @@ from catalog_sync.state import duckdb_session
 
 # Payload fields, alphabetical: the JSON key order of the canonical serialization.
 _PAYLOAD_FIELDS = (
-    "attribute_set_id", "attributes", "category_ids", "category_paths", "created_at", "currency", "description",
+    "attribute_set_id", "attributes", "category_ids", "category_paths", "configurable_options", "created_at", "currency",
+    "description",
     "images", "in_stock", "locale", "meta_description", "meta_keywords", "meta_title", "name", "parent_skus",
     "price", "product_id", "qty", "short_description", "sku", "special_price", "special_price_from",
     "special_price_to", "status", "store_code", "store_view_code", "type", "updated_at", "url_key",
-    "variant_skus", "visibility", "website_code",
+    "variant_options", "variant_skus", "visibility", "website_code", "weight",
 )
 _VOLATILE = {"updated_at"}
-_RAW_TABLES = ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery", "url_key_clashes")
+# A configurable's option label row that does not give a label of its own (uses the default, or is empty).
+_NO_OWN_LABEL = "(coalesce(l.use_default, 0) <> 0 OR coalesce(l.value, '') = '')"
+_RAW_TABLES = ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery", "url_key_clashes",
+               "variant_values", "option_labels")
 
 
 class FeedBuilder:
@@ -62,10 +67,8 @@ class FeedBuilder:
     def attribute_ids(self) -> list[int]:
         """The EAV attributes the feed reads; the extract fetches no others."""
         wanted = set(CORE_ATTRIBUTES) | set(IMAGE_ROLES)
-        return sorted(
-            a.attribute_id for a in self.ctx.attributes_by_id.values()
-            if a.code in wanted or (a.is_user_defined and a.code not in CORE_ATTRIBUTES)
-        )
+        named = {a.attribute_id for a in self.ctx.attributes_by_id.values() if a.code in wanted}
+        return sorted(named | {a.attribute_id for a in record_attributes(self.ctx)})
 
     def _register_context(self) -> None:
         ctx = self.ctx
@@ -81,7 +84,7 @@ class FeedBuilder:
             "media_url": [v.media_url for v in views],
             "judged_on": [local_date(self.instant, v.timezone).isoformat() for v in views],
         }))
-        custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
+        custom = record_attributes(ctx)
         self.con.register("custom_attrs_src", pa.table({
             "attribute_id": pa.array([a.attribute_id for a in custom], pa.int64()),
             "code": pa.array([a.code for a in custom], pa.string()),
@@ -134,7 +137,7 @@ class FeedBuilder:
         store_scoped_prices = "true" if self.ctx.price_scope else "false"
         codes = ("name", "status", "visibility", "url_key", "description", "short_description", "meta_title",
                  "meta_description", "meta_keyword", "price", "special_price", "special_from_date",
-                 "special_to_date", *IMAGE_ROLES)
+                 "special_to_date", "weight", *IMAGE_ROLES)
         pivot = ",\n".join(f"max(value) FILTER (WHERE attribute_id = {a(code)}) AS \"{code}\"" for code in codes)
         has = ",\n".join(f"bool_or(attribute_id = {a(code)}) AS \"has_{code}\"" for code in codes)
         resolved = ",\n".join(
@@ -148,6 +151,7 @@ class FeedBuilder:
             "attributes": "coalesce(ca.attributes, '[]')::JSON",
             "category_ids": "coalesce(cat.ids, [])",
             "category_paths": "coalesce(cat.paths, [])",
+            "configurable_options": "coalesce(copts.opts, '[]')::JSON",
             "created_at": "i.created_at",
             "currency": "i.currency",
             "description": "c.description",
@@ -175,9 +179,11 @@ class FeedBuilder:
             "type": "i.type_id",
             "updated_at": "i.updated_at",
             "url_key": "c.url_key",
+            "variant_options": "coalesce(vopts.opts, '[]')::JSON",
             "variant_skus": "coalesce(chi.skus, [])",
             "visibility": "TRY_CAST(c.visibility AS BIGINT)",
             "website_code": "i.website_code",
+            "weight": "TRY_CAST(c.weight AS DOUBLE)",
         }
         assert tuple(payload) == _PAYLOAD_FIELDS
         stable = ", ".join(f"{k} := {v}" for k, v in payload.items() if k not in _VOLATILE)
@@ -285,6 +291,41 @@ class FeedBuilder:
                 GROUP BY ALL)
             GROUP BY ALL
         ),
+        -- Configurable options (see magento/configurable_options.py): each variant's value per store view
+        -- (the view's row, even empty, wins over store 0), as an option id (0, empty, malformed: none).
+        vres AS (
+            SELECT parent_id, attribute_id, position, child_id, store_id,
+                   CASE WHEN regexp_full_match(trim(value), '[0-9]+') THEN trim(value)::BIGINT END AS oid
+            FROM (SELECT r.parent_id, r.attribute_id, any_value(r.position) AS position, r.child_id, v.store_id,
+                         CASE WHEN bool_or(r.store_id = v.store_id) THEN max(r.value) FILTER (WHERE r.store_id = v.store_id)
+                              ELSE max(r.value) FILTER (WHERE r.store_id = 0) END AS value
+                  FROM raw_variant_values r JOIN views v ON r.store_id = 0 OR r.store_id = v.store_id
+                  GROUP BY r.parent_id, r.attribute_id, r.child_id, v.store_id)
+        ),
+        -- The configurable's label for an option: the view's own unless it uses the default, else the admin one.
+        lres AS (
+            SELECT l.parent_id, l.attribute_id, v.store_id,
+                   coalesce(max(l.value) FILTER (WHERE l.store_id = v.store_id AND NOT {_NO_OWN_LABEL}),
+                            max(l.value) FILTER (WHERE l.store_id = 0 AND NOT {_NO_OWN_LABEL})) AS label
+            FROM raw_option_labels l JOIN views v ON l.store_id = 0 OR l.store_id = v.store_id
+            GROUP BY ALL
+        ),
+        copts AS (
+            SELECT o.parent_id AS entity_id, o.store_id,
+                   to_json(list({{'attribute_id': o.attribute_id, 'label': lres.label, 'option_ids': o.option_ids,
+                                  'position': o.position}} ORDER BY o.position, o.attribute_id))::VARCHAR AS opts
+            FROM (SELECT parent_id, attribute_id, store_id, any_value(position)::BIGINT AS position,
+                         list_sort(list(DISTINCT oid)) AS option_ids
+                  FROM vres WHERE oid > 0 GROUP BY parent_id, attribute_id, store_id) o
+            LEFT JOIN lres ON lres.parent_id = o.parent_id AND lres.attribute_id = o.attribute_id AND lres.store_id = o.store_id
+            GROUP BY o.parent_id, o.store_id
+        ),
+        vopts AS (
+            SELECT child_id AS entity_id, store_id,
+                   to_json(list({{'attribute_id': attribute_id, 'option_id': oid}} ORDER BY attribute_id))::VARCHAR AS opts
+            FROM (SELECT DISTINCT child_id, store_id, attribute_id, oid FROM vres WHERE oid > 0)
+            GROUP BY child_id, store_id
+        ),
         gal AS (
             SELECT i.entity_id, i.store_id, i.media_url, g.value_id, any_value(g.file) AS file,
                    coalesce(max(g.store_disabled) FILTER (WHERE g.store_id = i.store_id),
@@ -335,6 +376,8 @@ class FeedBuilder:
         LEFT JOIN lnk ON lnk.entity_id = i.entity_id
         LEFT JOIN cp ON cp.entity_id = i.entity_id AND cp.store_id = i.store_id
         LEFT JOIN img ON img.entity_id = i.entity_id AND img.store_id = i.store_id
+        LEFT JOIN copts ON copts.entity_id = i.entity_id AND copts.store_id = i.store_id
+        LEFT JOIN vopts ON vopts.entity_id = i.entity_id AND vopts.store_id = i.store_id
         LEFT JOIN raw_url_key_clashes uk ON uk.entity_id = i.entity_id AND uk.store_id = i.store_id
         )
         -- Serialize once: the hash covers the record without updated_at; the payload gets it

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from catalog_sync.feed.content_hash import canonical_json, content_hash
-from catalog_sync.magento.catalog_reader import CatalogContext, ProductChunk, StoreView
+from catalog_sync.magento.catalog_reader import Attribute, CatalogContext, ProductChunk, StoreView
 from catalog_sync.magento.schema import ADMIN_STORE_ID
 from catalog_sync.run_clock import local_date
 
@@ -31,7 +31,7 @@ CORE_ATTRIBUTES = frozenset(
     {
         "name", "status", "visibility", "url_key", "description", "short_description", "meta_title",
         "meta_description", "meta_keyword", "price", "special_price", "special_from_date", "special_to_date",
-        *IMAGE_ROLES,
+        "weight", *IMAGE_ROLES,
     }
 )
 SKU_MAX_LENGTH = 64
@@ -86,10 +86,78 @@ class FeedRow:
         return StagingRow(self.payload, self.judged_on, self.quarantine_reason)
 
 
+@dataclass
+class _Variants:
+    """A chunk's configurable options, indexed: by configurable, by variant, and the option labels."""
+
+    # parent_id -> attribute_id -> (position, child_id -> store_id -> raw value)
+    options: dict[int, dict[int, tuple[int, dict[int, dict[int, Any]]]]]
+    # child_id -> attribute_id -> store_id -> raw value
+    values: dict[int, dict[int, dict[int, Any]]]
+    # (parent_id, attribute_id) -> store_id -> (use_default, label)
+    labels: dict[tuple[int, int], dict[int, tuple[int, str | None]]]
+
+    @classmethod
+    def of(cls, chunk: ProductChunk) -> _Variants:
+        options: dict[int, dict[int, tuple[int, dict[int, dict[int, Any]]]]] = {}
+        values: dict[int, dict[int, dict[int, Any]]] = {}
+        for parent_id, attribute_id, position, child_id, store_id, value in chunk.variant_values:
+            _, children = options.setdefault(int(parent_id), {}).setdefault(int(attribute_id), (int(position), {}))
+            children.setdefault(int(child_id), {})[int(store_id)] = value
+            values.setdefault(int(child_id), {}).setdefault(int(attribute_id), {})[int(store_id)] = value
+        labels: dict[tuple[int, int], dict[int, tuple[int, str | None]]] = {}
+        for parent_id, attribute_id, store_id, use_default, label in chunk.option_labels:
+            labels.setdefault((int(parent_id), int(attribute_id)), {})[int(store_id)] = (int(use_default or 0), label)
+        return cls(options, values, labels)
+
+    def configurable_options(self, eid: int, store_id: int) -> list[dict[str, Any]]:
+        """The options of a configurable in a store view: each attribute its variants differ by, the label
+        the configurable gives it, and the option ids its variants have (options no variant has are left out)."""
+        result = []
+        for attribute_id, (position, children) in self.options.get(eid, {}).items():
+            resolved = (_option_id(_resolve(by_store, store_id)) for by_store in children.values())
+            option_ids = sorted({o for o in resolved if o is not None})
+            if option_ids:
+                result.append({"attribute_id": attribute_id, "label": self.label(eid, attribute_id, store_id),
+                               "option_ids": option_ids, "position": position})
+        return sorted(result, key=lambda o: (o["position"], o["attribute_id"]))
+
+    def label(self, eid: int, attribute_id: int, store_id: int) -> str | None:
+        """The store view's own label unless it uses the default; else the admin one (None: the attribute's label)."""
+        by_store = self.labels.get((eid, attribute_id), {})
+        for store in (store_id, ADMIN_STORE_ID):
+            use_default, label = by_store.get(store, (1, None))
+            if not use_default and label:
+                return label
+        return None
+
+    def variant_options(self, eid: int, store_id: int) -> list[dict[str, Any]]:
+        """A variant's option ids for the attributes of the configurables it is in."""
+        found = ((a, _option_id(_resolve(by_store, store_id))) for a, by_store in self.values.get(eid, {}).items())
+        return [{"attribute_id": a, "option_id": o} for a, o in sorted(found) if o is not None]
+
+
+def _option_id(raw: Any) -> int | None:
+    """An option id from a raw int value; None for an empty or malformed value, and for 0 (no option)."""
+    text = None if raw is None else str(raw).strip()
+    return int(text) or None if text and text.isascii() and text.isdigit() else None
+
+
+def record_attributes(ctx: CatalogContext) -> list[Attribute]:
+    """The attributes a record lists in `attributes`: every custom one, and each system one Magento shows
+    on the storefront (is_visible_on_front), unless it is mapped to a named field of the record. System
+    select attributes are left out: their labels come from source models (tax classes, countries), not
+    from eav_attribute_option, and their ids would be sent as values."""
+    return [a for a in ctx.attributes_by_id.values()
+            if a.code not in CORE_ATTRIBUTES and a.backend_type != "static"
+            and (a.is_user_defined or (a.is_visible_on_front and a.frontend_input not in ("select", "multiselect")))]
+
+
 def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime | None = None) -> Iterator[FeedRow]:
     """The records of a chunk; with the run's `instant`, each carries its store view's local date."""
+    variants = _Variants.of(chunk)
     attr_ids = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
-    custom = [a for a in ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
+    custom = record_attributes(ctx)
     views_by_website: dict[int, list[StoreView]] = {}
     for view in ctx.store_views:
         views_by_website.setdefault(view.website_id, []).append(view)
@@ -105,7 +173,7 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime 
                     attribute_id = attr_ids.get(code, -1)
                     return _resolve(_values.get(attribute_id), _store, attribute_id in global_prices)
 
-                row = _build_row(entity, view, value, chunk, ctx, custom, values)
+                row = _build_row(entity, view, value, chunk, ctx, custom, values, variants)
                 yield replace(row, judged_on=local_date(instant, view.timezone).isoformat()) if instant else row
 
 
@@ -125,7 +193,8 @@ def _configurable_price(chunk: ProductChunk, eid: int, store_id: int, default_on
     return min(prices) if prices else None
 
 
-def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: CatalogContext, custom, values) -> FeedRow:
+def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: CatalogContext, custom, values,
+               variants: _Variants) -> FeedRow:
     eid = int(entity["entity_id"])
     sku = entity["sku"] or ""
     qty, in_stock = chunk.stock.get(eid, (None, 0))
@@ -162,12 +231,15 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "category_paths": sorted(
             p for p in (ctx.category_path(c, view.store_id) for c in chunk.category_ids.get(eid, [])) if p
         ),
+        "configurable_options": variants.configurable_options(eid, view.store_id),
         "images": _images(chunk.gallery.get(eid, []), gallery_files, view.store_id, view.media_url),
         "parent_skus": sorted(chunk.linked_skus[p] for p in chunk.parent_ids.get(eid, []) if p in chunk.linked_skus),
+        "variant_options": variants.variant_options(eid, view.store_id),
         "variant_skus": sorted(chunk.linked_skus[c] for c in chunk.child_ids.get(eid, []) if c in chunk.linked_skus),
         "attributes": _custom_attributes(custom, values, view.store_id, ctx),
         "created_at": _timestamp(entity["created_at"]),
         "updated_at": _timestamp(entity["updated_at"]),
+        "weight": _number(value("weight")),
     }
     linked = tuple(sorted({*chunk.parent_ids.get(eid, ()), *chunk.child_ids.get(eid, ())}))
     return FeedRow(eid, sku, view.code, payload, linked,

@@ -17,6 +17,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from catalog_sync.magento import configurable_options
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes
 
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 VALUE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()),
                           ("value", pa.string())])
 CLASH_SCHEMA = pa.schema([("entity_id", pa.int64()), ("store_id", pa.int64()), ("reason", pa.string())])
+VARIANT_VALUE_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa.int64()), ("position", pa.int64()),
+                                  ("child_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
+OPTION_LABEL_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()),
+                                 ("use_default", pa.int64()), ("value", pa.string())])
 
 
 def connectorx_url(url: URL) -> str | None:
@@ -80,6 +85,8 @@ class RawChunk:
     child_prices: pa.Table
     gallery: pa.Table
     url_key_clashes: pa.Table = field(default_factory=CLASH_SCHEMA.empty_table)  # (entity_id, store_id, reason): url_keys
+    variant_values: pa.Table = field(default_factory=VARIANT_VALUE_SCHEMA.empty_table)  # configurable_options
+    option_labels: pa.Table = field(default_factory=OPTION_LABEL_SCHEMA.empty_table)
 
 
 def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None,
@@ -165,6 +172,8 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
                    sa.and_(gv.value_id == ge.value_id, gv.entity_id == ge.entity_id))
         .where(f(ge.entity_id))
     )
+    statements["variant_values"] = configurable_options.variant_values_query(f)
+    statements["option_labels"] = configurable_options.option_labels_query(f)
     if url_keys is not None:
         statements["url_key_rows"], statements["url_key_websites"] = clash_rows_query(url_keys.attribute_id, f)
     if pool is None:
@@ -175,6 +184,9 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     values = pa.concat_tables(
         [tables.pop(f"values_{b}").cast(VALUE_SCHEMA) for b in m.PRODUCT_VALUE_TABLES], promote_options="default"
     )
+    # (Typed here: an empty result has no types connectorx or SQLAlchemy could infer.)
+    tables["variant_values"] = _typed(tables["variant_values"], VARIANT_VALUE_SCHEMA)
+    tables["option_labels"] = _typed(tables["option_labels"], OPTION_LABEL_SCHEMA)
     if url_keys is not None:
         rows = [UrlKeyRow(int(r["entity_id"]), int(r["store_id"]), r["value"], r["sku"])
                 for r in tables.pop("url_key_rows").to_pylist()]
@@ -183,3 +195,9 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
         tables["url_key_clashes"] = pa.table({"entity_id": [k[0] for k in found], "store_id": [k[1] for k in found],
                                               "reason": list(found.values())}, schema=CLASH_SCHEMA)
     return RawChunk(values=values, **tables)
+
+
+def _typed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    if table.num_rows == 0:
+        return schema.empty_table()
+    return pa.table({name: table.column(name).cast(schema.field(name).type) for name in schema.names}, schema=schema)

@@ -7,6 +7,7 @@ Everything here is a SELECT. Catalog Sync never writes to the shop database
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from catalog_sync.magento import configurable_options
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 # when core_config_data sets nothing at any scope.
 DEFAULT_LOCALE = "en_US"
 DEFAULT_TIMEZONE = "America/Los_Angeles"
+DEFAULT_WEIGHT_UNIT = "lbs"  # Magento_Directory's etc/config.xml default
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class StoreView:
     media_url: str = ""  # base URL of product images: <media_url>catalog/product<file>
     timezone: str = DEFAULT_TIMEZONE  # general/locale/timezone: the zone its date windows are judged in
     is_website_default: bool = False  # its website's default store view (default group's default store)
+    weight_unit: str = DEFAULT_WEIGHT_UNIT  # general/locale/weight_unit
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,23 @@ class Attribute:
     code: str
     backend_type: str
     frontend_input: str | None
-    label: str | None
+    label: str | None  # eav_attribute.frontend_label: the admin (store 0) label
     is_user_defined: bool
+    # Storefront properties (catalog_eav_attribute), as Magento stores them.
+    is_searchable: bool = False
+    is_filterable: int = 0  # 0 no, 1 filterable with results, 2 filterable without results too
+    is_filterable_in_search: bool = False
+    used_for_sort_by: bool = False
+    search_weight: float = 1.0
+    is_visible_on_front: bool = False
+    used_in_product_listing: bool = False
+    is_comparable: bool = False
+    # (store_id, label) from eav_attribute_label, by store_id; a tuple keeps the dataclass hashable.
+    store_labels: tuple[tuple[int, str], ...] = ()
+
+    def label_in(self, store_id: int | None) -> str:
+        """Magento's storefront label: the store view's own, else the admin label, else the code."""
+        return dict(self.store_labels).get(store_id) or self.label or self.code
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,10 @@ class CatalogContext:
     categories: dict[int, Category]
     category_names: dict[tuple[int, int], str]  # (category_id, store_id) -> name
     price_scope: int  # 0 global, 1 website (catalog/price/scope)
+    # cataloginventory/options/stock_threshold_qty ("Only X left" threshold; 0: never shown)
+    stock_threshold_qty: float = 0.0
+    # Attributes shown as swatches (catalog_eav_attribute.additional_data swatch_input_type visual or text)
+    swatch_attribute_ids: frozenset[int] = frozenset()
 
     @property
     def attributes_by_code(self) -> dict[str, Attribute]:
@@ -112,6 +135,10 @@ class ProductChunk:
     gallery: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     # (entity_id, store_id) -> why its url_key clashes with another product's (see url_keys)
     url_key_clashes: dict[tuple[int, int], str] = field(default_factory=dict)
+    # configurable_options.variant_values_query rows: (parent_id, attribute_id, position, child_id, store_id, value)
+    variant_values: list[tuple[int, int, int, int, int, Any]] = field(default_factory=list)
+    # configurable_options.option_labels_query rows: (parent_id, attribute_id, store_id, use_default, value)
+    option_labels: list[tuple[int, int, int, int, str | None]] = field(default_factory=list)
 
 
 def read_only_engine(url: str) -> Engine:
@@ -146,7 +173,8 @@ REQUIRED_TABLES = frozenset(
         m.store, m.store_website, m.store_group, m.core_config_data, m.eav_entity_type, m.eav_attribute,
         m.catalog_product_entity, *m.PRODUCT_VALUE_TABLES.values(), m.catalog_product_website,
         m.cataloginventory_stock_item, m.catalog_category_entity, m.catalog_category_entity_varchar,
-        m.catalog_category_product, m.catalog_product_super_link,
+        m.catalog_category_product, m.catalog_product_super_link, m.catalog_product_super_attribute,
+        m.catalog_product_super_attribute_label, m.catalog_eav_attribute, m.eav_attribute_label,
     )
 )
 
@@ -181,13 +209,16 @@ class MagentoCatalogReader:
     # ---- catalog-wide context -------------------------------------------------
 
     def attribute_fingerprint(self) -> str:
-        """sha1 of the product attributes' definitions (code, types, user-defined): every item's body
-        depends on them, and Magento logs no product change when one is added, removed or retyped."""
-        a, t = m.eav_attribute.c, m.eav_entity_type.c
+        """sha1 of the product attributes' definitions (code, types, user-defined, shown on the storefront,
+        swatch data): every item's body depends on them, and Magento logs no product change when one is
+        added, removed, retyped, shown or hidden."""
+        a, t, c = m.eav_attribute.c, m.eav_entity_type.c, m.catalog_eav_attribute.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(a.attribute_code, a.backend_type, a.frontend_input, a.is_user_defined)
+                sa.select(a.attribute_code, a.backend_type, a.frontend_input, a.is_user_defined, c.is_visible_on_front,
+                          c.additional_data)
                 .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+                .outerjoin(m.catalog_eav_attribute, c.attribute_id == a.attribute_id)
                 .where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE).order_by(a.attribute_code)
             ).all()
         text = "\n".join("|".join("" if v is None else str(v) for v in r) for r in rows)
@@ -209,14 +240,30 @@ class MagentoCatalogReader:
                 )
             }
             categories, names = self._categories(conn)
+            swatches = self._swatch_attributes(conn)
         price_scope = int(config.get(("default", 0, "catalog/price/scope")) or 0)
-        return CatalogContext(views, attributes, options, categories, names, price_scope)
+        threshold = float(config.get(("default", 0, "cataloginventory/options/stock_threshold_qty")) or 0)
+        return CatalogContext(views, attributes, options, categories, names, price_scope, threshold, swatches)
+
+    @staticmethod
+    def _swatch_attributes(conn: sa.Connection) -> frozenset[int]:
+        c = m.catalog_eav_attribute.c
+        rows = conn.execute(sa.select(c.attribute_id, c.additional_data).where(c.additional_data.is_not(None)))
+        found = set()
+        for attribute_id, data in rows:
+            try:
+                kind = json.loads(data).get("swatch_input_type") if data else None
+            except (ValueError, AttributeError):
+                kind = None
+            if kind in ("visual", "text"):
+                found.add(int(attribute_id))
+        return frozenset(found)
 
     @staticmethod
     def _config(conn: sa.Connection) -> dict[tuple[str, int, str], str | None]:
         c = m.core_config_data.c
         wanted = ("general/locale/code", "general/locale/timezone", "currency/options/base", "currency/options/default",
-                  "catalog/price/scope",
+                  "catalog/price/scope", "general/locale/weight_unit", "cataloginventory/options/stock_threshold_qty",
                   "web/secure/base_url", "web/secure/base_media_url")
         rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(wanted)))
         return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}
@@ -259,6 +306,7 @@ class MagentoCatalogReader:
                     timezone=scoped("general/locale/timezone", r.store_id, r.website_id) or DEFAULT_TIMEZONE,
                     currency=currency or "USD",
                     is_website_default=bool(r.is_website_default),
+                    weight_unit=scoped("general/locale/weight_unit", r.store_id, r.website_id) or DEFAULT_WEIGHT_UNIT,
                     media_url=_media_url(
                         scoped("web/secure/base_media_url", r.store_id, r.website_id),
                         scoped("web/secure/base_url", r.store_id, r.website_id),
@@ -269,15 +317,35 @@ class MagentoCatalogReader:
 
     @staticmethod
     def _product_attributes(conn: sa.Connection) -> dict[int, Attribute]:
-        a, t = m.eav_attribute.c, m.eav_entity_type.c
+        a, t, c, lbl = m.eav_attribute.c, m.eav_entity_type.c, m.catalog_eav_attribute.c, m.eav_attribute_label.c
+        product_attribute = sa.select(a.attribute_id).join_from(
+            m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id
+        ).where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE)
+        labels: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for r in conn.execute(
+            sa.select(lbl.attribute_id, lbl.store_id, lbl.value)
+            .where(lbl.attribute_id.in_(product_attribute), lbl.store_id != m.ADMIN_STORE_ID)
+            .order_by(lbl.attribute_id, lbl.store_id, lbl.attribute_label_id)
+        ):
+            if r.value:  # an empty label means "use the default" in the admin's Manage Labels
+                labels[int(r.attribute_id)].append((int(r.store_id), r.value))
         rows = conn.execute(
-            sa.select(a.attribute_id, a.attribute_code, a.backend_type, a.frontend_input, a.frontend_label, a.is_user_defined)
+            sa.select(a.attribute_id, a.attribute_code, a.backend_type, a.frontend_input, a.frontend_label, a.is_user_defined,
+                      c.is_searchable, c.is_filterable, c.is_filterable_in_search, c.used_for_sort_by, c.search_weight,
+                      c.is_visible_on_front, c.used_in_product_listing, c.is_comparable)
             .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+            # Every product attribute has a catalog_eav_attribute row in Magento; outer join so one without stays.
+            .outerjoin(m.catalog_eav_attribute, c.attribute_id == a.attribute_id)
             .where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE)
         )
         return {
             int(r.attribute_id): Attribute(
-                int(r.attribute_id), r.attribute_code, r.backend_type, r.frontend_input, r.frontend_label, bool(r.is_user_defined)
+                int(r.attribute_id), r.attribute_code, r.backend_type, r.frontend_input, r.frontend_label,
+                bool(r.is_user_defined), is_searchable=bool(r.is_searchable), is_filterable=int(r.is_filterable or 0),
+                is_filterable_in_search=bool(r.is_filterable_in_search), used_for_sort_by=bool(r.used_for_sort_by),
+                search_weight=1.0 if r.search_weight is None else float(r.search_weight),
+                is_visible_on_front=bool(r.is_visible_on_front), used_in_product_listing=bool(r.used_in_product_listing),
+                is_comparable=bool(r.is_comparable), store_labels=tuple(dict(labels[int(r.attribute_id)]).items()),
             )
             for r in rows
         }
@@ -437,6 +505,8 @@ class MagentoCatalogReader:
                 chunk.child_prices = prices
 
             chunk.gallery = self._gallery(conn, id_filter)
+            chunk.variant_values = [tuple(r) for r in conn.execute(configurable_options.variant_values_query(id_filter))]
+            chunk.option_labels = [tuple(r) for r in conn.execute(configurable_options.option_labels_query(id_filter))]
             if url_keys is not None:
                 rows_stmt, websites_stmt = clash_rows_query(url_keys.attribute_id, id_filter)
                 rows = [UrlKeyRow(int(r.entity_id), int(r.store_id), r.value, r.sku) for r in conn.execute(rows_stmt)]

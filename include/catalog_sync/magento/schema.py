@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -116,8 +117,26 @@ catalog_eav_attribute = Table(
     Column("is_global", SmallInteger, nullable=False, default=1),
     Column("is_visible", SmallInteger, nullable=False, default=1),
     Column("is_searchable", SmallInteger, nullable=False, default=0),
-    Column("is_filterable", SmallInteger, nullable=False, default=0),
+    Column("is_filterable", SmallInteger, nullable=False, default=0),  # 0 no, 1 with results, 2 also without
     Column("used_in_product_listing", SmallInteger, nullable=False, default=0),
+    # Storefront properties the metadata feed maps (Magento_Catalog's db_schema.xml)
+    Column("is_comparable", SmallInteger, nullable=False, default=0),
+    Column("is_visible_on_front", SmallInteger, nullable=False, default=0),
+    Column("is_filterable_in_search", SmallInteger, nullable=False, default=0),
+    Column("used_for_sort_by", SmallInteger, nullable=False, default=0),
+    Column("search_weight", Float, nullable=False, default=1),
+    Column("additional_data", Text),  # JSON; swatch_input_type (visual, text) makes an attribute a swatch
+    **_MYSQL,
+)
+
+# An attribute's label per store view (Magento_Eav's db_schema.xml); store 0's is eav_attribute.frontend_label.
+eav_attribute_label = Table(
+    "eav_attribute_label", metadata,
+    Column("attribute_label_id", Integer, primary_key=True, autoincrement=True),
+    Column("attribute_id", SmallInteger, nullable=False, default=0),
+    Column("store_id", SmallInteger, nullable=False, default=0),
+    Column("value", String(255)),
+    Index("EAV_ATTRIBUTE_LABEL_ATTRIBUTE_ID_STORE_ID", "attribute_id", "store_id"),
     **_MYSQL,
 )
 
@@ -226,6 +245,29 @@ catalog_category_product = Table(
     Column("position", Integer, nullable=False, default=0),
     UniqueConstraint("category_id", "product_id", name="CATALOG_CATEGORY_PRODUCT_CATEGORY_ID_PRODUCT_ID"),
     Index("CATALOG_CATEGORY_PRODUCT_PRODUCT_ID", "product_id"),
+    **_MYSQL,
+)
+
+# A configurable's options: which attributes its variants differ by (Magento_ConfigurableProduct's db_schema.xml).
+catalog_product_super_attribute = Table(
+    "catalog_product_super_attribute", metadata,
+    Column("product_super_attribute_id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", Integer, nullable=False, default=0),
+    Column("attribute_id", SmallInteger, nullable=False, default=0),
+    Column("position", SmallInteger, nullable=False, default=0),
+    UniqueConstraint("product_id", "attribute_id", name="CATALOG_PRODUCT_SUPER_ATTRIBUTE_PRODUCT_ID_ATTRIBUTE_ID"),
+    **_MYSQL,
+)
+
+# The option's label on the configurable, per store view (use_default: the attribute's own label).
+catalog_product_super_attribute_label = Table(
+    "catalog_product_super_attribute_label", metadata,
+    Column("value_id", Integer, primary_key=True, autoincrement=True),
+    Column("product_super_attribute_id", Integer, nullable=False, default=0),
+    Column("store_id", SmallInteger, nullable=False, default=0),
+    Column("use_default", SmallInteger, default=0),
+    Column("value", String(255)),
+    UniqueConstraint("product_super_attribute_id", "store_id", name="CAT_PRD_SPR_ATTR_LBL_PRD_SPR_ATTR_ID_STORE_ID"),
     **_MYSQL,
 )
 

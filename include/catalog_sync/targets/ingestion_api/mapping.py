@@ -7,17 +7,18 @@ so a missing field and a null one mean the same). The file target writes the sam
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
-from catalog_sync.feed.feed_record import CORE_ATTRIBUTES, StagingRow
-from catalog_sync.magento.catalog_reader import CatalogContext
+from catalog_sync.feed.feed_record import StagingRow, record_attributes
+from catalog_sync.magento.catalog_reader import DEFAULT_WEIGHT_UNIT, Attribute, CatalogContext, StoreView
 from catalog_sync.settings import ConfigurationError
 from catalog_sync.targets.base import FeedItem
 from catalog_sync.targets.ingestion_api.config import FeedOptions
@@ -34,6 +35,11 @@ IMAGE_ROLES: dict[str, str] = {"image": "BASE", "small_image": "SMALL", "thumbna
 VARIANT_OF = "VARIANT_OF"
 SPECIAL_PRICE_DISCOUNT_CODE = "special_price"
 CONFIGURABLE = "configurable"
+# Adobe's connector: the Magento product id as an external id of this origin.
+EXTERNAL_ID_ORIGIN = "AdobeCommerce"
+# Adobe's connector: stock and weight travel as one JSON-encoded attribute, always the first one.
+AVAILABILITY_ATTRIBUTE = "aco_ac_attributes"
+SWATCH_OPTION, CONFIGURABLE_OPTION = "SWATCH", "CONFIGURABLE"
 
 
 def api_locale(magento_locale: str) -> str:
@@ -64,14 +70,43 @@ def route_path(category_path: str) -> str:
 # ---- products ---------------------------------------------------------------------------
 
 
-def feed_product(record: dict[str, Any]) -> dict[str, Any]:
-    """A FeedProduct (POST /v1/catalog/products) for one feed record."""
+@dataclass(frozen=True)
+class ProductCatalog:
+    """What a product body needs from the catalog besides its record: one run's CatalogContext."""
+
+    ctx: CatalogContext
+
+    @cached_property
+    def views(self) -> dict[str, StoreView]:
+        return {v.code: v for v in self.ctx.store_views}
+
+    def store_id(self, record: dict[str, Any]) -> int | None:
+        view = self.views.get(record.get("store_view_code") or "")
+        return view.store_id if view else None
+
+    def weight_unit(self, record: dict[str, Any]) -> str:
+        view = self.views.get(record.get("store_view_code") or "")
+        return view.weight_unit if view else DEFAULT_WEIGHT_UNIT
+
+    def attribute(self, attribute_id: int) -> Attribute | None:
+        return self.ctx.attributes_by_id.get(attribute_id)
+
+    def option_label(self, option_id: int, store_id: int | None) -> str:
+        return (self.ctx.option_label(option_id, store_id) if store_id is not None else None) or str(option_id)
+
+
+def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) -> dict[str, Any]:
+    """A FeedProduct (POST /v1/catalog/products) for one feed record. Without the run's `catalog`
+    (records kept by releases before it), the body has no configurations and no variant references."""
+    composite_without_children = record.get("type") == CONFIGURABLE and not record.get("variant_skus")
     product: dict[str, Any] = {
         "sku": record["sku"],
         "source": source(record["locale"]),
         "name": record["name"],
         "slug": product_slug(record),
-        "status": ENABLED if record.get("status") == MAGENTO_STATUS_ENABLED else DISABLED,
+        # Adobe's connector: a composite product with no children cannot be bought, so it is DISABLED.
+        "status": ENABLED if record.get("status") == MAGENTO_STATUS_ENABLED and not composite_without_children
+        else DISABLED,
     }
     visibility = record.get("visibility")
     if visibility in VISIBLE_IN:
@@ -81,13 +116,69 @@ def feed_product(record: dict[str, Any]) -> dict[str, Any]:
             product[api_field] = record[field]
     optional = {
         "metaTags": meta_tags(record),
-        "attributes": attributes(record.get("attributes") or []),
+        "attributes": [availability(record, catalog), *attributes(record.get("attributes") or [],
+                                                                  variant_attributes(record, catalog))],
         "images": images(record.get("images") or []),
         "links": links(record.get("parent_skus") or []),
         "routes": routes(record.get("category_paths") or []),
+        "configurations": configurations(record, catalog),
+        "externalIds": [{"id": str(record["product_id"]), "origin": EXTERNAL_ID_ORIGIN}] if "product_id" in record else [],
     }
     product.update({key: value for key, value in optional.items() if value})
     return product
+
+
+def availability(record: dict[str, Any], catalog: ProductCatalog | None) -> dict[str, Any]:
+    """aco_ac_attributes, as Adobe's connector sends it: {inStock, lowStock, weight, weightType} as JSON.
+    lowStock is Magento's "Only X left" rule: in stock with qty at or below stock_threshold_qty (0: never)."""
+    threshold = catalog.ctx.stock_threshold_qty if catalog else 0.0
+    qty, in_stock = record.get("qty"), bool(record.get("in_stock"))
+    low = bool(in_stock and threshold > 0 and qty is not None and qty <= threshold)
+    unit = catalog.weight_unit(record) if catalog else DEFAULT_WEIGHT_UNIT
+    value = {"inStock": in_stock, "lowStock": low, "weight": record.get("weight"), "weightType": unit}
+    return {"code": AVAILABILITY_ATTRIBUTE, "values": [json.dumps(value, separators=(",", ":"))]}
+
+
+def variant_attributes(record: dict[str, Any], catalog: ProductCatalog | None) -> dict[str, dict[str, Any]]:
+    """A variant's attributes that its configurables offer as options, by code: each with its value's
+    label and the variantReferenceId of that value."""
+    if catalog is None:
+        return {}
+    store_id = catalog.store_id(record)
+    found = {}
+    for option in record.get("variant_options") or []:
+        attribute = catalog.attribute(option["attribute_id"])
+        if attribute is not None:
+            found[attribute.code] = {"code": attribute.code, "values": [catalog.option_label(option["option_id"], store_id)],
+                                     "variantReferenceId": variant_reference_id(attribute.code, option["option_id"])}
+    return found
+
+
+def variant_reference_id(attribute_code: str, option_id: int) -> str:
+    """Ties a variant's attribute value to its configurable's option value. Built from the option's id
+    (labels change, ids do not), so it is the same in every configurable a variant belongs to."""
+    return f"{attribute_code}-{option_id}"
+
+
+def configurations(record: dict[str, Any], catalog: ProductCatalog | None) -> list[dict[str, Any]]:
+    """ProductConfiguration: a configurable's options, in Magento's position order, each with the values its
+    variants have (in option id order). SWATCH for swatch attributes, else CONFIGURABLE."""
+    if catalog is None or record.get("type") != CONFIGURABLE:
+        return []
+    store_id = catalog.store_id(record)
+    result = []
+    for option in record.get("configurable_options") or []:
+        attribute = catalog.attribute(option["attribute_id"])
+        if attribute is None:
+            continue
+        result.append({
+            "attributeCode": attribute.code,
+            "label": option.get("label") or attribute.label_in(store_id),
+            "type": SWATCH_OPTION if attribute.attribute_id in catalog.ctx.swatch_attribute_ids else CONFIGURABLE_OPTION,
+            "values": [{"variantReferenceId": variant_reference_id(attribute.code, oid),
+                        "label": catalog.option_label(oid, store_id)} for oid in option["option_ids"]],
+        })
+    return result
 
 
 def product_slug(record: dict[str, Any]) -> str:
@@ -116,13 +207,19 @@ def split_keywords(raw: str | None) -> list[str]:
     return [word.strip() for word in _KEYWORD_SEPARATORS.split(raw) if word.strip()]
 
 
-def attributes(record_attributes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """ProductAttribute: code + values (strings). The contract has no `type` (it is commented out)."""
-    return [
-        {"code": a["code"], "values": [str(v) for v in a["values"]]}
-        for a in record_attributes
-        if a.get("values")
-    ]
+def attributes(record_attributes: Iterable[dict[str, Any]],
+               variant: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """ProductAttribute: code + values (strings), by code; a variant's option attributes carry their
+    variantReferenceId. The contract has no `type` (it is commented out)."""
+    variant = dict(variant or {})
+    result = []
+    for a in record_attributes:
+        if a["code"] in variant:
+            result.append({"code": a["code"], "values": [str(v) for v in a["values"]],
+                           "variantReferenceId": variant.pop(a["code"])["variantReferenceId"]})
+        elif a.get("values"):
+            result.append({"code": a["code"], "values": [str(v) for v in a["values"]]})
+    return sorted([*result, *variant.values()], key=lambda a: a["code"])
 
 
 def images(record_images: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,16 +252,6 @@ def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
 # ---- metadata ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AttributeMeta:
-    """What metadata needs to know about a custom attribute (catalog_reader.Attribute fits too)."""
-
-    code: str
-    label: str | None
-    backend_type: str
-    frontend_input: str | None = None
-
-
 # The five attributes the contract requires metadata for, with its recommended defaults.
 _LISTED = ["PRODUCT_DETAIL", "PRODUCT_LISTING", "SEARCH_RESULTS", "PRODUCT_COMPARE"]
 SYSTEM_METADATA: tuple[dict[str, Any], ...] = (
@@ -182,29 +269,70 @@ SYSTEM_METADATA: tuple[dict[str, Any], ...] = (
 )
 
 
+# The Magento attributes behind SYSTEM_METADATA's five entries: never given metadata of their own.
+SYSTEM_METADATA_SOURCES = frozenset({"sku", "name", "description", "short_description", "price"})
+
+
 def data_type(backend_type: str, frontend_input: str | None = None) -> str:
-    """FeedMetadata.dataType (TEXT/DECIMAL/INTEGER/BOOLEAN) from the Magento backend type.
-    Select/multiselect values are sent as option labels, so they are TEXT whatever the backend."""
+    """FeedMetadata.dataType (TEXT/DECIMAL/INTEGER/BOOLEAN), by Adobe's connector table, except:
+    select/multiselect values are sent as option labels, so they are TEXT whatever the backend, and an
+    int with a text input stays INTEGER (its values are integers, which the target can range and sort)."""
     if frontend_input in ("select", "multiselect"):
         return "TEXT"
+    if backend_type == "int" and frontend_input == "boolean":
+        return "BOOLEAN"
     return {"decimal": "DECIMAL", "int": "INTEGER"}.get(backend_type, "TEXT")
 
 
-def metadata_items(custom_attributes: Iterable[Any], locales: Iterable[str]) -> list[dict[str, Any]]:
-    """FeedMetadata for sku, name, description, shortDescription, price and each custom attribute,
-    once per locale (Magento form). Custom attributes: shown on the detail page, not searchable."""
-    custom = list(custom_attributes)
+def visible_in(a: Any) -> list[str]:
+    """FeedMetadata.visibleIn from Magento's storefront properties. Magento's search results page is a
+    product listing (the same list template), so an attribute shown in listings is shown there too;
+    is_searchable only makes values match a query, it shows nothing."""
+    places = []
+    if a.is_visible_on_front:  # "Visible on Catalog Pages on Storefront": the product page's More Information
+        places.append("PRODUCT_DETAIL")
+    if a.used_in_product_listing:
+        places += ["PRODUCT_LISTING", "SEARCH_RESULTS"]
+    if a.is_comparable:
+        places.append("PRODUCT_COMPARE")
+    return places
+
+
+def _number(value: float) -> int | float:
+    """search_weight is a float column holding whole numbers: 1, not 1.0, in the body."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def attribute_metadata(a: Any, locale: str, store_id: int | None = None) -> dict[str, Any]:
+    """FeedMetadata of one attribute in one store view (its locale, and its label there)."""
+    return {
+        "code": a.code, "source": source(locale), "label": a.label_in(store_id),
+        "dataType": data_type(a.backend_type, a.frontend_input), "visibleIn": visible_in(a),
+        # is_filterable 1 and 2 both show the attribute in layered navigation (2 also without results).
+        "filterable": bool(a.is_filterable) or bool(a.is_filterable_in_search),
+        "sortable": bool(a.used_for_sort_by), "searchable": bool(a.is_searchable),
+        "searchWeight": _number(a.search_weight),
+    }
+
+
+def metadata_attributes(ctx: CatalogContext) -> list[Attribute]:
+    """The attributes that get metadata besides the five: those whose values products carry in `attributes`
+    (every custom one, and each system one Magento shows on the storefront), less the five's sources."""
+    return [a for a in record_attributes(ctx) if a.code not in SYSTEM_METADATA_SOURCES]
+
+
+def metadata_items(attributes: Iterable[Any], locales: Iterable[str],
+                   store_ids: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """FeedMetadata for sku, name, description, shortDescription, price and each of `attributes`,
+    once per locale (Magento form); `store_ids` (locale -> its store view) picks each locale's labels."""
+    attributes = sorted(attributes, key=lambda a: a.code)
     items: list[dict[str, Any]] = []
     for locale in sorted(set(locales)):
         for system in SYSTEM_METADATA:
             items.append({"code": system["code"], "source": source(locale),
                           **{k: v for k, v in system.items() if k != "code"}})
-        for a in sorted(custom, key=lambda a: a.code):
-            items.append({
-                "code": a.code, "source": source(locale), "label": a.label or a.code,
-                "dataType": data_type(a.backend_type, getattr(a, "frontend_input", None)),
-                "visibleIn": ["PRODUCT_DETAIL"], "filterable": False, "sortable": False, "searchable": False,
-            })
+        store_id = (store_ids or {}).get(locale)
+        items += [attribute_metadata(a, locale, store_id) for a in attributes]
     return items
 
 
@@ -288,6 +416,7 @@ class CatalogMapper:
     def __init__(self, ctx: CatalogContext, options: FeedOptions):
         self.ctx = ctx
         self.options = options
+        self.catalog = ProductCatalog(ctx)
         self.locales = {v.code: v.locale for v in ctx.store_views}
         check_distinct_locales(self.locales)
         # A website's prices (one price book) are judged in one store view: its default one, as
@@ -300,8 +429,9 @@ class CatalogMapper:
                 self.currencies[view.website_code] = view.currency
 
     def catalog_items(self) -> Iterator[FeedItem]:
-        custom = [a for a in self.ctx.attributes_by_id.values() if a.is_user_defined and a.code not in CORE_ATTRIBUTES]
-        for body in metadata_items(custom, self.locales.values()):
+        # Store views have distinct locales (check_distinct_locales): each locale's labels are its view's.
+        store_ids = {v.locale: v.store_id for v in self.ctx.store_views}
+        for body in metadata_items(metadata_attributes(self.ctx), self.locales.values(), store_ids):
             yield FeedItem(METADATA.name, metadata_key(body), body)
         for website in sorted(self.price_views):
             book = self.options.price_book(website)
@@ -315,7 +445,7 @@ class CatalogMapper:
             yield FeedItem(PRODUCTS.name, key, None, row.quarantine_reason)
             return
         try:
-            product = feed_product(record)
+            product = feed_product(record, self.catalog)
             price = day = None
             if website is not None and self.price_views.get(website) == view:
                 day = date.fromisoformat(row.judged_on)

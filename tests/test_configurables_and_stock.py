@@ -1,0 +1,116 @@
+"""Configurable products, their variants and availability, from the real Magento 2.4.8 fixture to the
+validating reference receiver.
+
+Expected values were read by hand from ../shared/fixtures/magento-2.4.8-catalog.sql:
+- `catalog_product_super_attribute` (1, 1, 93, 0): product 1, "Camiseta Básica Algodão", offers color
+  (attribute 93), labelled 'Color' at store 0 in `catalog_product_super_attribute_label`;
+- `catalog_product_super_link`: its variants are products 21, 22, 23;
+- `catalog_product_entity_int` (attribute 93, store 0): 21 -> option 4, 22 -> 5, 23 -> 6, whose
+  `eav_attribute_option_value` labels are 'azul', 'preto', 'branco'; color's additional_data is NULL (no swatch);
+- `cataloginventory_stock_item`: product 1 qty 0 in stock, products 2 and 21-23 qty 999 in stock;
+- `core_config_data`: general/locale/weight_unit = kgs; no stock threshold (cataloginventory/options/
+  stock_threshold_qty unset: Magento's default 0, never "low"); no product has a weight.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from catalog_sync import cli
+from catalog_sync.receiver import ReceiverOptions
+from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
+from sync_helpers import PINNED_NOW, SyncEnv, mapped_source, product_key
+
+pytestmark = pytest.mark.mariadb
+
+TENANT, TOKEN = "acme-tenant", "test-token-123"
+PARENT = "Camiseta Básica Algodão"
+VARIANTS = {21: (f"{PARENT}-azul", 4, "azul"), 22: (f"{PARENT}-preto", 5, "preto"), 23: (f"{PARENT}-branco", 6, "branco")}
+JACKET = "Jaqueta Jeans Feminina"  # product 2
+
+
+def stock(in_stock: bool) -> dict:
+    return {"code": "aco_ac_attributes",
+            "values": [json.dumps({"inStock": in_stock, "lowStock": False, "weight": None, "weightType": "kgs"},
+                                  separators=(",", ":"))]}
+
+
+class Shop:
+    """The fixture in MariaDB, synced to a validating receiver (every body checked against the contract)."""
+
+    def __init__(self, env: SyncEnv, receiver: ThreadedReceiver, capsys):
+        self.env, self.receiver, self.capsys = env, receiver, capsys
+
+    def sync(self) -> dict:
+        self.capsys.readouterr()
+        code = cli.main(self.env.cli_args("--target-url", self.receiver.target))
+        out = self.capsys.readouterr().out.strip().splitlines()
+        assert code == 0, out[-1:]
+        return json.loads(out[-1])
+
+    def product(self, sku: str) -> dict:
+        return receiver_state(self.receiver.root)["products"][product_key(sku, "pt-BR")]
+
+    def sent_by_next_run(self) -> tuple[dict, dict]:
+        """Run once more; return the run's summary and what the receiver accepted during it, by feed and op."""
+        before = accepted(self.receiver.root)
+        summary = self.sync()
+        return summary, accepted_since(before, accepted(self.receiver.root))
+
+
+@pytest.fixture
+def shop(magento_fixture_url, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
+    receiver = ThreadedReceiver(str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id=TENANT, required_token=TOKEN))
+    shop = Shop(SyncEnv(magento_fixture_url, tmp_path / "unused", tmp_path / "state"), receiver, capsys)
+    assert shop.sync()["mode"] == "full"
+    yield shop
+    receiver.stop()
+
+
+def test_the_configurable_offers_its_color_and_each_variant_points_back_at_it(shop):
+    parent = shop.product(PARENT)
+    assert parent["status"] == "ENABLED" and parent["externalIds"] == [{"id": "1", "origin": "AdobeCommerce"}]
+    assert parent["configurations"] == [{
+        "attributeCode": "color", "label": "Color", "type": "CONFIGURABLE",
+        "values": [{"variantReferenceId": "color-4", "label": "azul"}, {"variantReferenceId": "color-5", "label": "preto"},
+                   {"variantReferenceId": "color-6", "label": "branco"}]}]
+    assert parent["attributes"][0] == stock(True)  # qty 0, but Magento keeps a configurable "in stock"
+    assert "links" not in parent
+    for entity_id, (sku, option_id, label) in VARIANTS.items():
+        variant = shop.product(sku)
+        assert variant["externalIds"] == [{"id": str(entity_id), "origin": "AdobeCommerce"}]
+        assert variant["attributes"][0] == stock(True)
+        assert {"code": "color", "values": [label], "variantReferenceId": f"color-{option_id}"} in variant["attributes"]
+        assert variant["links"] == [{"type": "VARIANT_OF", "sku": PARENT}]
+    assert "configurations" not in shop.product(JACKET) and "variantReferenceId" not in json.dumps(shop.product(JACKET))
+    assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
+
+
+def test_a_variant_unassigned_leaves_no_stale_association(shop):
+    shop.env.execute("DELETE FROM catalog_product_super_link WHERE product_id = 23")  # branco
+
+    summary, sent = shop.sent_by_next_run()
+
+    assert summary["mode"] == "incremental"
+    assert sent == {"products": {"upsert": 2}}  # the configurable and the former variant, nothing else
+    assert [v["variantReferenceId"] for v in shop.product(PARENT)["configurations"][0]["values"]] == ["color-4", "color-5"]
+    former = shop.product(VARIANTS[23][0])
+    assert "links" not in former and {"code": "color", "values": ["branco"]} in former["attributes"]
+    assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
+
+
+def test_a_product_going_out_of_stock_is_sent_and_a_qty_change_alone_is_not(shop):
+    shop.env.execute("UPDATE cataloginventory_stock_item SET qty = 998 WHERE product_id = 2")
+    summary, sent = shop.sent_by_next_run()
+    assert summary["mode"] == "incremental" and sent == {}  # still in stock: no sent value changed
+
+    shop.env.execute("UPDATE cataloginventory_stock_item SET qty = 0, is_in_stock = 0 WHERE product_id = 2")
+    summary, sent = shop.sent_by_next_run()
+
+    assert sent == {"products": {"upsert": 1}}
+    assert shop.product(JACKET)["attributes"][0] == stock(False)
+    assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
