@@ -1,5 +1,5 @@
-"""Configurable products, their variants and availability, from the real Magento 2.4.8 fixture to the
-validating reference receiver.
+"""Configurable products, their variants, links to other products and availability, from the real
+Magento 2.4.8 fixture to the validating reference receiver.
 
 Expected values were read by hand from ../shared/fixtures/magento-2.4.8-catalog.sql:
 - `catalog_product_super_attribute` (1, 1, 93, 0): product 1, "Camiseta Básica Algodão", offers color
@@ -8,6 +8,7 @@ Expected values were read by hand from ../shared/fixtures/magento-2.4.8-catalog.
 - `catalog_product_entity_int` (attribute 93, store 0): 21 -> option 4, 22 -> 5, 23 -> 6, whose
   `eav_attribute_option_value` labels are 'azul', 'preto', 'branco'; color's additional_data is NULL (no swatch);
 - `cataloginventory_stock_item`: product 1 qty 0 in stock, products 2 and 21-23 qty 999 in stock;
+- `catalog_product_link` is empty; `catalog_product_link_type`: 1 relation, 3 super, 4 up_sell, 5 cross_sell;
 - `core_config_data`: general/locale/weight_unit = kgs; no stock threshold (cataloginventory/options/
   stock_threshold_qty unset: Magento's default 0, never "low"); no product has a weight.
 """
@@ -29,6 +30,8 @@ TENANT, TOKEN = "acme-tenant", "test-token-123"
 PARENT = "Camiseta Básica Algodão"
 VARIANTS = {21: (f"{PARENT}-azul", 4, "azul"), 22: (f"{PARENT}-preto", 5, "preto"), 23: (f"{PARENT}-branco", 6, "branco")}
 JACKET = "Jaqueta Jeans Feminina"  # product 2
+DRESS, TROUSERS, BLOUSE, WATCH = "Vestido Midi Estampado", "Calça Skinny Masculina", "Blusa de Tricô Oversized", \
+    "Relógio Analógico Clássico"  # products 3, 4, 5, 11
 
 
 def stock(in_stock: bool) -> dict:
@@ -114,3 +117,44 @@ def test_a_product_going_out_of_stock_is_sent_and_a_qty_change_alone_is_not(shop
     assert sent == {"products": {"upsert": 1}}
     assert shop.product(JACKET)["attributes"][0] == stock(False)
     assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
+
+
+def test_related_up_sell_and_cross_sell_links_are_sent_with_the_product_that_links(shop):
+    shop.env.execute("INSERT INTO catalog_product_link (product_id, linked_product_id, link_type_id) "
+                     "VALUES (2, 11, 1), (2, 3, 4), (2, 5, 5), (2, 4, 5)")
+
+    summary, sent = shop.sent_by_next_run()
+
+    assert summary["mode"] == "incremental" and sent == {"products": {"upsert": 1}}  # the jacket only
+    assert shop.product(JACKET)["links"] == [  # by Magento's type code (cross_sell, relation, up_sell), then sku
+        {"type": "CROSSSELL", "sku": BLOUSE}, {"type": "CROSSSELL", "sku": TROUSERS},
+        {"type": "RELATED", "sku": WATCH}, {"type": "UPSELL", "sku": DRESS}]
+
+    # The linked product's sku changes: Magento logs only that product, and the jacket names it.
+    shop.env.execute("UPDATE catalog_product_entity SET sku = 'Relógio Clássico' WHERE entity_id = 11")
+    summary, sent = shop.sent_by_next_run()
+    assert {"type": "RELATED", "sku": "Relógio Clássico"} in shop.product(JACKET)["links"]
+    assert sent == {"products": {"upsert": 2, "delete": 1}, "prices": {"upsert": 1, "delete": 1}}  # the watch moved
+
+    shop.env.execute("DELETE FROM catalog_product_link WHERE product_id = 2 AND link_type_id IN (1, 5)")
+    summary, sent = shop.sent_by_next_run()
+    assert sent == {"products": {"upsert": 1}} and shop.product(JACKET)["links"] == [{"type": "UPSELL", "sku": DRESS}]
+    assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
+
+
+def test_a_grouped_product_names_its_members(shop):
+    # Product 13 becomes a grouped product of 14 and 15 (link type 3, `super`), as the admin saves one.
+    shop.env.execute("UPDATE catalog_product_entity SET type_id = 'grouped' WHERE entity_id = 13",
+                     "INSERT INTO catalog_product_link (product_id, linked_product_id, link_type_id) VALUES (13, 14, 3), (13, 15, 3)")
+
+    summary, sent = shop.sent_by_next_run()
+
+    assert sent == {"products": {"upsert": 1}}
+    assert shop.product("Cinto de Couro Masculino")["links"] == [
+        {"type": "ASSOCIATED", "sku": "Chapéu Fedora Feminino"}, {"type": "ASSOCIATED", "sku": "Pulseira de Couro Trançado"}]
+
+
+def test_a_grouped_product_without_members_is_disabled(shop):
+    shop.env.execute("UPDATE catalog_product_entity SET type_id = 'grouped' WHERE entity_id = 13")
+    shop.sent_by_next_run()
+    assert shop.product("Cinto de Couro Masculino")["status"] == "DISABLED"  # nothing to buy in it

@@ -122,7 +122,7 @@ CHANGES = {
         ["UPDATE catalog_product_entity_decimal SET value = 499.90 WHERE entity_id = 11 AND attribute_id = 77"],
         {("prices", price_key(WATCH)): ("upsert", "regular", 499.9)},
     ),
-    "stock change": (  # qty is no field of any body (yet): nothing to send
+    "stock change": (  # still in stock, no "Only X left" threshold: no sent value changes, nothing to send
         ["UPDATE cataloginventory_stock_item SET qty = 3, is_in_stock = 1 WHERE product_id = 11"],
         {},
     ),

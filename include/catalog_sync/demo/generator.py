@@ -123,6 +123,10 @@ CATEGORY_NAME_ATTR = 45
 
 LANGUAGES = ("en", "fr", "de", "es", "it", "pt")
 
+LINK_TYPE_CODES = {1: "relation", 3: "super", 4: "up_sell", 5: "cross_sell"}
+# (link type, every n-th product): it links to the product n // 2 before it.
+LINKS = ((1, 7), (4, 11), (5, 13))
+
 # Each entry: the word in LANGUAGES order.
 ATTRIBUTE_LABELS = {
     "color": ("Color", "Couleur", "Farbe", "Color", "Colore", "Cor"),
@@ -545,6 +549,10 @@ class RowWriter:
                  "position": 0})
             out[schema.catalog_product_super_attribute_label].append(
                 {"product_super_attribute_id": p.entity_id, "store_id": 0, "use_default": 0, "value": "Color"})
+        for link_type, step in LINKS:  # a few related, up-sell and cross-sell products, to earlier products
+            if p.entity_id % step == 0 and p.entity_id > step:
+                out[schema.catalog_product_link].append(
+                    {"product_id": p.entity_id, "linked_product_id": p.entity_id - step // 2, "link_type_id": link_type})
         if p.parent_id is not None:
             out[schema.catalog_product_super_link].append({"product_id": p.entity_id, "parent_id": p.parent_id})
             out[schema.catalog_product_relation].append({"parent_id": p.parent_id, "child_id": p.entity_id})
@@ -743,6 +751,11 @@ def category_rows(layout: StoreLayout) -> Rows:
     return rows
 
 
+def link_type_rows() -> list[dict]:
+    """Magento's product link types (Magento_Catalog's and Magento_GroupedProduct's data patches)."""
+    return [{"link_type_id": i, "code": code} for i, code in LINK_TYPE_CODES.items()]
+
+
 def mview_rows() -> list[dict]:
     # What Magento shows for indexers on "Update by Schedule" that have not consumed anything yet.
     return [
@@ -848,7 +861,7 @@ def generate_demo_catalog(
             _insert(conn, eav_rows())
             _insert(conn, option_rows(layout, options))
             _insert(conn, category_rows(layout))
-            _insert(conn, {schema.mview_state: mview_rows()})
+            _insert(conn, {schema.mview_state: mview_rows(), schema.catalog_product_link_type: link_type_rows()})
 
         planner = ProductPlanner(random.Random(seed), layout, PRODUCT_CATEGORIES)
         configurables, feed_records = _load_products(engine, planner.plan(products), RowWriter(options), layout)

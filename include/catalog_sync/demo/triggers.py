@@ -55,6 +55,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(schema.cataloginventory_stock_item, "product_id", (STOCK,)),
     Subscription(schema.catalog_category_product, "product_id", (FULLTEXT, CATEGORY)),
     Subscription(schema.catalog_product_super_link, "product_id", (FULLTEXT,)),
+    Subscription(schema.catalog_product_link, "product_id", (FULLTEXT, ATTRIBUTE, STOCK)),
 )
 
 # mview_state rows Magento keeps for the views above (view_id = changelog name without "_cl").

@@ -38,7 +38,7 @@ _PAYLOAD_FIELDS = (
     "attribute_set_id", "attributes", "category_ids", "category_paths", "configurable_options", "created_at", "currency",
     "description",
     "images", "in_stock", "locale", "meta_description", "meta_keywords", "meta_title", "name", "parent_skus",
-    "price", "product_id", "qty", "short_description", "sku", "special_price", "special_price_from",
+    "price", "product_id", "product_links", "qty", "short_description", "sku", "special_price", "special_price_from",
     "special_price_to", "status", "store_code", "store_view_code", "type", "updated_at", "url_key",
     "variant_options", "variant_skus", "visibility", "website_code", "weight",
 )
@@ -46,7 +46,7 @@ _VOLATILE = {"updated_at"}
 # A configurable's option label row that does not give a label of its own (uses the default, or is empty).
 _NO_OWN_LABEL = "(coalesce(l.use_default, 0) <> 0 OR coalesce(l.value, '') = '')"
 _RAW_TABLES = ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery", "url_key_clashes",
-               "variant_values", "option_labels")
+               "variant_values", "option_labels", "product_links")
 
 
 class FeedBuilder:
@@ -165,6 +165,7 @@ class FeedBuilder:
             "parent_skus": "coalesce(par.skus, [])",
             "price": "coalesce(TRY_CAST(c.price AS DOUBLE), CASE WHEN i.type_id = 'configurable' THEN cp.min_price END)",
             "product_id": "i.entity_id::BIGINT",
+            "product_links": "coalesce(plk.links, '[]')::JSON",
             "qty": "TRY_CAST(st.qty AS DOUBLE)",
             "short_description": "c.short_description",
             "sku": "i.sku",
@@ -326,6 +327,11 @@ class FeedBuilder:
             FROM (SELECT DISTINCT child_id, store_id, attribute_id, oid FROM vres WHERE oid > 0)
             GROUP BY child_id, store_id
         ),
+        plk AS (  -- links to other products, by type (Magento's code) then sku
+            SELECT product_id AS entity_id,
+                   to_json(list({{'sku': sku, 'type': type}} ORDER BY type, sku))::VARCHAR AS links
+            FROM (SELECT DISTINCT product_id, type, sku FROM raw_product_links) GROUP BY product_id
+        ),
         gal AS (
             SELECT i.entity_id, i.store_id, i.media_url, g.value_id, any_value(g.file) AS file,
                    coalesce(max(g.store_disabled) FILTER (WHERE g.store_id = i.store_id),
@@ -377,6 +383,7 @@ class FeedBuilder:
         LEFT JOIN cp ON cp.entity_id = i.entity_id AND cp.store_id = i.store_id
         LEFT JOIN img ON img.entity_id = i.entity_id AND img.store_id = i.store_id
         LEFT JOIN copts ON copts.entity_id = i.entity_id AND copts.store_id = i.store_id
+        LEFT JOIN plk ON plk.entity_id = i.entity_id
         LEFT JOIN vopts ON vopts.entity_id = i.entity_id AND vopts.store_id = i.store_id
         LEFT JOIN raw_url_key_clashes uk ON uk.entity_id = i.entity_id AND uk.store_id = i.store_id
         )

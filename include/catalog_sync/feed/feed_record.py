@@ -137,6 +137,14 @@ class _Variants:
         return [{"attribute_id": a, "option_id": o} for a, o in sorted(found) if o is not None]
 
 
+def _product_links(chunk: ProductChunk) -> dict[int, list[dict[str, str]]]:
+    """product id -> its links to other products, {sku, type (Magento's code)}, by type then sku."""
+    links: dict[int, set[tuple[str, str]]] = {}
+    for product_id, link_type, sku in chunk.product_links:
+        links.setdefault(int(product_id), set()).add((link_type, sku))
+    return {pid: [{"sku": sku, "type": t} for t, sku in sorted(pairs)] for pid, pairs in links.items()}
+
+
 def _option_id(raw: Any) -> int | None:
     """An option id from a raw int value; None for an empty or malformed value, and for 0 (no option)."""
     text = None if raw is None else str(raw).strip()
@@ -156,6 +164,7 @@ def record_attributes(ctx: CatalogContext) -> list[Attribute]:
 def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime | None = None) -> Iterator[FeedRow]:
     """The records of a chunk; with the run's `instant`, each carries its store view's local date."""
     variants = _Variants.of(chunk)
+    links = _product_links(chunk)
     attr_ids = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
     custom = record_attributes(ctx)
     views_by_website: dict[int, list[StoreView]] = {}
@@ -173,7 +182,7 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime 
                     attribute_id = attr_ids.get(code, -1)
                     return _resolve(_values.get(attribute_id), _store, attribute_id in global_prices)
 
-                row = _build_row(entity, view, value, chunk, ctx, custom, values, variants)
+                row = _build_row(entity, view, value, chunk, ctx, custom, values, variants, links)
                 yield replace(row, judged_on=local_date(instant, view.timezone).isoformat()) if instant else row
 
 
@@ -194,7 +203,7 @@ def _configurable_price(chunk: ProductChunk, eid: int, store_id: int, default_on
 
 
 def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: CatalogContext, custom, values,
-               variants: _Variants) -> FeedRow:
+               variants: _Variants, links: dict[int, list[dict[str, str]]]) -> FeedRow:
     eid = int(entity["entity_id"])
     sku = entity["sku"] or ""
     qty, in_stock = chunk.stock.get(eid, (None, 0))
@@ -221,6 +230,7 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "meta_description": _text(value("meta_description")),
         "meta_keywords": _text(value("meta_keyword")),
         "price": price,
+        "product_links": links.get(eid, []),
         "special_price": _number(value("special_price")),
         "special_price_from": _date(value("special_from_date")),
         "special_price_to": _date(value("special_to_date")),

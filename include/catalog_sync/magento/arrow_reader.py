@@ -17,7 +17,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from catalog_sync.magento import configurable_options
+from catalog_sync.magento import configurable_options, product_links
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes
 
@@ -28,6 +28,7 @@ VALUE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("attribute_id", pa.int64()
 CLASH_SCHEMA = pa.schema([("entity_id", pa.int64()), ("store_id", pa.int64()), ("reason", pa.string())])
 VARIANT_VALUE_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa.int64()), ("position", pa.int64()),
                                   ("child_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
+PRODUCT_LINK_SCHEMA = pa.schema([("product_id", pa.int64()), ("type", pa.string()), ("sku", pa.string())])
 OPTION_LABEL_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()),
                                  ("use_default", pa.int64()), ("value", pa.string())])
 
@@ -87,6 +88,7 @@ class RawChunk:
     url_key_clashes: pa.Table = field(default_factory=CLASH_SCHEMA.empty_table)  # (entity_id, store_id, reason): url_keys
     variant_values: pa.Table = field(default_factory=VARIANT_VALUE_SCHEMA.empty_table)  # configurable_options
     option_labels: pa.Table = field(default_factory=OPTION_LABEL_SCHEMA.empty_table)
+    product_links: pa.Table = field(default_factory=PRODUCT_LINK_SCHEMA.empty_table)  # product_links
 
 
 def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None,
@@ -174,6 +176,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     )
     statements["variant_values"] = configurable_options.variant_values_query(f)
     statements["option_labels"] = configurable_options.option_labels_query(f)
+    statements["product_links"] = product_links.product_links_query(f)
     if url_keys is not None:
         statements["url_key_rows"], statements["url_key_websites"] = clash_rows_query(url_keys.attribute_id, f)
     if pool is None:
@@ -187,6 +190,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     # (Typed here: an empty result has no types connectorx or SQLAlchemy could infer.)
     tables["variant_values"] = _typed(tables["variant_values"], VARIANT_VALUE_SCHEMA)
     tables["option_labels"] = _typed(tables["option_labels"], OPTION_LABEL_SCHEMA)
+    tables["product_links"] = _typed(tables["product_links"], PRODUCT_LINK_SCHEMA)
     if url_keys is not None:
         rows = [UrlKeyRow(int(r["entity_id"]), int(r["store_id"]), r["value"], r["sku"])
                 for r in tables.pop("url_key_rows").to_pylist()]

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalog_sync.magento import configurable_options
+from catalog_sync.magento import configurable_options, product_links
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
 
@@ -139,6 +139,8 @@ class ProductChunk:
     variant_values: list[tuple[int, int, int, int, int, Any]] = field(default_factory=list)
     # configurable_options.option_labels_query rows: (parent_id, attribute_id, store_id, use_default, value)
     option_labels: list[tuple[int, int, int, int, str | None]] = field(default_factory=list)
+    # product_links.product_links_query rows: (product_id, link type code, linked sku)
+    product_links: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def read_only_engine(url: str) -> Engine:
@@ -174,7 +176,8 @@ REQUIRED_TABLES = frozenset(
         m.catalog_product_entity, *m.PRODUCT_VALUE_TABLES.values(), m.catalog_product_website,
         m.cataloginventory_stock_item, m.catalog_category_entity, m.catalog_category_entity_varchar,
         m.catalog_category_product, m.catalog_product_super_link, m.catalog_product_super_attribute,
-        m.catalog_product_super_attribute_label, m.catalog_eav_attribute, m.eav_attribute_label,
+        m.catalog_product_super_attribute_label, m.catalog_eav_attribute, m.eav_attribute_label, m.catalog_product_link,
+        m.catalog_product_link_type,
     )
 )
 
@@ -406,7 +409,8 @@ class MagentoCatalogReader:
         return found
 
     def linked_ids(self, ids: set[int]) -> set[int]:
-        """Configurable parents and variants linked to any of `ids`, both directions."""
+        """Configurable parents and variants linked to any of `ids`, both directions; and the products that
+        link to any of them (related, up-sell, cross-sell, grouped), whose bodies name their skus."""
         sl = m.catalog_product_super_link.c
         found: set[int] = set()
         with self.engine.connect() as conn:
@@ -415,6 +419,7 @@ class MagentoCatalogReader:
                     sa.select(sl.product_id, sl.parent_id).where(sa.or_(sl.product_id.in_(part), sl.parent_id.in_(part)))
                 ):
                     found.update((int(r.product_id), int(r.parent_id)))
+                found.update(int(i) for i in conn.execute(product_links.linking_ids_query(part)).scalars())
         return found
 
     def url_key_peers(self, ids: set[int], url_keys: UrlKeyCheck) -> set[int]:
@@ -507,6 +512,7 @@ class MagentoCatalogReader:
             chunk.gallery = self._gallery(conn, id_filter)
             chunk.variant_values = [tuple(r) for r in conn.execute(configurable_options.variant_values_query(id_filter))]
             chunk.option_labels = [tuple(r) for r in conn.execute(configurable_options.option_labels_query(id_filter))]
+            chunk.product_links = [tuple(r) for r in conn.execute(product_links.product_links_query(id_filter))]
             if url_keys is not None:
                 rows_stmt, websites_stmt = clash_rows_query(url_keys.attribute_id, id_filter)
                 rows = [UrlKeyRow(int(r.entity_id), int(r.store_id), r.value, r.sku) for r in conn.execute(rows_stmt)]

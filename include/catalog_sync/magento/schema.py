@@ -248,6 +248,27 @@ catalog_category_product = Table(
     **_MYSQL,
 )
 
+# Related, up-sell and cross-sell products, and a grouped product's members (Magento_Catalog's db_schema.xml).
+catalog_product_link_type = Table(
+    "catalog_product_link_type", metadata,
+    Column("link_type_id", SmallInteger, primary_key=True, autoincrement=True),
+    Column("code", String(32)),  # relation, super (grouped), up_sell, cross_sell
+    **_MYSQL,
+)
+
+catalog_product_link = Table(
+    "catalog_product_link", metadata,
+    Column("link_id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", Integer, nullable=False, default=0),
+    Column("linked_product_id", Integer, nullable=False, default=0),
+    Column("link_type_id", SmallInteger, nullable=False, default=0),
+    UniqueConstraint("link_type_id", "product_id", "linked_product_id",
+                     name="CATALOG_PRODUCT_LINK_LINK_TYPE_ID_PRODUCT_ID_LINKED_PRODUCT_ID"),
+    Index("CATALOG_PRODUCT_LINK_PRODUCT_ID", "product_id"),
+    Index("CATALOG_PRODUCT_LINK_LINKED_PRODUCT_ID", "linked_product_id"),
+    **_MYSQL,
+)
+
 # A configurable's options: which attributes its variants differ by (Magento_ConfigurableProduct's db_schema.xml).
 catalog_product_super_attribute = Table(
     "catalog_product_super_attribute", metadata,

@@ -35,11 +35,15 @@ IMAGE_ROLES: dict[str, str] = {"image": "BASE", "small_image": "SMALL", "thumbna
 VARIANT_OF = "VARIANT_OF"
 SPECIAL_PRICE_DISCOUNT_CODE = "special_price"
 CONFIGURABLE = "configurable"
+GROUPED = "grouped"
 # Adobe's connector: the Magento product id as an external id of this origin.
 EXTERNAL_ID_ORIGIN = "AdobeCommerce"
 # Adobe's connector: stock and weight travel as one JSON-encoded attribute, always the first one.
 AVAILABILITY_ATTRIBUTE = "aco_ac_attributes"
 SWATCH_OPTION, CONFIGURABLE_OPTION = "SWATCH", "CONFIGURABLE"
+# catalog_product_link_type.code -> ProductLink.type: Magento's API name of the link type, upper-cased
+# (a grouped product's members are its "associated" products).
+LINK_TYPES = {"relation": "RELATED", "up_sell": "UPSELL", "cross_sell": "CROSSSELL", "super": "ASSOCIATED"}
 
 
 def api_locale(magento_locale: str) -> str:
@@ -98,13 +102,15 @@ class ProductCatalog:
 def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) -> dict[str, Any]:
     """A FeedProduct (POST /v1/catalog/products) for one feed record. Without the run's `catalog`
     (records kept by releases before it), the body has no configurations and no variant references."""
-    composite_without_children = record.get("type") == CONFIGURABLE and not record.get("variant_skus")
+    composite_without_children = (
+        (record.get("type") == CONFIGURABLE and not record.get("variant_skus"))
+        or (record.get("type") == GROUPED and not any(link["type"] == "super" for link in record.get("product_links") or [])))
     product: dict[str, Any] = {
         "sku": record["sku"],
         "source": source(record["locale"]),
         "name": record["name"],
         "slug": product_slug(record),
-        # Adobe's connector: a composite product with no children cannot be bought, so it is DISABLED.
+        # Adobe's connector: a composite product (configurable, grouped) with no children cannot be bought: DISABLED.
         "status": ENABLED if record.get("status") == MAGENTO_STATUS_ENABLED and not composite_without_children
         else DISABLED,
     }
@@ -119,7 +125,7 @@ def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) 
         "attributes": [availability(record, catalog), *attributes(record.get("attributes") or [],
                                                                   variant_attributes(record, catalog))],
         "images": images(record.get("images") or []),
-        "links": links(record.get("parent_skus") or []),
+        "links": links(record.get("parent_skus") or [], record.get("product_links") or []),
         "routes": routes(record.get("category_paths") or []),
         "configurations": configurations(record, catalog),
         "externalIds": [{"id": str(record["product_id"]), "origin": EXTERNAL_ID_ORIGIN}] if "product_id" in record else [],
@@ -238,9 +244,11 @@ def images(record_images: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-def links(parent_skus: Iterable[str]) -> list[dict[str, str]]:
-    """A configurable's variant links to its parent(s) with VARIANT_OF (parent_skus come from super links)."""
-    return [{"type": VARIANT_OF, "sku": sku} for sku in parent_skus]
+def links(parent_skus: Iterable[str], product_links: Iterable[dict[str, str]] = ()) -> list[dict[str, str]]:
+    """ProductLink: a variant's VARIANT_OF link to its configurable(s), then its links to other products,
+    typed by Magento's API names upper-cased, as Adobe's connector does (related -> RELATED, ...)."""
+    return [{"type": VARIANT_OF, "sku": sku} for sku in parent_skus] + [
+        {"type": LINK_TYPES[link["type"]], "sku": link["sku"]} for link in product_links if link["type"] in LINK_TYPES]
 
 
 def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
