@@ -158,3 +158,19 @@ def test_a_grouped_product_without_members_is_disabled(shop):
     shop.env.execute("UPDATE catalog_product_entity SET type_id = 'grouped' WHERE entity_id = 13")
     shop.sent_by_next_run()
     assert shop.product("Cinto de Couro Masculino")["status"] == "DISABLED"  # nothing to buy in it
+
+
+def test_an_option_relabelled_reaches_the_products_that_use_it_and_nothing_else(shop):
+    # 'azul' (option 4) is renamed in the admin: Magento writes eav_attribute_option_value, logs no product.
+    shop.env.execute("UPDATE eav_attribute_option_value SET value = 'azul-marinho' WHERE option_id = 4 AND store_id = 0")
+
+    summary, sent = shop.sent_by_next_run()
+
+    # The label fingerprint changed: a full reconcile, that finds the variant and the configurable changed.
+    assert summary["mode"] == "full" and "a label products carry changed" in summary["mode_reason"]
+    assert sent == {"products": {"upsert": 2}}
+    assert {"code": "color", "values": ["azul-marinho"], "variantReferenceId": "color-4"} in shop.product(
+        VARIANTS[21][0])["attributes"]
+    assert shop.product(PARENT)["configurations"][0]["values"][0] == {"variantReferenceId": "color-4", "label": "azul-marinho"}
+    summary, sent = shop.sent_by_next_run()
+    assert summary["mode"] == "incremental" and sent == {}

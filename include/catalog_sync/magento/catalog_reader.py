@@ -227,6 +227,22 @@ class MagentoCatalogReader:
         text = "\n".join("|".join("" if v is None else str(v) for v in r) for r in rows)
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
+    def label_fingerprint(self) -> str:
+        """sha1 of the labels product bodies carry but no product row holds: option labels, attributes'
+        store-view labels and configurables' option labels. Magento's triggers log no product when one
+        changes; a changed fingerprint makes the next run reconcile in full, which sends what it changed."""
+        o, al, sl = m.eav_attribute_option_value.c, m.eav_attribute_label.c, m.catalog_product_super_attribute_label.c
+        digest = hashlib.sha1(usedforsecurity=False)
+        with self.engine.connect() as conn:
+            for stmt in (sa.select(o.option_id, o.store_id, o.value).order_by(o.option_id, o.store_id),
+                         sa.select(al.attribute_id, al.store_id, al.value).order_by(al.attribute_id, al.store_id),
+                         sa.select(sl.product_super_attribute_id, sl.store_id, sl.use_default, sl.value)
+                         .order_by(sl.product_super_attribute_id, sl.store_id)):
+                for row in conn.execute(stmt):
+                    digest.update(("|".join("" if v is None else str(v) for v in row) + "\n").encode())
+                digest.update(b"--\n")
+        return digest.hexdigest()
+
     def load_context(self) -> CatalogContext:
         with self.engine.connect() as conn:
             config = self._config(conn)

@@ -71,11 +71,12 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
 
 def current_fingerprints(ws: Workspace) -> dict[str, str]:
     """What every body depends on besides its product: how staging records are built, the target's
-    mapping, and the shop's product attributes."""
+    mapping, the shop's product attributes, and the labels products carry."""
     return {
         "staging_records": source_fingerprint(feed_builder, feed_record),
         "mapping": ws.target.mapping_fingerprint(),
         "attributes": MagentoCatalogReader(ws.source).attribute_fingerprint(),
+        "labels": MagentoCatalogReader(ws.source).label_fingerprint(),
     }
 
 
@@ -83,6 +84,8 @@ WHAT_CHANGED = {
     "staging_records": "how this release builds Magento's records changed",
     "mapping": "the target's mapping changed (a new release, or its options)",
     "attributes": "the shop's product attributes changed (added, removed or retyped)",
+    "labels": "a label products carry changed (an option's, an attribute's or a configurable option's): Magento "
+              "logs no product change for it",
 }
 
 
