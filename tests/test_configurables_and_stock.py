@@ -21,6 +21,7 @@ import pytest
 
 from catalog_sync import cli
 from catalog_sync.receiver import ReceiverOptions
+from catalog_sync.state.status_store import StatusStore
 from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
 from sync_helpers import PINNED_NOW, SyncEnv, mapped_source, product_key
 
@@ -46,20 +47,20 @@ class Shop:
     def __init__(self, env: SyncEnv, receiver: ThreadedReceiver, capsys):
         self.env, self.receiver, self.capsys = env, receiver, capsys
 
-    def sync(self) -> dict:
+    def sync(self, expect: int = 0) -> dict:
         self.capsys.readouterr()
         code = cli.main(self.env.cli_args("--target-url", self.receiver.target))
         out = self.capsys.readouterr().out.strip().splitlines()
-        assert code == 0, out[-1:]
+        assert code == expect, out[-1:]
         return json.loads(out[-1])
 
     def product(self, sku: str) -> dict:
         return receiver_state(self.receiver.root)["products"][product_key(sku, "pt-BR")]
 
-    def sent_by_next_run(self) -> tuple[dict, dict]:
+    def sent_by_next_run(self, expect: int = 0) -> tuple[dict, dict]:
         """Run once more; return the run's summary and what the receiver accepted during it, by feed and op."""
         before = accepted(self.receiver.root)
-        summary = self.sync()
+        summary = self.sync(expect)
         return summary, accepted_since(before, accepted(self.receiver.root))
 
 
@@ -174,3 +175,53 @@ def test_an_option_relabelled_reaches_the_products_that_use_it_and_nothing_else(
     assert shop.product(PARENT)["configurations"][0]["values"][0] == {"variantReferenceId": "color-4", "label": "azul-marinho"}
     summary, sent = shop.sent_by_next_run()
     assert summary["mode"] == "incremental" and sent == {}
+
+
+BUNDLE, SHOES, BOOTS, SANDALS, SNEAKERS = ("Cinto de Couro Masculino", "Tênis Casual Branco", "Bota Cano Curto Feminina",
+                                           "Sandália Rasteira Feminina", "Sapatênis Masculino")  # products 13, 16-19
+
+
+def test_a_bundle_offers_its_options_and_its_products_point_back_at_it(shop):
+    # Product 13 becomes a bundle: 'Sapatos' (required, one of 16 or 17) and 'Extras' (any of 18).
+    shop.env.execute(
+        "UPDATE catalog_product_entity SET type_id = 'bundle' WHERE entity_id = 13",
+        "INSERT INTO catalog_product_bundle_option (option_id, parent_id, required, position, type) VALUES "
+        "(1, 13, 1, 0, 'radio'), (2, 13, 0, 1, 'checkbox')",
+        "INSERT INTO catalog_product_bundle_option_value (option_id, store_id, title, parent_product_id) VALUES "
+        "(1, 0, 'Sapatos', 13), (2, 0, 'Extras', 13)",
+        "INSERT INTO catalog_product_bundle_selection (option_id, parent_product_id, product_id, position, is_default, "
+        "selection_qty, selection_can_change_qty) VALUES (1, 13, 16, 0, 1, 1, 0), (1, 13, 17, 1, 0, 1, 1), "
+        "(2, 13, 18, 0, 0, NULL, 0)")
+
+    summary, sent = shop.sent_by_next_run()
+
+    assert sent == {"products": {"upsert": 4}}  # the bundle and the three products it offers
+    assert shop.product(BUNDLE)["bundles"] == [
+        {"group": "Sapatos", "required": True, "multiSelect": False, "defaultItemSkus": [SHOES],
+         "items": [{"sku": SHOES, "qty": 1.0, "userDefinedQty": False}, {"sku": BOOTS, "qty": 1.0, "userDefinedQty": True}]},
+        {"group": "Extras", "required": False, "multiSelect": True, "items": [{"sku": SANDALS, "userDefinedQty": False}]}]
+    for sku in (SHOES, BOOTS, SANDALS):
+        assert shop.product(sku)["links"] == [{"type": "IN_BUNDLE", "sku": BUNDLE}]
+
+    # A selection added, then one removed: the bundle and that product each time, nothing else.
+    shop.env.execute("INSERT INTO catalog_product_bundle_selection (option_id, parent_product_id, product_id, position, "
+                     "is_default, selection_qty, selection_can_change_qty) VALUES (2, 13, 19, 1, 0, 1, 0)")
+    _, sent = shop.sent_by_next_run()
+    assert sent == {"products": {"upsert": 2}} and shop.product(SNEAKERS)["links"] == [{"type": "IN_BUNDLE", "sku": BUNDLE}]
+    shop.env.execute("DELETE FROM catalog_product_bundle_selection WHERE product_id = 18")
+    _, sent = shop.sent_by_next_run()
+    assert sent == {"products": {"upsert": 2}} and "links" not in shop.product(SANDALS)
+    assert [i["sku"] for i in shop.product(BUNDLE)["bundles"][1]["items"]] == [SNEAKERS]
+    assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
+
+    # One SKU in two options: the API would refuse the bundle. Quarantined with the reason; the target
+    # keeps its last good version.
+    shop.env.execute("INSERT INTO catalog_product_bundle_selection (option_id, parent_product_id, product_id, position, "
+                     "is_default, selection_qty, selection_can_change_qty) VALUES (2, 13, 16, 2, 0, 1, 0)")
+    summary, sent = shop.sent_by_next_run(expect=cli.EXIT_NOT_ACCEPTED)
+    assert sent == {} and summary["not_accepted"] == 1
+    assert [i["sku"] for i in shop.product(BUNDLE)["bundles"][1]["items"]] == [SNEAKERS]
+    store = StatusStore(f"sqlite:///{shop.env.state_dir / 'status.db'}")
+    [failure] = store.failures(store.recent_runs(1)[0]["run_id"])
+    assert (failure["sku"], failure["reason"]) == (
+        BUNDLE, f"a SKU in two options of this bundle, which the ingestion API refuses: {SHOES}")

@@ -2,8 +2,9 @@
 
 ``generate_demo_catalog`` fills the tables of ``catalog_sync.magento.schema``
 with a shop that looks like a real one (Magento's own attribute ids, EAV value
-tables, store views on two websites, configurables with children, media
-gallery, stock, categories) and then adds Magento's changelog triggers. The
+tables, store views on two websites, configurables with children, bundles, related,
+up-sell and cross-sell links, localized option and attribute labels, media gallery, stock,
+categories) and then adds Magento's changelog triggers. The
 same seed always gives the same rows: one ``random.Random(seed)`` drawn in
 product-id order, and fixed timestamps, never the clock.
 
@@ -124,6 +125,7 @@ CATEGORY_NAME_ATTR = 45
 LANGUAGES = ("en", "fr", "de", "es", "it", "pt")
 
 LINK_TYPE_CODES = {1: "relation", 3: "super", 4: "up_sell", 5: "cross_sell"}
+BUNDLE_EVERY = 50  # every 50th product (a simple one: 50 % CONFIGURABLE_EVERY == 0) is a bundle
 # (link type, every n-th product): it links to the product n // 2 before it.
 LINKS = ((1, 7), (4, 11), (5, 13))
 
@@ -464,6 +466,10 @@ def _option_ids() -> OptionIds:
 Rows = dict[sa.Table, list[dict]]
 
 
+def _type_id(p: ProductSpec) -> str:
+    return "bundle" if p.type_id == "simple" and p.entity_id % BUNDLE_EVERY == 0 else p.type_id
+
+
 class RowWriter:
     """Turns ProductSpecs into table rows. Holds the running media-gallery id."""
 
@@ -480,7 +486,7 @@ class RowWriter:
     def _product(self, out: Rows, p: ProductSpec) -> None:
         created = BASE_TIME + timedelta(minutes=p.entity_id)
         out[schema.catalog_product_entity].append({
-            "entity_id": p.entity_id, "attribute_set_id": PRODUCT_SET_ID, "type_id": p.type_id, "sku": p.sku,
+            "entity_id": p.entity_id, "attribute_set_id": PRODUCT_SET_ID, "type_id": _type_id(p), "sku": p.sku,
             "has_options": int(p.is_configurable), "required_options": int(p.is_configurable),
             "created_at": created, "updated_at": created + p.updated_after,
         })
@@ -549,6 +555,8 @@ class RowWriter:
                  "position": 0})
             out[schema.catalog_product_super_attribute_label].append(
                 {"product_super_attribute_id": p.entity_id, "store_id": 0, "use_default": 0, "value": "Color"})
+        if _type_id(p) == "bundle":
+            self._bundle(out, p)
         for link_type, step in LINKS:  # a few related, up-sell and cross-sell products, to earlier products
             if p.entity_id % step == 0 and p.entity_id > step:
                 out[schema.catalog_product_link].append(
@@ -556,6 +564,23 @@ class RowWriter:
         if p.parent_id is not None:
             out[schema.catalog_product_super_link].append({"product_id": p.entity_id, "parent_id": p.parent_id})
             out[schema.catalog_product_relation].append({"parent_id": p.parent_id, "child_id": p.entity_id})
+
+    @staticmethod
+    def _bundle(out: Rows, p: ProductSpec) -> None:
+        """Two options: pick one of the previous family's first two variants, and add its third if you like."""
+        family = p.entity_id - CONFIGURABLE_EVERY + 1  # the configurable whose variants it offers
+        pick, extra = 2 * p.entity_id, 2 * p.entity_id + 1
+        out[schema.catalog_product_bundle_option] += [
+            {"option_id": pick, "parent_id": p.entity_id, "required": 1, "position": 0, "type": "radio"},
+            {"option_id": extra, "parent_id": p.entity_id, "required": 0, "position": 1, "type": "checkbox"}]
+        out[schema.catalog_product_bundle_option_value] += [
+            {"option_id": pick, "store_id": 0, "title": "Pick one", "parent_product_id": p.entity_id},
+            {"option_id": extra, "store_id": 0, "title": "Add-on", "parent_product_id": p.entity_id}]
+        out[schema.catalog_product_bundle_selection] += [
+            {"option_id": option, "parent_product_id": p.entity_id, "product_id": family + offset, "position": position,
+             "is_default": int(default), "selection_qty": qty, "selection_can_change_qty": int(can_change)}
+            for option, offset, position, default, qty, can_change in (
+                (pick, 1, 0, True, 1, False), (pick, 2, 1, False, 1, True), (extra, 3, 0, False, 2, False))]
 
     def _media(self, out: Rows, p: ProductSpec) -> None:
         sku = p.sku.lower()

@@ -19,6 +19,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from catalog_sync.feed.feed_record import (
+    BUNDLE_DUPLICATE_SKU,
     CORE_ATTRIBUTES,
     EXTRACT_SCHEMA,
     IMAGE_ROLES,
@@ -35,18 +36,18 @@ from catalog_sync.state import duckdb_session
 
 # Payload fields, alphabetical: the JSON key order of the canonical serialization.
 _PAYLOAD_FIELDS = (
-    "attribute_set_id", "attributes", "category_ids", "category_paths", "configurable_options", "created_at", "currency",
-    "description",
-    "images", "in_stock", "locale", "meta_description", "meta_keywords", "meta_title", "name", "parent_skus",
-    "price", "product_id", "product_links", "qty", "short_description", "sku", "special_price", "special_price_from",
-    "special_price_to", "status", "store_code", "store_view_code", "type", "updated_at", "url_key",
-    "variant_options", "variant_skus", "visibility", "website_code", "weight",
+    "attribute_set_id", "attributes", "bundle_options", "bundle_skus", "category_ids", "category_paths",
+    "configurable_options", "created_at", "currency", "description", "images", "in_stock", "locale",
+    "meta_description", "meta_keywords", "meta_title", "name", "parent_skus", "price", "product_id", "product_links",
+    "qty", "short_description", "sku", "special_price", "special_price_from", "special_price_to", "status",
+    "store_code", "store_view_code", "type", "updated_at", "url_key", "variant_options", "variant_skus", "visibility",
+    "website_code", "weight",
 )
 _VOLATILE = {"updated_at"}
 # A configurable's option label row that does not give a label of its own (uses the default, or is empty).
 _NO_OWN_LABEL = "(coalesce(l.use_default, 0) <> 0 OR coalesce(l.value, '') = '')"
 _RAW_TABLES = ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery", "url_key_clashes",
-               "variant_values", "option_labels", "product_links")
+               "variant_values", "option_labels", "product_links", "bundle_options", "bundle_titles", "bundle_selections")
 
 
 class FeedBuilder:
@@ -149,6 +150,8 @@ class FeedBuilder:
         payload = {
             "attribute_set_id": "i.attribute_set_id::BIGINT",
             "attributes": "coalesce(ca.attributes, '[]')::JSON",
+            "bundle_options": "coalesce(bopt.opts, '[]')::JSON",
+            "bundle_skus": "coalesce(bpar.skus, [])",
             "category_ids": "coalesce(cat.ids, [])",
             "category_paths": "coalesce(cat.paths, [])",
             "configurable_options": "coalesce(copts.opts, '[]')::JSON",
@@ -281,7 +284,9 @@ class FeedBuilder:
         lnk AS (
             SELECT entity_id, list_sort(list(DISTINCT other)) AS ids FROM (
                 SELECT child_id AS entity_id, parent_id AS other FROM raw_links
-                UNION ALL SELECT parent_id, child_id FROM raw_links) GROUP BY ALL
+                UNION ALL SELECT parent_id, child_id FROM raw_links
+                UNION ALL SELECT parent_id, product_id FROM raw_bundle_selections
+                UNION ALL SELECT product_id, parent_id FROM raw_bundle_selections) GROUP BY ALL
         ),
         cp AS (  -- a configurable without its own price shows its cheapest variant's price
             SELECT parent_id AS entity_id, store_id, min(price) AS min_price FROM (
@@ -327,6 +332,35 @@ class FeedBuilder:
             FROM (SELECT DISTINCT child_id, store_id, attribute_id, oid FROM vres WHERE oid > 0)
             GROUP BY child_id, store_id
         ),
+        -- Bundles (see magento/bundle_options.py): each option's products by position then sku; its title in
+        -- the store view, else the admin one; the bundles a product is in; a SKU two options offer.
+        bsel AS (
+            SELECT option_id, to_json(list({{'can_change_qty': can_change_qty <> 0, 'is_default': is_default <> 0,
+                                             'position': position, 'qty': TRY_CAST(qty AS DOUBLE), 'sku': sku}}
+                                            ORDER BY position, sku))::VARCHAR AS sel
+            FROM raw_bundle_selections GROUP BY option_id
+        ),
+        bopt AS (
+            SELECT o.parent_id AS entity_id, v.store_id,
+                   to_json(list({{'option_id': o.option_id, 'position': o.position, 'required': o.required <> 0,
+                                  'selections': coalesce(bsel.sel, '[]')::JSON,
+                                  'title': coalesce(nullif(ts.title, ''), t0.title), 'type': o.type}}
+                                 ORDER BY o.position, o.option_id))::VARCHAR AS opts
+            FROM raw_bundle_options o CROSS JOIN views v
+            LEFT JOIN bsel ON bsel.option_id = o.option_id
+            LEFT JOIN raw_bundle_titles ts ON ts.option_id = o.option_id AND ts.store_id = v.store_id
+            LEFT JOIN raw_bundle_titles t0 ON t0.option_id = o.option_id AND t0.store_id = 0
+            GROUP BY o.parent_id, v.store_id
+        ),
+        bpar AS (SELECT product_id AS entity_id, list_sort(list(DISTINCT parent_sku)) AS skus
+                 FROM raw_bundle_selections GROUP BY product_id),
+        bdup AS (
+            SELECT parent_id AS entity_id, min(sku) AS sku FROM (
+                SELECT s.parent_id, s.sku FROM raw_bundle_selections s
+                SEMI JOIN raw_bundle_options o ON o.option_id = s.option_id AND o.parent_id = s.parent_id
+                GROUP BY s.parent_id, s.sku HAVING count(DISTINCT s.option_id) > 1)
+            GROUP BY parent_id
+        ),
         plk AS (  -- links to other products, by type (Magento's code) then sku
             SELECT product_id AS entity_id,
                    to_json(list({{'sku': sku, 'type': type}} ORDER BY type, sku))::VARCHAR AS links
@@ -370,6 +404,7 @@ class FeedBuilder:
                 WHEN c.name IS NULL OR c.name = '' THEN 'no name in this store view (nor at default scope)'
                 WHEN {payload["price"]} < 0 THEN '{NEGATIVE_PRICE}'
                 WHEN TRY_CAST(c.special_price AS DOUBLE) < 0 THEN '{NEGATIVE_SPECIAL_PRICE}'
+                WHEN bdup.sku IS NOT NULL THEN '{BUNDLE_DUPLICATE_SKU}' || bdup.sku
                 ELSE uk.reason
             END AS quarantine_reason
         FROM items i
@@ -384,6 +419,9 @@ class FeedBuilder:
         LEFT JOIN img ON img.entity_id = i.entity_id AND img.store_id = i.store_id
         LEFT JOIN copts ON copts.entity_id = i.entity_id AND copts.store_id = i.store_id
         LEFT JOIN plk ON plk.entity_id = i.entity_id
+        LEFT JOIN bopt ON bopt.entity_id = i.entity_id AND bopt.store_id = i.store_id
+        LEFT JOIN bpar ON bpar.entity_id = i.entity_id
+        LEFT JOIN bdup ON bdup.entity_id = i.entity_id
         LEFT JOIN vopts ON vopts.entity_id = i.entity_id AND vopts.store_id = i.store_id
         LEFT JOIN raw_url_key_clashes uk ON uk.entity_id = i.entity_id AND uk.store_id = i.store_id
         )

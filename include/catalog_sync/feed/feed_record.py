@@ -37,6 +37,8 @@ CORE_ATTRIBUTES = frozenset(
 SKU_MAX_LENGTH = 64
 NEGATIVE_PRICE = "negative price"
 NEGATIVE_SPECIAL_PRICE = "negative special price"
+# The ingestion API refuses a bundle that offers one SKU in two of its options ("Duplicate SKU found in bundle items").
+BUNDLE_DUPLICATE_SKU = "a SKU in two options of this bundle, which the ingestion API refuses: "
 # Price attributes follow `catalog/price/scope`: global (0) means store 0 only.
 PRICE_ATTRIBUTES = ("price", "special_price", "special_from_date", "special_to_date")
 
@@ -137,6 +139,55 @@ class _Variants:
         return [{"attribute_id": a, "option_id": o} for a, o in sorted(found) if o is not None]
 
 
+@dataclass
+class _Bundles:
+    """A chunk's bundle options, indexed: by bundle, the option titles, and the bundles each product is in."""
+
+    options: dict[int, list[tuple]]  # parent_id -> (option_id, required, position, type)
+    titles: dict[int, dict[int, str | None]]  # option_id -> store_id -> title
+    selections: dict[int, list[dict[str, Any]]]  # option_id -> selections, by position then sku
+    parents: dict[int, set[tuple[int, str]]]  # product_id -> {(bundle id, bundle sku)}
+    offered: dict[int, set[int]]  # bundle id -> the product ids its options offer
+
+    @classmethod
+    def of(cls, chunk: ProductChunk) -> _Bundles:
+        options: dict[int, list[tuple]] = {}
+        for parent_id, option_id, required, position, kind in chunk.bundle_options:
+            options.setdefault(int(parent_id), []).append((int(option_id), bool(required), int(position), kind))
+        titles: dict[int, dict[int, str | None]] = {}
+        for option_id, store_id, title in chunk.bundle_titles:
+            titles.setdefault(int(option_id), {})[int(store_id)] = title
+        selections: dict[int, list[dict[str, Any]]] = {}
+        parents: dict[int, set[tuple[int, str]]] = {}
+        offered: dict[int, set[int]] = {}
+        for parent_id, parent_sku, option_id, product_id, sku, position, is_default, qty, can_change in chunk.bundle_selections:
+            offered.setdefault(int(parent_id), set()).add(int(product_id))
+            selections.setdefault(int(option_id), []).append({
+                "can_change_qty": bool(can_change), "is_default": bool(is_default), "position": int(position),
+                "qty": _number(qty), "sku": sku})
+            parents.setdefault(int(product_id), set()).add((int(parent_id), parent_sku))
+        for chosen in selections.values():
+            chosen.sort(key=lambda c: (c["position"], c["sku"]))
+        return cls(options, titles, selections, parents, offered)
+
+    def bundle_options(self, eid: int, store_id: int) -> list[dict[str, Any]]:
+        """A bundle's options in a store view: the title there (else the admin one), the products offered."""
+        result = []
+        for option_id, required, position, kind in sorted(self.options.get(eid, []), key=lambda o: (o[2], o[0])):
+            by_store = self.titles.get(option_id, {})
+            result.append({"option_id": option_id, "position": position, "required": required,
+                           "selections": self.selections.get(option_id, []),
+                           "title": by_store.get(store_id) or by_store.get(ADMIN_STORE_ID), "type": kind})
+        return result
+
+    def bundle_skus(self, eid: int) -> list[str]:
+        return sorted({sku for _, sku in self.parents.get(eid, ())})
+
+    def related(self, eid: int) -> set[int]:
+        """The products a bundle offers, and the bundles a product is in."""
+        return self.offered.get(eid, set()) | {pid for pid, _ in self.parents.get(eid, ())}
+
+
 def _product_links(chunk: ProductChunk) -> dict[int, list[dict[str, str]]]:
     """product id -> its links to other products, {sku, type (Magento's code)}, by type then sku."""
     links: dict[int, set[tuple[str, str]]] = {}
@@ -165,6 +216,7 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime 
     """The records of a chunk; with the run's `instant`, each carries its store view's local date."""
     variants = _Variants.of(chunk)
     links = _product_links(chunk)
+    bundles = _Bundles.of(chunk)
     attr_ids = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
     custom = record_attributes(ctx)
     views_by_website: dict[int, list[StoreView]] = {}
@@ -182,7 +234,7 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime 
                     attribute_id = attr_ids.get(code, -1)
                     return _resolve(_values.get(attribute_id), _store, attribute_id in global_prices)
 
-                row = _build_row(entity, view, value, chunk, ctx, custom, values, variants, links)
+                row = _build_row(entity, view, value, chunk, ctx, custom, values, variants, links, bundles)
                 yield replace(row, judged_on=local_date(instant, view.timezone).isoformat()) if instant else row
 
 
@@ -203,7 +255,7 @@ def _configurable_price(chunk: ProductChunk, eid: int, store_id: int, default_on
 
 
 def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: CatalogContext, custom, values,
-               variants: _Variants, links: dict[int, list[dict[str, str]]]) -> FeedRow:
+               variants: _Variants, links: dict[int, list[dict[str, str]]], bundles: _Bundles) -> FeedRow:
     eid = int(entity["entity_id"])
     sku = entity["sku"] or ""
     qty, in_stock = chunk.stock.get(eid, (None, 0))
@@ -247,11 +299,13 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "variant_options": variants.variant_options(eid, view.store_id),
         "variant_skus": sorted(chunk.linked_skus[c] for c in chunk.child_ids.get(eid, []) if c in chunk.linked_skus),
         "attributes": _custom_attributes(custom, values, view.store_id, ctx),
+        "bundle_options": bundles.bundle_options(eid, view.store_id),
+        "bundle_skus": bundles.bundle_skus(eid),
         "created_at": _timestamp(entity["created_at"]),
         "updated_at": _timestamp(entity["updated_at"]),
         "weight": _number(value("weight")),
     }
-    linked = tuple(sorted({*chunk.parent_ids.get(eid, ()), *chunk.child_ids.get(eid, ())}))
+    linked = tuple(sorted({*chunk.parent_ids.get(eid, ()), *chunk.child_ids.get(eid, ()), *bundles.related(eid)}))
     return FeedRow(eid, sku, view.code, payload, linked,
                    _quarantine_reason(payload) or chunk.url_key_clashes.get((eid, view.store_id)))
 
@@ -269,6 +323,13 @@ def _quarantine_reason(payload: dict[str, Any]) -> str | None:
         return NEGATIVE_PRICE
     if payload["special_price"] is not None and payload["special_price"] < 0:
         return NEGATIVE_SPECIAL_PRICE
+    options_of: dict[str, set[int]] = {}
+    for option in payload["bundle_options"]:
+        for chosen in option["selections"]:
+            options_of.setdefault(chosen["sku"], set()).add(option["option_id"])
+    twice = sorted(sku for sku, options in options_of.items() if len(options) > 1)
+    if twice:
+        return BUNDLE_DUPLICATE_SKU + twice[0]
     return None
 
 

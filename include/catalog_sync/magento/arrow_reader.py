@@ -17,7 +17,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from catalog_sync.magento import configurable_options, product_links
+from catalog_sync.magento import bundle_options, configurable_options, product_links
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes
 
@@ -29,6 +29,13 @@ CLASH_SCHEMA = pa.schema([("entity_id", pa.int64()), ("store_id", pa.int64()), (
 VARIANT_VALUE_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa.int64()), ("position", pa.int64()),
                                   ("child_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
 PRODUCT_LINK_SCHEMA = pa.schema([("product_id", pa.int64()), ("type", pa.string()), ("sku", pa.string())])
+BUNDLE_OPTION_SCHEMA = pa.schema([("parent_id", pa.int64()), ("option_id", pa.int64()), ("required", pa.int64()),
+                                   ("position", pa.int64()), ("type", pa.string())])
+BUNDLE_TITLE_SCHEMA = pa.schema([("option_id", pa.int64()), ("store_id", pa.int64()), ("title", pa.string())])
+BUNDLE_SELECTION_SCHEMA = pa.schema([
+    ("parent_id", pa.int64()), ("parent_sku", pa.string()), ("option_id", pa.int64()), ("product_id", pa.int64()),
+    ("sku", pa.string()), ("position", pa.int64()), ("is_default", pa.int64()), ("qty", pa.string()),
+    ("can_change_qty", pa.int64())])
 OPTION_LABEL_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa.int64()), ("store_id", pa.int64()),
                                  ("use_default", pa.int64()), ("value", pa.string())])
 
@@ -89,6 +96,9 @@ class RawChunk:
     variant_values: pa.Table = field(default_factory=VARIANT_VALUE_SCHEMA.empty_table)  # configurable_options
     option_labels: pa.Table = field(default_factory=OPTION_LABEL_SCHEMA.empty_table)
     product_links: pa.Table = field(default_factory=PRODUCT_LINK_SCHEMA.empty_table)  # product_links
+    bundle_options: pa.Table = field(default_factory=BUNDLE_OPTION_SCHEMA.empty_table)  # bundle_options
+    bundle_titles: pa.Table = field(default_factory=BUNDLE_TITLE_SCHEMA.empty_table)
+    bundle_selections: pa.Table = field(default_factory=BUNDLE_SELECTION_SCHEMA.empty_table)
 
 
 def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None,
@@ -177,6 +187,9 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     statements["variant_values"] = configurable_options.variant_values_query(f)
     statements["option_labels"] = configurable_options.option_labels_query(f)
     statements["product_links"] = product_links.product_links_query(f)
+    statements["bundle_options"] = bundle_options.options_query(f)
+    statements["bundle_titles"] = bundle_options.titles_query(f)
+    statements["bundle_selections"] = bundle_options.selections_query(f)
     if url_keys is not None:
         statements["url_key_rows"], statements["url_key_websites"] = clash_rows_query(url_keys.attribute_id, f)
     if pool is None:
@@ -191,6 +204,9 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     tables["variant_values"] = _typed(tables["variant_values"], VARIANT_VALUE_SCHEMA)
     tables["option_labels"] = _typed(tables["option_labels"], OPTION_LABEL_SCHEMA)
     tables["product_links"] = _typed(tables["product_links"], PRODUCT_LINK_SCHEMA)
+    for name, schema in (("bundle_options", BUNDLE_OPTION_SCHEMA), ("bundle_titles", BUNDLE_TITLE_SCHEMA),
+                         ("bundle_selections", BUNDLE_SELECTION_SCHEMA)):
+        tables[name] = _typed(tables[name], schema)
     if url_keys is not None:
         rows = [UrlKeyRow(int(r["entity_id"]), int(r["store_id"]), r["value"], r["sku"])
                 for r in tables.pop("url_key_rows").to_pylist()]

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalog_sync.magento import configurable_options, product_links
+from catalog_sync.magento import bundle_options, configurable_options, product_links
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
 
@@ -141,6 +141,12 @@ class ProductChunk:
     option_labels: list[tuple[int, int, int, int, str | None]] = field(default_factory=list)
     # product_links.product_links_query rows: (product_id, link type code, linked sku)
     product_links: list[tuple[int, str, str]] = field(default_factory=list)
+    # bundle_options query rows: options (parent_id, option_id, required, position, type), titles
+    # (option_id, store_id, title), selections (parent_id, parent_sku, option_id, product_id, sku, position,
+    # is_default, qty, can_change_qty)
+    bundle_options: list[tuple] = field(default_factory=list)
+    bundle_titles: list[tuple] = field(default_factory=list)
+    bundle_selections: list[tuple] = field(default_factory=list)
 
 
 def read_only_engine(url: str) -> Engine:
@@ -177,7 +183,8 @@ REQUIRED_TABLES = frozenset(
         m.cataloginventory_stock_item, m.catalog_category_entity, m.catalog_category_entity_varchar,
         m.catalog_category_product, m.catalog_product_super_link, m.catalog_product_super_attribute,
         m.catalog_product_super_attribute_label, m.catalog_eav_attribute, m.eav_attribute_label, m.catalog_product_link,
-        m.catalog_product_link_type,
+        m.catalog_product_link_type, m.catalog_product_bundle_option, m.catalog_product_bundle_option_value,
+        m.catalog_product_bundle_selection,
     )
 )
 
@@ -425,8 +432,9 @@ class MagentoCatalogReader:
         return found
 
     def linked_ids(self, ids: set[int]) -> set[int]:
-        """Configurable parents and variants linked to any of `ids`, both directions; and the products that
-        link to any of them (related, up-sell, cross-sell, grouped), whose bodies name their skus."""
+        """Configurable parents and variants, bundles and the products they offer, linked to any of `ids`,
+        both directions; and the products that link to any of them (related, up-sell, cross-sell, grouped),
+        whose bodies name their skus."""
         sl = m.catalog_product_super_link.c
         found: set[int] = set()
         with self.engine.connect() as conn:
@@ -436,6 +444,8 @@ class MagentoCatalogReader:
                 ):
                     found.update((int(r.product_id), int(r.parent_id)))
                 found.update(int(i) for i in conn.execute(product_links.linking_ids_query(part)).scalars())
+                for parent_id, product_id in conn.execute(bundle_options.related_ids_query(part)):
+                    found.update((int(parent_id), int(product_id)))
         return found
 
     def url_key_peers(self, ids: set[int], url_keys: UrlKeyCheck) -> set[int]:
@@ -529,6 +539,9 @@ class MagentoCatalogReader:
             chunk.variant_values = [tuple(r) for r in conn.execute(configurable_options.variant_values_query(id_filter))]
             chunk.option_labels = [tuple(r) for r in conn.execute(configurable_options.option_labels_query(id_filter))]
             chunk.product_links = [tuple(r) for r in conn.execute(product_links.product_links_query(id_filter))]
+            chunk.bundle_options = [tuple(r) for r in conn.execute(bundle_options.options_query(id_filter))]
+            chunk.bundle_titles = [tuple(r) for r in conn.execute(bundle_options.titles_query(id_filter))]
+            chunk.bundle_selections = [tuple(r) for r in conn.execute(bundle_options.selections_query(id_filter))]
             if url_keys is not None:
                 rows_stmt, websites_stmt = clash_rows_query(url_keys.attribute_id, id_filter)
                 rows = [UrlKeyRow(int(r.entity_id), int(r.store_id), r.value, r.sku) for r in conn.execute(rows_stmt)]

@@ -269,6 +269,47 @@ catalog_product_link = Table(
     **_MYSQL,
 )
 
+# A bundle's options, their titles per store view, and the products each offers (Magento_Bundle's db_schema.xml).
+catalog_product_bundle_option = Table(
+    "catalog_product_bundle_option", metadata,
+    Column("option_id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", Integer, nullable=False),
+    Column("required", SmallInteger, nullable=False, default=0),
+    Column("position", Integer, nullable=False, default=0),
+    Column("type", String(255)),  # select, radio, checkbox, multi
+    Index("CATALOG_PRODUCT_BUNDLE_OPTION_PARENT_ID", "parent_id"),
+    **_MYSQL,
+)
+
+catalog_product_bundle_option_value = Table(
+    "catalog_product_bundle_option_value", metadata,
+    Column("value_id", Integer, primary_key=True, autoincrement=True),
+    Column("option_id", Integer, nullable=False),
+    Column("store_id", SmallInteger, nullable=False),
+    Column("title", String(255)),
+    Column("parent_product_id", Integer, nullable=False),
+    UniqueConstraint("option_id", "parent_product_id", "store_id",
+                     name="CAT_PRD_BNDL_OPT_VAL_OPT_ID_PARENT_PRD_ID_STORE_ID"),
+    **_MYSQL,
+)
+
+catalog_product_bundle_selection = Table(
+    "catalog_product_bundle_selection", metadata,
+    Column("selection_id", Integer, primary_key=True, autoincrement=True),
+    Column("option_id", Integer, nullable=False),
+    Column("parent_product_id", Integer, nullable=False),
+    Column("product_id", Integer, nullable=False),
+    Column("position", Integer, nullable=False, default=0),
+    Column("is_default", SmallInteger, nullable=False, default=0),
+    Column("selection_price_type", SmallInteger, nullable=False, default=0),
+    Column("selection_price_value", Numeric(12, 4), nullable=False, default=0),
+    Column("selection_qty", Numeric(12, 4)),
+    Column("selection_can_change_qty", SmallInteger, nullable=False, default=0),
+    Index("CATALOG_PRODUCT_BUNDLE_SELECTION_OPTION_ID", "option_id"),
+    Index("CATALOG_PRODUCT_BUNDLE_SELECTION_PRODUCT_ID", "product_id"),
+    **_MYSQL,
+)
+
 # A configurable's options: which attributes its variants differ by (Magento_ConfigurableProduct's db_schema.xml).
 catalog_product_super_attribute = Table(
     "catalog_product_super_attribute", metadata,

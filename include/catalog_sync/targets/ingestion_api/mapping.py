@@ -36,6 +36,9 @@ VARIANT_OF = "VARIANT_OF"
 SPECIAL_PRICE_DISCOUNT_CODE = "special_price"
 CONFIGURABLE = "configurable"
 GROUPED = "grouped"
+BUNDLE = "bundle"
+IN_BUNDLE = "IN_BUNDLE"
+MULTI_SELECT_BUNDLE_OPTIONS = ("checkbox", "multi")  # Magento's bundle option input types that take several
 # Adobe's connector: the Magento product id as an external id of this origin.
 EXTERNAL_ID_ORIGIN = "AdobeCommerce"
 # Adobe's connector: stock and weight travel as one JSON-encoded attribute, always the first one.
@@ -102,9 +105,11 @@ class ProductCatalog:
 def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) -> dict[str, Any]:
     """A FeedProduct (POST /v1/catalog/products) for one feed record. Without the run's `catalog`
     (records kept by releases before it), the body has no configurations and no variant references."""
+    kind = record.get("type")
     composite_without_children = (
-        (record.get("type") == CONFIGURABLE and not record.get("variant_skus"))
-        or (record.get("type") == GROUPED and not any(link["type"] == "super" for link in record.get("product_links") or [])))
+        (kind == CONFIGURABLE and not record.get("variant_skus"))
+        or (kind == GROUPED and not any(link["type"] == "super" for link in record.get("product_links") or []))
+        or (kind == BUNDLE and not any(o["selections"] for o in record.get("bundle_options") or [])))
     product: dict[str, Any] = {
         "sku": record["sku"],
         "source": source(record["locale"]),
@@ -125,9 +130,10 @@ def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) 
         "attributes": [availability(record, catalog), *attributes(record.get("attributes") or [],
                                                                   variant_attributes(record, catalog))],
         "images": images(record.get("images") or []),
-        "links": links(record.get("parent_skus") or [], record.get("product_links") or []),
+        "links": links(record.get("parent_skus") or [], record.get("product_links") or [], record.get("bundle_skus") or []),
         "routes": routes(record.get("category_paths") or []),
         "configurations": configurations(record, catalog),
+        "bundles": bundles(record),
         "externalIds": [{"id": str(record["product_id"]), "origin": EXTERNAL_ID_ORIGIN}] if "product_id" in record else [],
     }
     product.update({key: value for key, value in optional.items() if value})
@@ -244,11 +250,35 @@ def images(record_images: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-def links(parent_skus: Iterable[str], product_links: Iterable[dict[str, str]] = ()) -> list[dict[str, str]]:
-    """ProductLink: a variant's VARIANT_OF link to its configurable(s), then its links to other products,
-    typed by Magento's API names upper-cased, as Adobe's connector does (related -> RELATED, ...)."""
+def links(parent_skus: Iterable[str], product_links: Iterable[dict[str, str]] = (),
+          bundle_skus: Iterable[str] = ()) -> list[dict[str, str]]:
+    """ProductLink: a variant's VARIANT_OF link to its configurable(s), a bundled product's IN_BUNDLE link to
+    each bundle offering it, then its links to other products, typed by Magento's API names upper-cased,
+    as Adobe's connector does (related -> RELATED, ...)."""
     return [{"type": VARIANT_OF, "sku": sku} for sku in parent_skus] + [
+        {"type": IN_BUNDLE, "sku": sku} for sku in bundle_skus] + [
         {"type": LINK_TYPES[link["type"]], "sku": link["sku"]} for link in product_links if link["type"] in LINK_TYPES]
+
+
+def bundles(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """ProductBundle: a bundle's options in Magento's position order, each with the products it offers (by
+    position), their default quantity and whether the shopper may change it. An option offering nothing is
+    left out. The contract has no option position, selection price or price type: not sent."""
+    if record.get("type") != BUNDLE:
+        return []
+    result = []
+    for option in record.get("bundle_options") or []:
+        if not option["selections"]:
+            continue
+        group: dict[str, Any] = {"group": option["title"] or f"option {option['option_id']}",
+                                 "required": option["required"], "multiSelect": option["type"] in MULTI_SELECT_BUNDLE_OPTIONS}
+        defaults = [chosen["sku"] for chosen in option["selections"] if chosen["is_default"]]
+        if defaults:
+            group["defaultItemSkus"] = defaults
+        group["items"] = [{"sku": chosen["sku"], **({"qty": chosen["qty"]} if chosen["qty"] is not None else {}),
+                           "userDefinedQty": chosen["can_change_qty"]} for chosen in option["selections"]]
+        result.append(group)
+    return result
 
 
 def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
