@@ -364,3 +364,17 @@ def test_mapping_split_over_processes_makes_the_same_items(sync_env, capsys, cap
     assert len(rows) == len(expected["products"])
     assert all(json.loads(key)["sku"] == sku and product_id == ids[sku] for key, product_id, sku in rows)
     assert sync_env.sync(capsys, "--chunk-size", "40")["updated"] == 0
+
+
+def test_a_shop_without_magento_bundle_syncs_and_has_no_bundles(sync_env, capsys):
+    """Shops may remove Magento_Bundle (its tables go with it): nothing is a bundle there, nothing fails."""
+    sync_env.execute(*[f"DROP TABLE {t}" for t in (
+        "catalog_product_bundle_selection", "catalog_product_bundle_option_value", "catalog_product_bundle_option")])
+
+    summary = sync_env.sync(capsys)
+
+    assert summary["failed"] == 0 and summary["inserted"] > 0
+    target = sync_env.target_state()
+    assert not any("bundles" in body for body in target["products"].values())
+    assert not any(link["type"] == "IN_BUNDLE" for body in target["products"].values() for link in body.get("links", []))
+    assert target == mapped_source(sync_env.source_url)

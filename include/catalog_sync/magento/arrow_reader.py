@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -66,6 +67,10 @@ class ArrowQueries:
                 import connectorx  # noqa: F401
             except ImportError:  # pragma: no cover - connectorx is a pinned dependency
                 self.cx_url = None
+
+    @cached_property
+    def has_bundles(self) -> bool:
+        return bundle_options.available(self.engine)
 
     def fetch(self, stmt: sa.Select | sa.CompoundSelect) -> pa.Table:
         if self.cx_url:
@@ -187,9 +192,10 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     statements["variant_values"] = configurable_options.variant_values_query(f)
     statements["option_labels"] = configurable_options.option_labels_query(f)
     statements["product_links"] = product_links.product_links_query(f)
-    statements["bundle_options"] = bundle_options.options_query(f)
-    statements["bundle_titles"] = bundle_options.titles_query(f)
-    statements["bundle_selections"] = bundle_options.selections_query(f)
+    if queries.has_bundles:
+        statements["bundle_options"] = bundle_options.options_query(f)
+        statements["bundle_titles"] = bundle_options.titles_query(f)
+        statements["bundle_selections"] = bundle_options.selections_query(f)
     if url_keys is not None:
         statements["url_key_rows"], statements["url_key_websites"] = clash_rows_query(url_keys.attribute_id, f)
     if pool is None:
@@ -206,7 +212,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     tables["product_links"] = _typed(tables["product_links"], PRODUCT_LINK_SCHEMA)
     for name, schema in (("bundle_options", BUNDLE_OPTION_SCHEMA), ("bundle_titles", BUNDLE_TITLE_SCHEMA),
                          ("bundle_selections", BUNDLE_SELECTION_SCHEMA)):
-        tables[name] = _typed(tables[name], schema)
+        tables[name] = _typed(tables[name], schema) if name in tables else schema.empty_table()
     if url_keys is not None:
         rows = [UrlKeyRow(int(r["entity_id"]), int(r["store_id"]), r["value"], r["sku"])
                 for r in tables.pop("url_key_rows").to_pylist()]

@@ -1,5 +1,8 @@
 """A bundle's options and the products each offers, as Magento stores them (Magento_Bundle).
 
+A shop may remove Magento_Bundle (its tables go with it): then no product is a bundle, and these
+queries are not run (`available`).
+
 Both extract paths read these three queries: the options of the bundles among the ids, their
 titles per store view, and the selections of those bundles and of the products among the ids
 (a product needs the skus of the bundles it is in, for its IN_BUNDLE links).
@@ -11,6 +14,13 @@ import sqlalchemy as sa
 
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.configurable_options import IdFilter
+
+TABLES = (m.catalog_product_bundle_option, m.catalog_product_bundle_option_value, m.catalog_product_bundle_selection)
+
+
+def available(engine: sa.Engine) -> bool:
+    """Whether the shop has Magento_Bundle's tables."""
+    return all(sa.inspect(engine).has_table(t.name) for t in TABLES)
 
 
 def options_query(id_filter: IdFilter) -> sa.Select:

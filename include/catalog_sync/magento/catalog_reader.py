@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +184,7 @@ REQUIRED_TABLES = frozenset(
         m.cataloginventory_stock_item, m.catalog_category_entity, m.catalog_category_entity_varchar,
         m.catalog_category_product, m.catalog_product_super_link, m.catalog_product_super_attribute,
         m.catalog_product_super_attribute_label, m.catalog_eav_attribute, m.eav_attribute_label, m.catalog_product_link,
-        m.catalog_product_link_type, m.catalog_product_bundle_option, m.catalog_product_bundle_option_value,
-        m.catalog_product_bundle_selection,
+        m.catalog_product_link_type,
     )
 )
 
@@ -192,6 +192,11 @@ REQUIRED_TABLES = frozenset(
 class MagentoCatalogReader:
     def __init__(self, engine: Engine):
         self.engine = engine
+
+    @cached_property
+    def has_bundles(self) -> bool:
+        """Whether the shop has Magento_Bundle's tables (a shop may remove the module)."""
+        return bundle_options.available(self.engine)
 
     def verify_schema(self) -> None:
         """Fail fast, with what to fix, when the source is not a Magento 2 catalog."""
@@ -444,7 +449,7 @@ class MagentoCatalogReader:
                 ):
                     found.update((int(r.product_id), int(r.parent_id)))
                 found.update(int(i) for i in conn.execute(product_links.linking_ids_query(part)).scalars())
-                for parent_id, product_id in conn.execute(bundle_options.related_ids_query(part)):
+                for parent_id, product_id in conn.execute(bundle_options.related_ids_query(part)) if self.has_bundles else ():
                     found.update((int(parent_id), int(product_id)))
         return found
 
@@ -539,9 +544,10 @@ class MagentoCatalogReader:
             chunk.variant_values = [tuple(r) for r in conn.execute(configurable_options.variant_values_query(id_filter))]
             chunk.option_labels = [tuple(r) for r in conn.execute(configurable_options.option_labels_query(id_filter))]
             chunk.product_links = [tuple(r) for r in conn.execute(product_links.product_links_query(id_filter))]
-            chunk.bundle_options = [tuple(r) for r in conn.execute(bundle_options.options_query(id_filter))]
-            chunk.bundle_titles = [tuple(r) for r in conn.execute(bundle_options.titles_query(id_filter))]
-            chunk.bundle_selections = [tuple(r) for r in conn.execute(bundle_options.selections_query(id_filter))]
+            if self.has_bundles:
+                chunk.bundle_options = [tuple(r) for r in conn.execute(bundle_options.options_query(id_filter))]
+                chunk.bundle_titles = [tuple(r) for r in conn.execute(bundle_options.titles_query(id_filter))]
+                chunk.bundle_selections = [tuple(r) for r in conn.execute(bundle_options.selections_query(id_filter))]
             if url_keys is not None:
                 rows_stmt, websites_stmt = clash_rows_query(url_keys.attribute_id, id_filter)
                 rows = [UrlKeyRow(int(r.entity_id), int(r.store_id), r.value, r.sku) for r in conn.execute(rows_stmt)]

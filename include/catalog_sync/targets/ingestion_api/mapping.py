@@ -115,7 +115,7 @@ def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) 
         "source": source(record["locale"]),
         "name": record["name"],
         "slug": product_slug(record),
-        # Adobe's connector: a composite product (configurable, grouped) with no children cannot be bought: DISABLED.
+        # Adobe's connector: a composite product (configurable, grouped, bundle) without children cannot be bought: DISABLED.
         "status": ENABLED if record.get("status") == MAGENTO_STATUS_ENABLED and not composite_without_children
         else DISABLED,
     }
