@@ -29,14 +29,14 @@ MARIADB = os.environ.get("CATALOG_SYNC_BENCH_MARIADB", "mysql+pymysql://root@127
 # Runs in the subprocess: plan + extract only, then prints its numbers as JSON.
 _DRIVER = """
 import json, resource, sys, tempfile, time
-from catalog_sync.steps import pipeline
-from catalog_sync.steps.pipeline import SyncRequest
+from catalog_sync import steps
+from catalog_sync.steps import SyncRequest
 from catalog_sync.settings import SyncSettings
 work = tempfile.mkdtemp(prefix="cs-bench-extract-")
 settings = SyncSettings(source_url=sys.argv[1], target_url=f"file://{work}/target", state_url=f"{work}/state")
-run = pipeline.plan(settings, SyncRequest("bench-extract"))
+run = steps.plan(settings, SyncRequest("bench-extract"))
 started = time.perf_counter()
-counts = pipeline.extract(settings, run)
+counts = steps.extract(settings, run)
 elapsed = time.perf_counter() - started
 print(json.dumps({"seconds": elapsed, "products": counts["products"], "records": counts["records"],
                   "chunk_size": settings.chunk_size,
