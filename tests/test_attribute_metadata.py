@@ -18,8 +18,6 @@ products, cost on 22, manufacturer and country_of_manufacture on none.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from catalog_sync.magento.catalog_reader import Attribute
@@ -58,14 +56,7 @@ class Shop:
         self.capsys = capsys
 
     def sync(self) -> dict:
-        from catalog_sync import cli
-
-        self.capsys.readouterr()
-        code = cli.main(["sync", "--source-url", self.env.source_url, "--state-url", str(self.env.state_dir),
-                         "--target-url", self.receiver.target])
-        out = self.capsys.readouterr().out.strip().splitlines()
-        assert code == 0, out
-        return json.loads(out[-1])
+        return self.env.sync(self.capsys, "--target-url", self.receiver.target)
 
     def metadata(self) -> dict[str, dict]:
         """What the receiver holds in the metadata feed, by 'code|locale'."""

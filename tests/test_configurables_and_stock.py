@@ -48,11 +48,7 @@ class Shop:
         self.env, self.receiver, self.capsys = env, receiver, capsys
 
     def sync(self, expect: int = 0) -> dict:
-        self.capsys.readouterr()
-        code = cli.main(self.env.cli_args("--target-url", self.receiver.target))
-        out = self.capsys.readouterr().out.strip().splitlines()
-        assert code == expect, out[-1:]
-        return json.loads(out[-1])
+        return self.env.sync(self.capsys, "--target-url", self.receiver.target, expect_exit=expect)
 
     def product(self, sku: str) -> dict:
         return receiver_state(self.receiver.root)["products"][product_key(sku, "pt-BR")]

@@ -72,11 +72,12 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
 def current_fingerprints(ws: Workspace) -> dict[str, str]:
     """What every body depends on besides its product: how staging records are built, the target's
     mapping, the shop's product attributes, and the labels products carry."""
+    reader = MagentoCatalogReader(ws.source)
     return {
         "staging_records": source_fingerprint(feed_builder, feed_record),
         "mapping": ws.target.mapping_fingerprint(),
-        "attributes": MagentoCatalogReader(ws.source).attribute_fingerprint(),
-        "labels": MagentoCatalogReader(ws.source).label_fingerprint(),
+        "attributes": reader.attribute_fingerprint(),
+        "labels": reader.label_fingerprint(),
     }
 
 
