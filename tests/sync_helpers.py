@@ -114,7 +114,7 @@ def _read(source_url: str, instant: datetime | None) -> tuple[CatalogContext, di
     ctx = reader.load_context()
     feed: dict[tuple[str, str], FeedRow] = {}
     for ids in reader.iter_all_id_chunks(10_000):
-        for row in build_feed_rows(reader.load_chunk(ids, UrlKeyCheck.from_context(ctx)), ctx, instant):
+        for row in build_feed_rows(reader.load_chunk(ids, ctx.stock_layout, UrlKeyCheck.from_context(ctx)), ctx, instant):
             if row.quarantine_reason is None:
                 feed[(row.sku, row.store_view_code)] = row
     engine.dispose()

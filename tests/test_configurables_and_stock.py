@@ -163,14 +163,26 @@ def test_an_option_relabelled_reaches_the_products_that_use_it_and_nothing_else(
 
     summary, sent = shop.sent_by_next_run()
 
-    # The label fingerprint changed: a full reconcile, that finds the variant and the configurable changed.
-    assert summary["mode"] == "full" and "a label products carry changed" in summary["mode_reason"]
+    # The hourly run sees the option's label bucket changed, and reads again the products that carry it:
+    # the variant with color 4, and its configurable. Only those two are sent.
+    assert summary["mode"] == "incremental"
     assert sent == {"products": {"upsert": 2}}
     assert {"code": "color", "values": ["azul-marinho"], "variantReferenceId": "color-4"} in shop.product(
         VARIANTS[21][0])["attributes"]
     assert shop.product(PARENT)["configurations"][0]["values"][0] == {"variantReferenceId": "color-4", "label": "azul-marinho"}
     summary, sent = shop.sent_by_next_run()
     assert summary["mode"] == "incremental" and sent == {}
+
+
+def test_a_configurable_option_relabelled_is_sent_by_the_next_hourly_run_alone(shop):
+    # The configurable's own label for its color option (catalog_product_super_attribute_label, value_id 1).
+    shop.env.execute("UPDATE catalog_product_super_attribute_label SET value = 'Cor' WHERE product_super_attribute_id = 1")
+
+    summary, sent = shop.sent_by_next_run()
+
+    assert summary["mode"] == "incremental" and sent == {"products": {"upsert": 1}}
+    assert shop.product(PARENT)["configurations"][0]["label"] == "Cor"
+    assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
 
 
 BUNDLE, SHOES, BOOTS, SANDALS, SNEAKERS = ("Cinto de Couro Masculino", "Tênis Casual Branco", "Bota Cano Curto Feminina",

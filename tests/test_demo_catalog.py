@@ -9,13 +9,17 @@ import sqlalchemy as sa
 
 from catalog_sync.demo import generator, triggers
 from catalog_sync.demo.generator import DemoCatalogSummary, generate_demo_catalog
-from catalog_sync.magento import schema
+from catalog_sync.magento import inventory, schema
 
-FULLTEXT, PRICE, STOCK, CATEGORY, ATTRIBUTE = (
+FULLTEXT, PRICE, STOCK, CATEGORY, ATTRIBUTE, INVENTORY = (
     "catalogsearch_fulltext_cl", "catalog_product_price_cl", "cataloginventory_stock_cl",
-    "catalog_product_category_cl", "catalog_product_attribute_cl",
+    "catalog_product_category_cl", "catalog_product_attribute_cl", "inventory_cl",
 )
 NAME, PRICE_ATTR, STATUS = 73, 77, 97
+# Tables the demo leaves empty: the changelogs (triggers fill them later) and the data the ingestion
+# contract cannot carry, which Catalog Sync only counts (custom options, link attributes, downloadables).
+LEFT_EMPTY = {*schema.CHANGELOG_TABLE_NAMES, "catalog_product_option", "catalog_product_link_attribute",
+              "catalog_product_link_attribute_decimal", "downloadable_link", "downloadable_sample"}
 varchar = schema.PRODUCT_VALUE_TABLES["varchar"]
 decimal = schema.PRODUCT_VALUE_TABLES["decimal"]
 int_values = schema.PRODUCT_VALUE_TABLES["int"]
@@ -61,7 +65,7 @@ def test_same_seed_gives_identical_tables_and_other_seed_differs(tmp_path):
     a, b, c = (dump(sa.create_engine(u)) for u in urls)
 
     assert a == b
-    assert all(a[t] for t in a if not t.endswith("_cl")), "every non-changelog table has rows"
+    assert [t for t in a if not a[t] and t not in LEFT_EMPTY] == [], "every other table has rows"
     assert a["catalog_product_entity_varchar"] != c["catalog_product_entity_varchar"]
     assert a["catalog_product_website"] != c["catalog_product_website"]
     # The shop setup does not depend on the seed.
@@ -91,8 +95,16 @@ def test_summary_matches_the_database(catalog):
         store_views=scalar(engine, "SELECT COUNT(*) FROM store WHERE store_id <> 0"),
         websites=scalar(engine, "SELECT COUNT(*) FROM store_website WHERE website_id <> 0"),
         feed_records=feed_records,
+        bundles=scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity WHERE type_id = 'bundle'"),
+        grouped=scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity WHERE type_id = 'grouped'"),
+        source_items=scalar(engine, "SELECT COUNT(*) FROM inventory_source_item"),
     )
+    # Configurables at 1, 11, ..., 391; bundles at 50, ..., 400; grouped products at 45, 145, 245, 345:
+    # the count asked for is the count made.
     assert (summary.products, summary.configurables, summary.store_views, summary.websites) == (400, 40, 3, 2)
+    assert (summary.bundles, summary.grouped) == (8, 4)
+    assert rows(engine, "SELECT type_id, COUNT(*) FROM catalog_product_entity GROUP BY type_id ORDER BY type_id") == [
+        ("bundle", 8), ("configurable", 40), ("grouped", 4), ("simple", 348)]
     # 400 products, most on both websites (2 + 1 views), the rest on one.
     assert 400 < summary.feed_records < 3 * 400
 
@@ -186,7 +198,8 @@ def test_products_skus_and_store_scoped_names(catalog):
 def test_configurables_have_three_invisible_children_on_the_parents_websites(catalog):
     engine, _ = catalog
     links = rows(engine, "SELECT parent_id, product_id FROM catalog_product_super_link ORDER BY parent_id, product_id")
-    relations = rows(engine, "SELECT parent_id, child_id FROM catalog_product_relation ORDER BY parent_id, child_id")
+    relations = rows(engine, """SELECT parent_id, child_id FROM catalog_product_relation WHERE parent_id IN
+        (SELECT entity_id FROM catalog_product_entity WHERE type_id = 'configurable') ORDER BY parent_id, child_id""")
     assert links == relations
     parents = sorted({p for p, _ in links})
     assert parents == [r[0] for r in rows(engine,
@@ -262,6 +275,170 @@ def test_prices_stock_images_categories_and_options(catalog):
     assert statuses[1] > 350 and set(statuses) <= {1, 2}
 
 
+# --------------------------------------------------------------------------- grouped products
+
+
+def test_grouped_products_group_two_to_four_earlier_simple_products(catalog):
+    engine, _ = catalog
+    grouped = [r[0] for r in rows(engine, "SELECT entity_id FROM catalog_product_entity WHERE type_id = 'grouped'"
+                                          " ORDER BY entity_id")]
+    assert grouped == [45, 145, 245, 345]
+    links = rows(engine, """
+        SELECT l.product_id, l.linked_product_id, m.type_id,
+               (SELECT COUNT(*) FROM catalog_product_super_link s WHERE s.product_id = m.entity_id)
+        FROM catalog_product_link l JOIN catalog_product_link_type t ON t.link_type_id = l.link_type_id
+        JOIN catalog_product_entity m ON m.entity_id = l.linked_product_id
+        WHERE t.code = 'super' ORDER BY l.product_id, l.linked_product_id""")
+    assert {p for p, *_ in links} == set(grouped), "only grouped products have 'super' links"
+    assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_link WHERE link_type_id = 3") == len(links)
+    members = {g: [m for p, m, *_ in links if p == g] for g in grouped}
+    for g, ids in members.items():
+        # 2 to 4 of the standalone simple products 35..40 (mod 100) before it, never a variant
+        assert 2 <= len(ids) <= 4 and set(ids) <= set(range(g - 10, g - 4)), (g, ids)
+    assert {(kind, variant_of) for *_, kind, variant_of in links} == {("simple", 0)}
+    assert len({len(ids) for ids in members.values()}) > 1, "member counts vary"
+    # Magento also records each member in catalog_product_relation.
+    assert rows(engine, f"""SELECT parent_id, child_id FROM catalog_product_relation
+        WHERE parent_id IN ({','.join(map(str, grouped))}) ORDER BY parent_id, child_id""") == [(p, m) for p, m, *_ in links]
+    # Sold on its members' websites.
+    websites = rows(engine, "SELECT product_id, website_id FROM catalog_product_website")
+    by_product: dict[int, set[int]] = {}
+    for product, website in websites:
+        by_product.setdefault(product, set()).add(website)
+    for g, ids in members.items():
+        assert by_product[g] == set().union(*(by_product[m] for m in ids)), g
+
+
+def test_grouped_products_look_like_products_without_a_price(catalog):
+    engine, _ = catalog
+    ids = "SELECT entity_id FROM catalog_product_entity WHERE type_id = 'grouped'"
+    values = rows(engine, f"""
+        SELECT a.attribute_code, COUNT(*) FROM (
+            SELECT attribute_id, entity_id FROM catalog_product_entity_varchar WHERE store_id = 0
+            UNION ALL SELECT attribute_id, entity_id FROM catalog_product_entity_int WHERE store_id = 0
+            UNION ALL SELECT attribute_id, entity_id FROM catalog_product_entity_text WHERE store_id = 0
+            UNION ALL SELECT attribute_id, entity_id FROM catalog_product_entity_decimal WHERE store_id = 0
+            UNION ALL SELECT attribute_id, entity_id FROM catalog_product_entity_datetime WHERE store_id = 0) v
+        JOIN eav_attribute a ON a.attribute_id = v.attribute_id
+        WHERE v.entity_id IN ({ids}) GROUP BY a.attribute_code""")
+    codes = dict(values)
+    for code in ("name", "url_key", "status", "visibility", "description", "short_description", "image"):
+        assert codes.get(code) == 4, code
+    for code in ("price", "special_price", "special_from_date", "weight", "color"):
+        assert code not in codes, code
+    assert {r[0] for r in rows(engine, f"SELECT value FROM catalog_product_entity_int WHERE attribute_id = 99"
+                                       f" AND entity_id IN ({ids})")} == {4}
+    names = [r[0] for r in rows(engine, f"SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = {NAME}"
+                                        f" AND store_id = 0 AND entity_id IN ({ids})")]
+    assert names and not any(" - " in n for n in names), "a product line is not named for a color"
+    url_keys = [r[0] for r in rows(engine, f"SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = 121"
+                                           f" AND entity_id IN ({ids}) AND store_id = 0 ORDER BY entity_id")]
+    assert [k.rsplit("-", 1)[1] for k in url_keys] == ["45", "145", "245", "345"]
+    assert scalar(engine, f"SELECT COUNT(*) FROM catalog_category_product WHERE product_id IN ({ids})") >= 4
+
+
+# --------------------------------------------------------------------------- MSI stock
+
+
+def test_msi_sources_stocks_and_sales_channels(catalog):
+    engine, _ = catalog
+    assert rows(engine, "SELECT source_code, name, enabled, country_id, postcode FROM inventory_source"
+                        " ORDER BY source_code") == [
+        ("default", "Default Source", 1, "US", "00000"), ("eu_warehouse", "EU Warehouse", 1, "DE", "10115")]
+    assert rows(engine, "SELECT stock_id, name FROM inventory_stock ORDER BY stock_id") == [
+        (1, "Default Stock"), (2, "EU Stock")]
+    assert rows(engine, "SELECT stock_id, source_code, priority FROM inventory_source_stock_link ORDER BY stock_id") == [
+        (1, "default", 1), (2, "eu_warehouse", 1)]
+    assert rows(engine, "SELECT type, code, stock_id FROM inventory_stock_sales_channel ORDER BY stock_id") == [
+        ("website", "base", 1), ("website", "second", 2)]
+
+
+def test_each_simple_product_has_a_source_item_per_website_and_composites_none(catalog):
+    engine, summary = catalog
+    expected = rows(engine, """
+        SELECT e.sku, CASE pw.website_id WHEN 1 THEN 'default' ELSE 'eu_warehouse' END
+        FROM catalog_product_entity e JOIN catalog_product_website pw ON pw.product_id = e.entity_id
+        WHERE e.type_id = 'simple' ORDER BY e.entity_id, pw.website_id""")
+    items = rows(engine, "SELECT sku, source_code FROM inventory_source_item ORDER BY source_item_id")
+    assert items == expected  # ids assigned in product order, 'default' first
+    assert summary.source_items == len(items) == scalar(engine, "SELECT MAX(source_item_id) FROM inventory_source_item")
+    assert scalar(engine, """SELECT COUNT(*) FROM inventory_source_item i JOIN catalog_product_entity e ON e.sku = i.sku
+                             WHERE e.type_id <> 'simple'""") == 0
+    both = scalar(engine, "SELECT COUNT(*) FROM (SELECT sku FROM inventory_source_item GROUP BY sku HAVING COUNT(*) = 2)")
+    assert 0 < both < len({sku for sku, _ in items})
+
+
+def test_source_items_are_in_stock_out_of_stock_and_low(catalog):
+    engine, _ = catalog
+    kinds = dict(rows(engine, """
+        SELECT CASE WHEN status = 0 AND quantity = 0 THEN 'out'
+                    WHEN status = 0 THEN 'held'
+                    WHEN quantity <= 5 THEN 'low'
+                    ELSE 'in' END AS kind, COUNT(*)
+        FROM inventory_source_item GROUP BY kind"""))
+    total = sum(kinds.values())
+    assert set(kinds) == {"out", "held", "low", "in"}
+    assert 0.05 * total < kinds["out"] < 0.15 * total
+    assert 0.08 * total < kinds["low"] < 0.25 * total
+    assert kinds["held"] < 0.05 * total
+    # Only the default source's items mirror the legacy stock item; none of them is held out of stock by hand,
+    # and an in-stock item always has a quantity.
+    assert scalar(engine, "SELECT COUNT(*) FROM inventory_source_item WHERE source_code = 'default'"
+                          " AND status = 0 AND quantity > 0") == 0
+    assert scalar(engine, "SELECT COUNT(*) FROM inventory_source_item WHERE status = 1 AND quantity <= 0") == 0
+
+
+def test_legacy_stock_item_mirrors_the_default_source_item(catalog):
+    engine, _ = catalog
+    legacy = rows(engine, """
+        SELECT e.entity_id, e.type_id, s.qty, s.is_in_stock, i.quantity, i.status
+        FROM catalog_product_entity e JOIN cataloginventory_stock_item s ON s.product_id = e.entity_id AND s.stock_id = 1
+        LEFT JOIN inventory_source_item i ON i.sku = e.sku AND i.source_code = 'default'
+        ORDER BY e.entity_id""")
+    assert len(legacy) == 400
+    mirrored = [r for r in legacy if r[4] is not None]
+    assert len(mirrored) == scalar(engine, "SELECT COUNT(*) FROM inventory_source_item WHERE source_code = 'default'")
+    assert all((Decimal(str(qty)), in_stock) == (Decimal(str(quantity)), status)
+               for _, _, qty, in_stock, quantity, status in mirrored)
+    # A simple product sold on the second website only has no default source item: MSI zeroes its legacy item.
+    without = [r for r in legacy if r[4] is None and r[1] == "simple"]
+    assert without and {(Decimal(str(qty)), in_stock) for _, _, qty, in_stock, *_ in without} == {(Decimal(0), 0)}
+    assert {r[0] for r in without} == {r[0] for r in rows(engine, """
+        SELECT e.entity_id FROM catalog_product_entity e WHERE e.type_id = 'simple'
+        AND NOT EXISTS (SELECT 1 FROM catalog_product_website w WHERE w.product_id = e.entity_id AND w.website_id = 1)""")}
+    # Composites: in stock with qty 0, as Magento saves them.
+    composites = {(kind, Decimal(str(qty)), in_stock) for _, kind, qty, in_stock, quantity, _ in legacy if kind != "simple"}
+    assert composites == {("configurable", Decimal(0), 1), ("bundle", Decimal(0), 1), ("grouped", Decimal(0), 1)}
+
+
+def test_the_reader_sees_each_websites_stock_from_its_source_items(catalog):
+    engine, _ = catalog
+    with engine.connect() as conn:
+        layout = inventory.read_layout(conn, {1: "base", 2: "second"})
+        assert (layout.msi, layout.website_stocks, layout.indexed_stocks) == (True, {1: 1, 2: 2}, frozenset())
+        read = {(int(p), int(s)): (None if q is None else Decimal(q), int(i)) for p, s, q, i in
+                conn.execute(inventory.stock_query(layout, lambda column: column.isnot(None)))}
+    # Derived here: one source per stock, counted only while in stock.
+    expected = {(p, 1 if source == "default" else 2): (Decimal(str(quantity)) if status else Decimal(0),
+                                                       int(status == 1 and quantity > 0))
+                for p, source, quantity, status in rows(engine, """
+                    SELECT e.entity_id, i.source_code, i.quantity, i.status
+                    FROM inventory_source_item i JOIN catalog_product_entity e ON e.sku = i.sku""")}
+    simple = {key: value for key, value in read.items() if value[0] is not None}
+    assert simple == expected
+    in_stock = sum(i for _, i in simple.values())
+    assert 0.8 * len(simple) < in_stock < len(simple)
+    # Composites have no source items: in a stock when one of their children (catalog_product_relation) is, qty null.
+    children: dict[int, set[int]] = {}
+    for parent, child in rows(engine, "SELECT parent_id, child_id FROM catalog_product_relation"):
+        children.setdefault(parent, set()).add(child)
+    composites = {key: value for key, value in read.items() if value[0] is None}
+    assert {p for p, _ in composites} == set(children)
+    assert composites == {(parent, stock): (None, int(any(expected.get((c, stock), (0, 0))[1] for c in kids)))
+                          for parent, kids in children.items() for stock in (1, 2)
+                          if any((c, stock) in expected for c in kids)}
+
+
 def test_changelogs_start_empty_and_mview_state_is_set(catalog):
     engine, _ = catalog
     for name in schema.CHANGELOG_TABLE_NAMES:
@@ -269,15 +446,23 @@ def test_changelogs_start_empty_and_mview_state_is_set(catalog):
     assert rows(engine, "SELECT view_id, mode, version_id FROM mview_state ORDER BY view_id") == sorted(
         (cl.removesuffix("_cl"), "enabled", 0) for cl in schema.CHANGELOG_TABLE_NAMES
     )
+    assert ("inventory",) in rows(engine, "SELECT view_id FROM mview_state")
 
 
 def test_single_store_view_has_one_website_and_no_overrides(tmp_path):
     url = f"sqlite:///{tmp_path / 'one.db'}"
     summary = generate_demo_catalog(url, products=30, store_views=1)
     engine = sa.create_engine(url)
-    assert summary == DemoCatalogSummary(products=30, configurables=3, store_views=1, websites=1, feed_records=30)
+    # configurables 1, 11, 21 with 9 variants; no bundle (50) nor grouped product (45) yet; 27 simple products
+    assert summary == DemoCatalogSummary(products=30, configurables=3, store_views=1, websites=1, feed_records=30,
+                                         bundles=0, grouped=0, source_items=27)
     assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity_varchar WHERE store_id <> 0") == 0
     assert rows(engine, "SELECT DISTINCT website_id FROM catalog_product_website") == [(1,)]
+    # One website: MSI's default source and stock only, and every simple product's item is in it.
+    assert rows(engine, "SELECT source_code FROM inventory_source") == [("default",)]
+    assert rows(engine, "SELECT stock_id, source_code FROM inventory_source_stock_link") == [(1, "default")]
+    assert rows(engine, "SELECT type, code, stock_id FROM inventory_stock_sales_channel") == [("website", "base", 1)]
+    assert rows(engine, "SELECT source_code, COUNT(*) FROM inventory_source_item GROUP BY source_code") == [("default", 27)]
 
 
 def test_existing_catalog_is_kept_unless_drop_existing(tmp_path):
@@ -357,6 +542,15 @@ def check_magento_triggers(engine: sa.Engine) -> None:
     assert new_changelog_rows(engine, "DELETE FROM catalog_product_entity WHERE entity_id = 10") == {
         FULLTEXT: [10], PRICE: [10]}
 
+    # MSI: a source item's changes land in inventory_cl, by source item id (InventoryIndexer's mview.xml).
+    item = scalar(engine, "SELECT MIN(source_item_id) FROM inventory_source_item WHERE status = 1")
+    goes_out = f"UPDATE inventory_source_item SET status = 0, quantity = 0 WHERE source_item_id = {item}"
+    assert new_changelog_rows(engine, goes_out) == {INVENTORY: [item]}
+    assert new_changelog_rows(engine, goes_out) == {}  # nothing changed
+    assert new_changelog_rows(engine, """INSERT INTO inventory_source_item (source_item_id, source_code, sku, quantity, status)
+        VALUES (999999, 'eu_warehouse', 'MS-NEW', 3, 1)""", "DELETE FROM inventory_source_item WHERE source_item_id = 999999"
+    ) == {INVENTORY: [999999, 999999]}
+
 
 def test_sqlite_changelog_triggers_behave_like_magento(tmp_path):
     url = f"sqlite:///{tmp_path / 'triggers.db'}"
@@ -373,6 +567,35 @@ def test_mysql_trigger_text_matches_magento():
     assert "NOT(NEW.`created_at` <=> OLD.`created_at`)" in sql
     assert "updated_at" not in sql
     assert "catalogrule" not in sql
+    msi = next(s for s in triggers.SUBSCRIPTIONS if s.table is schema.inventory_source_item)
+    assert triggers.mysql_trigger_sql(msi, "delete") == (
+        "CREATE TRIGGER trg_inventory_source_item_after_delete AFTER DELETE ON `inventory_source_item` FOR EACH ROW\n"
+        "BEGIN\nINSERT IGNORE INTO `inventory_cl` (`entity_id`) VALUES (OLD.`source_item_id`);\nEND")
+
+
+def test_a_source_item_going_out_of_stock_is_in_msis_changelog_and_read_out_of_stock(tmp_path):
+    url = f"sqlite:///{tmp_path / 'msi.db'}"
+    generate_demo_catalog(url, products=60, store_views=2, seed=11)
+    engine = sa.create_engine(url)
+    (item, product, website), = rows(engine, """
+        SELECT i.source_item_id, e.entity_id, CASE i.source_code WHEN 'default' THEN 1 ELSE 2 END
+        FROM inventory_source_item i JOIN catalog_product_entity e ON e.sku = i.sku
+        WHERE i.status = 1 AND i.source_code = 'eu_warehouse' ORDER BY i.source_item_id LIMIT 1""")
+    with engine.connect() as conn:
+        layout = inventory.read_layout(conn, {1: "base", 2: "second"})
+        stock = layout.stock_of(website)
+        before = {int(s): int(i) for _, s, _, i in conn.execute(inventory.stock_query(layout, lambda c: c == product))}
+    assert before[stock] == 1
+
+    assert new_changelog_rows(
+        engine, f"UPDATE inventory_source_item SET status = 0, quantity = 0 WHERE source_item_id = {item}") == {
+        INVENTORY: [item]}
+    with engine.connect() as conn:
+        assert list(conn.execute(inventory.changed_products_query(0, 10**9)).scalars()) == [product]
+        after = {int(s): (Decimal(q), int(i)) for _, s, q, i in
+                 conn.execute(inventory.stock_query(layout, lambda c: c == product))}
+    assert after[stock] == (Decimal(0), 0)
+    assert {s: i for s, (_, i) in after.items() if s != stock} == {s: i for s, i in before.items() if s != stock}
 
 
 # --------------------------------------------------------------------------- MariaDB
@@ -389,8 +612,12 @@ def test_mariadb_catalog_matches_sqlite_and_triggers_behave_like_magento(mariadb
         # The same text, accents included, comes back from MariaDB (utf8mb4) as from SQLite.
         mariadb, sqlite = dump(engine), dump(sa.create_engine(sqlite_url))
         for table in ("catalog_product_entity_varchar", "catalog_product_entity_text", "eav_attribute_option_value",
-                      "catalog_category_entity_varchar", "store", "core_config_data", "catalog_product_website"):
+                      "catalog_category_entity_varchar", "store", "core_config_data", "catalog_product_website",
+                      "catalog_product_entity", "catalog_product_link", "catalog_product_relation",
+                      "cataloginventory_stock_item", "inventory_source", "inventory_stock", "inventory_source_stock_link",
+                      "inventory_stock_sales_channel", "inventory_source_item"):
             assert mariadb[table] == sqlite[table], table
+        assert summary.grouped == 1 and summary.source_items > 0
         assert any(not v.isascii() for *_, v in mariadb["catalog_product_entity_varchar"])
         assert ("Łódź Textiles",) in rows(engine, "SELECT value FROM eav_attribute_option_value WHERE store_id = 0")
         names = {r[0] for r in rows(engine, "SELECT trigger_name FROM information_schema.triggers"

@@ -24,8 +24,8 @@ def _both(url: str, chunk_size: int) -> tuple[dict, dict]:
     price_id = ctx.attributes_by_code["price"].attribute_id
     fast, reference = {}, {}
     for ids in reader.iter_all_id_chunks(chunk_size):
-        for table, into in ((builder.build(read_chunk(queries, ids, price_id)), fast),
-                            (rows_to_arrow(list(build_feed_rows(reader.load_chunk(ids), ctx, INSTANT))), reference)):
+        for table, into in ((builder.build(read_chunk(queries, ids, price_id, ctx.stock_layout)), fast),
+                            (rows_to_arrow(list(build_feed_rows(reader.load_chunk(ids, ctx.stock_layout), ctx, INSTANT))), reference)):
             for row in table.to_pylist():
                 into[(row["sku"], row["store_view_code"])] = (row["payload"], row["content_hash"], row["quarantine_reason"],
                                                               row["judged_on"])

@@ -2,11 +2,37 @@
 
 ``generate_demo_catalog`` fills the tables of ``catalog_sync.magento.schema``
 with a shop that looks like a real one (Magento's own attribute ids, EAV value
-tables, store views on two websites, configurables with children, bundles, related,
-up-sell and cross-sell links, localized option and attribute labels, media gallery, stock,
-categories) and then adds Magento's changelog triggers. The
-same seed always gives the same rows: one ``random.Random(seed)`` drawn in
-product-id order, and fixed timestamps, never the clock.
+tables, store views on two websites, configurables with children, bundles, grouped
+products, related, up-sell and cross-sell links, localized option and attribute labels,
+media gallery, Multi-Source Inventory stock, categories) and then adds Magento's
+changelog triggers. The same seed always gives the same rows: two ``random.Random``
+streams seeded from it, drawn in product-id order, and fixed timestamps, never the clock.
+
+Product types, by entity id (the count asked for is the count made: composites replace
+simple products, they are not added):
+
+- a configurable at 1, 11, 21, ... with its three variants (simple, not visible) right after it;
+- a bundle at every 50th (from the variants of the configurable 9 before it);
+- a grouped product at 45, 145, 245, ... (1 %): visible, no price or weight of its own
+  (as in Magento), grouping 2 to 4 of the standalone simple products 35..40 (mod 100)
+  before it as `catalog_product_link` rows of type 'super' (link_type_id 3), with
+  `catalog_product_relation` rows as Magento saves them, and sold on its members' websites.
+  Members' default quantities (`catalog_product_link_attribute_decimal`) are not generated;
+- every other product simple.
+
+Stock is MSI's, as a real MSI shop has it: source 'default' (Default Source) linked to
+stock 1 'Default Stock', which website 'base' sells from; with two websites, also source
+'eu_warehouse' linked to stock 2 'EU Stock', which website 'second' sells from (one
+``inventory_stock_sales_channel`` row per website). Every simple product has one
+``inventory_source_item`` per stock of its websites: about 10 % of them out of stock
+(quantity 0, status 0), about 15 % of the others at a low quantity (1..5), and 3 % of the
+'eu_warehouse' items with a quantity set out of stock by hand (status 0). The legacy
+``cataloginventory_stock_item`` (stock_id 1) mirrors the 'default' source item, as MSI
+keeps it: qty 0 and out of stock for a product without one (sold on 'second' only).
+The demo has no stock index (``inventory_stock_<id>``), so the reader computes stock from
+the source items. Configurables, bundles and grouped products have no source items of
+their own (Magento keeps none for them), so at stock level the reader sees them out of
+stock with qty null; their legacy stock item is in stock with qty 0.
 
 Products are generated and inserted chunk by chunk, so memory stays flat
 from a hundred products to a few hundred thousand.
@@ -16,7 +42,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,6 +82,9 @@ class DemoCatalogSummary:
     store_views: int
     websites: int
     feed_records: int  # (product, store view) pairs where the product's website holds the store view
+    bundles: int = 0
+    grouped: int = 0
+    source_items: int = 0  # rows in inventory_source_item
 
 
 # --------------------------------------------------------------------------- attributes
@@ -125,7 +154,13 @@ CATEGORY_NAME_ATTR = 45
 LANGUAGES = ("en", "fr", "de", "es", "it", "pt")
 
 LINK_TYPE_CODES = {1: "relation", 3: "super", 4: "up_sell", 5: "cross_sell"}
+GROUPED_LINK_TYPE = 3  # "super": a grouped product's members
 BUNDLE_EVERY = 50  # every 50th product (a simple one: 50 % CONFIGURABLE_EVERY == 0) is a bundle
+# Products 45, 145, 245, ... are grouped: 1 % of the catalog. Each groups 2 to 4 of the six standalone
+# simple products 35..40 (mod 100) before it, which are never configurable, variant, bundle or grouped.
+GROUPED_EVERY, GROUPED_AT = 100, 45
+GROUPED_CANDIDATES = range(-10, -4)  # offsets of the products a grouped product may group
+GROUPED_MEMBERS = (2, 4)  # at least, at most
 # (link type, every n-th product): it links to the product n // 2 before it.
 LINKS = ((1, 7), (4, 11), (5, 13))
 
@@ -247,6 +282,31 @@ class StoreLayout:
 WEBSITES = {1: ("base", "Main Website"), 2: ("second", "Second Website")}
 
 
+@dataclass(frozen=True)
+class MsiStock:
+    """An MSI stock (magento/inventory) and the one source it draws on."""
+
+    stock_id: int
+    name: str
+    source_code: str
+    source_name: str
+    country_id: str
+    postcode: str
+
+
+# website_id -> the stock it sells from (inventory_stock_sales_channel). Stock 1 and source 'default'
+# are what MSI's data patches install; the second website's stock and source are a merchant's.
+MSI_STOCKS = {
+    1: MsiStock(1, "Default Stock", "default", "Default Source", "US", "00000"),
+    2: MsiStock(2, "EU Stock", "eu_warehouse", "EU Warehouse", "DE", "10115"),
+}
+DEFAULT_SOURCE = MSI_STOCKS[1].source_code
+SOURCE_ITEM_IN_STOCK, SOURCE_ITEM_OUT_OF_STOCK = 1, 0  # inventory_source_item.status
+LOW_STOCK_SHARE, LOW_STOCK_MAX = 0.15, 5  # of the in-stock source items: quantity 1..5
+# Of a non-default source's items that have a quantity: set out of stock by hand (status 0, quantity kept).
+HELD_SHARE = 0.03
+
+
 def plan_stores(store_views: int) -> StoreLayout:
     """Store view 1 is 'default' on website 'base'; with two or more views a second website
     takes the even-numbered views, so each website has at least one."""
@@ -300,6 +360,13 @@ def _slug(name: str) -> str:
     return slugify(name, backend="text-unidecode")
 
 
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    source_code: str
+    quantity: Decimal
+    status: int
+
+
 @dataclass(slots=True)
 class ProductSpec:
     """Everything random about one product, drawn in one place so the order of draws is fixed."""
@@ -320,9 +387,11 @@ class ProductSpec:
     activities: tuple[int, ...]
     categories: tuple[int, ...]
     images: int
-    qty: Decimal
+    qty: Decimal  # the 'default' source's quantity (simple products on website 1)
     sentences: tuple[int, int]
     updated_after: timedelta
+    members: tuple[int, ...] = ()  # a grouped product's members (entity ids)
+    sources: tuple[SourceItem, ...] = ()  # MSI source items, one per stock of its websites; none for composites
 
     @property
     def sku(self) -> str:
@@ -334,27 +403,71 @@ class ProductSpec:
 
 
 class ProductPlanner:
-    """Draws ProductSpecs in entity-id order; children copy their parent's shared choices."""
+    """Draws ProductSpecs in entity-id order; children copy their parent's shared choices.
 
-    def __init__(self, rng: random.Random, layout: StoreLayout, categories: Sequence[int]):
+    `rng` draws every product as the first demo catalogs did; what came later (stock per MSI source,
+    a grouped product's members) is drawn from `extra_rng`, so that those products stay what they were.
+    Bundles and grouped products are drawn as simple products, then converted."""
+
+    def __init__(self, rng: random.Random, extra_rng: random.Random, layout: StoreLayout, categories: Sequence[int]):
         self.rng = rng
+        self.extra_rng = extra_rng
         self.layout = layout
         self.categories = list(categories)
 
     def plan(self, count: int) -> Iterator[ProductSpec]:
+        recent: deque[ProductSpec] = deque(maxlen=-GROUPED_CANDIDATES[0])  # a grouped product's candidates
         entity_id = 1
         while entity_id <= count:
             family = entity_id % CONFIGURABLE_EVERY == 1 and entity_id + CHILDREN_PER_CONFIGURABLE <= count
             if family:
                 parent = self._standalone(entity_id, "configurable")
-                yield parent
+                specs = [parent]
                 colors = self.rng.sample(range(len(COLORS)), CHILDREN_PER_CONFIGURABLE)
-                for offset, color in enumerate(colors, start=1):
-                    yield self._child(parent, entity_id + offset, color)
+                specs += [self._child(parent, entity_id + offset, color) for offset, color in enumerate(colors, start=1)]
                 entity_id += 1 + CHILDREN_PER_CONFIGURABLE
             else:
-                yield self._standalone(entity_id, "simple")
+                specs = [self._convert(self._standalone(entity_id, "simple"), recent)]
                 entity_id += 1
+            for spec in specs:
+                if spec.type_id == "simple":
+                    spec.sources = self._sources(spec)
+                recent.append(spec)
+                yield spec
+
+    def _convert(self, p: ProductSpec, recent: Sequence[ProductSpec]) -> ProductSpec:
+        """Every BUNDLE_EVERY-th product becomes a bundle, product GROUPED_AT of every GROUPED_EVERY a grouped one."""
+        if p.entity_id % BUNDLE_EVERY == 0:
+            p.type_id = "bundle"
+        elif p.entity_id % GROUPED_EVERY == GROUPED_AT:
+            candidates = [s for s in recent if s.entity_id - p.entity_id in GROUPED_CANDIDATES and s.type_id == "simple"
+                          and s.parent_id is None]
+            size = self.extra_rng.randint(GROUPED_MEMBERS[0], min(GROUPED_MEMBERS[1], len(candidates)))
+            members = sorted(self.extra_rng.sample(candidates, size), key=lambda s: s.entity_id)
+            p.type_id = "grouped"
+            p.members = tuple(s.entity_id for s in members)
+            # sold wherever one of its members is; named like a product line, without a color
+            p.websites = tuple(sorted({w for s in members for w in s.websites}))
+            p.name = NameParts(p.name.noun, p.name.adj, p.name.material, p.name.collection)
+            p.visibility = VISIBILITY_BOTH
+        return p
+
+    def _sources(self, p: ProductSpec) -> tuple[SourceItem, ...]:
+        """A source item in the source of each of its websites' stocks. The default source's quantity is
+        the product's drawn qty (10 % out of stock); another source draws its own the same way."""
+        rng, items = self.extra_rng, []
+        for website_id in p.websites:
+            source = MSI_STOCKS[website_id].source_code
+            if source == DEFAULT_SOURCE:
+                qty = p.qty
+            else:
+                qty = Decimal(0) if rng.random() < 0.1 else Decimal(rng.randrange(1, 500))
+            if qty > 0 and rng.random() < LOW_STOCK_SHARE:
+                qty = Decimal(rng.randint(1, LOW_STOCK_MAX))
+            held = source != DEFAULT_SOURCE and qty > 0 and rng.random() < HELD_SHARE
+            status = SOURCE_ITEM_IN_STOCK if qty > 0 and not held else SOURCE_ITEM_OUT_OF_STOCK
+            items.append(SourceItem(source, qty, status))
+        return tuple(items)
 
     def _websites(self) -> tuple[int, ...]:
         if len(self.layout.websites) == 1:
@@ -466,16 +579,16 @@ def _option_ids() -> OptionIds:
 Rows = dict[sa.Table, list[dict]]
 
 
-def _type_id(p: ProductSpec) -> str:
-    return "bundle" if p.type_id == "simple" and p.entity_id % BUNDLE_EVERY == 0 else p.type_id
+COMPOSITE_TYPES = ("configurable", "bundle", "grouped")
 
 
 class RowWriter:
-    """Turns ProductSpecs into table rows. Holds the running media-gallery id."""
+    """Turns ProductSpecs into table rows. Holds the running media-gallery and source-item ids."""
 
     def __init__(self, options: OptionIds):
         self.options = options
         self.next_gallery_id = 1
+        self.next_source_item_id = 1
 
     def rows(self, specs: Sequence[ProductSpec]) -> Rows:
         out: Rows = defaultdict(list)
@@ -486,7 +599,7 @@ class RowWriter:
     def _product(self, out: Rows, p: ProductSpec) -> None:
         created = BASE_TIME + timedelta(minutes=p.entity_id)
         out[schema.catalog_product_entity].append({
-            "entity_id": p.entity_id, "attribute_set_id": PRODUCT_SET_ID, "type_id": _type_id(p), "sku": p.sku,
+            "entity_id": p.entity_id, "attribute_set_id": PRODUCT_SET_ID, "type_id": p.type_id, "sku": p.sku,
             "has_options": int(p.is_configurable), "required_options": int(p.is_configurable),
             "created_at": created, "updated_at": created + p.updated_after,
         })
@@ -527,8 +640,8 @@ class RowWriter:
             self._value(out, "color", p, self.options.color[p.name.color])
         if p.manufacturer is not None:
             self._value(out, "manufacturer", p, self.options.manufacturer[p.manufacturer])
-        if p.is_configurable:
-            return  # like Magento: a configurable's price and weight come from its children
+        if p.type_id in ("configurable", "grouped"):
+            return  # like Magento: a configurable's price and weight come from its children, a grouped has none
         self._value(out, "price", p, p.price)
         self._value(out, "weight", p, p.weight)
         if p.special is not None:
@@ -540,11 +653,7 @@ class RowWriter:
     def _relations(self, out: Rows, p: ProductSpec) -> None:
         for website_id in p.websites:
             out[schema.catalog_product_website].append({"product_id": p.entity_id, "website_id": website_id})
-        in_stock = p.is_configurable or p.qty > 0
-        out[schema.cataloginventory_stock_item].append({
-            "product_id": p.entity_id, "stock_id": 1, "qty": Decimal(0) if p.is_configurable else p.qty,
-            "is_in_stock": int(in_stock), "website_id": 0,
-        })
+        self._stock(out, p)
         for position, category_id in enumerate(p.categories):
             out[schema.catalog_category_product].append(
                 {"category_id": category_id, "product_id": p.entity_id, "position": position}
@@ -555,8 +664,12 @@ class RowWriter:
                  "position": 0})
             out[schema.catalog_product_super_attribute_label].append(
                 {"product_super_attribute_id": p.entity_id, "store_id": 0, "use_default": 0, "value": "Color"})
-        if _type_id(p) == "bundle":
+        if p.type_id == "bundle":
             self._bundle(out, p)
+        for member in p.members:  # a grouped product: its members, and their relation to it, as Magento saves them
+            out[schema.catalog_product_link].append(
+                {"product_id": p.entity_id, "linked_product_id": member, "link_type_id": GROUPED_LINK_TYPE})
+            out[schema.catalog_product_relation].append({"parent_id": p.entity_id, "child_id": member})
         for link_type, step in LINKS:  # a few related, up-sell and cross-sell products, to earlier products
             if p.entity_id % step == 0 and p.entity_id > step:
                 out[schema.catalog_product_link].append(
@@ -564,6 +677,23 @@ class RowWriter:
         if p.parent_id is not None:
             out[schema.catalog_product_super_link].append({"product_id": p.entity_id, "parent_id": p.parent_id})
             out[schema.catalog_product_relation].append({"parent_id": p.parent_id, "child_id": p.entity_id})
+
+    def _stock(self, out: Rows, p: ProductSpec) -> None:
+        """MSI's source items, and the legacy stock item MSI mirrors from the default source: qty 0 and
+        out of stock without a default source item. A composite has no source items; its legacy
+        stock item is in stock with qty 0, as Magento saves one."""
+        for item in p.sources:
+            out[schema.inventory_source_item].append({
+                "source_item_id": self.next_source_item_id, "source_code": item.source_code, "sku": p.sku,
+                "quantity": item.quantity, "status": item.status})
+            self.next_source_item_id += 1
+        if p.type_id in COMPOSITE_TYPES:
+            qty, in_stock = Decimal(0), 1
+        else:
+            default = next((i for i in p.sources if i.source_code == DEFAULT_SOURCE), None)
+            qty, in_stock = (default.quantity, default.status) if default else (Decimal(0), 0)
+        out[schema.cataloginventory_stock_item].append(
+            {"product_id": p.entity_id, "stock_id": 1, "qty": qty, "is_in_stock": in_stock, "website_id": 0})
 
     @staticmethod
     def _bundle(out: Rows, p: ProductSpec) -> None:
@@ -581,6 +711,7 @@ class RowWriter:
              "is_default": int(default), "selection_qty": qty, "selection_can_change_qty": int(can_change)}
             for option, offset, position, default, qty, can_change in (
                 (pick, 1, 0, True, 1, False), (pick, 2, 1, False, 1, True), (extra, 3, 0, False, 2, False))]
+        out[schema.catalog_product_relation] += [{"parent_id": p.entity_id, "child_id": family + offset} for offset in (1, 2, 3)]
 
     def _media(self, out: Rows, p: ProductSpec) -> None:
         sku = p.sku.lower()
@@ -781,6 +912,23 @@ def link_type_rows() -> list[dict]:
     return [{"link_type_id": i, "code": code} for i, code in LINK_TYPE_CODES.items()]
 
 
+def msi_rows(layout: StoreLayout) -> Rows:
+    """MSI's sources and stocks (InventoryCatalog's data patches install source 'default' and stock 1,
+    InventorySales's sells the base website from it), and one more of each per further website."""
+    rows: Rows = defaultdict(list)
+    for link_id, website_id in enumerate(layout.websites, start=1):
+        stock = MSI_STOCKS[website_id]
+        rows[schema.inventory_source].append({
+            "source_code": stock.source_code, "name": stock.source_name, "enabled": 1,
+            "country_id": stock.country_id, "postcode": stock.postcode})
+        rows[schema.inventory_stock].append({"stock_id": stock.stock_id, "name": stock.name})
+        rows[schema.inventory_source_stock_link].append(
+            {"link_id": link_id, "stock_id": stock.stock_id, "source_code": stock.source_code, "priority": 1})
+        rows[schema.inventory_stock_sales_channel].append(
+            {"type": "website", "code": WEBSITES[website_id][0], "stock_id": stock.stock_id})
+    return rows
+
+
 def mview_rows() -> list[dict]:
     # What Magento shows for indexers on "Update by Schedule" that have not consumed anything yet.
     return [
@@ -844,26 +992,37 @@ def _chunks(items: Iterator[ProductSpec], size: int) -> Iterator[list[ProductSpe
         yield chunk
 
 
-def _load_products(
-    engine: sa.Engine, specs: Iterator[ProductSpec], writer: RowWriter, layout: StoreLayout
-) -> tuple[int, int]:
-    """Insert the products chunk by chunk; return (configurables, feed records)."""
+@dataclass
+class _Counts:
+    configurables: int = 0
+    bundles: int = 0
+    grouped: int = 0
+    source_items: int = 0
+    feed_records: int = 0
+
+
+def _load_products(engine: sa.Engine, specs: Iterator[ProductSpec], writer: RowWriter, layout: StoreLayout) -> _Counts:
+    """Insert the products chunk by chunk; count what the summary reports."""
     views_per_website = {w: len(layout.views_of([w])) for w in layout.websites}
-    configurables = feed_records = 0
+    counts = _Counts()
     with ThreadPoolExecutor(max_workers=1) as loader:
         # Build chunk n+1 while the database stores chunk n (the driver releases the GIL
         # while it waits for the server). A single writer thread keeps the inserts in order.
         pending: Future | None = None
         for chunk in _chunks(specs, PRODUCTS_PER_CHUNK):
             rows = writer.rows(chunk)
-            configurables += sum(p.is_configurable for p in chunk)
-            feed_records += sum(views_per_website[w] for p in chunk for w in p.websites)
+            for p in chunk:
+                counts.configurables += p.type_id == "configurable"
+                counts.bundles += p.type_id == "bundle"
+                counts.grouped += p.type_id == "grouped"
+                counts.source_items += len(p.sources)
+                counts.feed_records += sum(views_per_website[w] for w in p.websites)
             if pending is not None:
                 pending.result()
             pending = loader.submit(_insert_chunk, engine, rows)
         if pending is not None:
             pending.result()
-    return configurables, feed_records
+    return counts
 
 
 def generate_demo_catalog(
@@ -887,16 +1046,20 @@ def generate_demo_catalog(
             _insert(conn, option_rows(layout, options))
             _insert(conn, category_rows(layout))
             _insert(conn, {schema.mview_state: mview_rows(), schema.catalog_product_link_type: link_type_rows()})
+            _insert(conn, msi_rows(layout))
 
-        planner = ProductPlanner(random.Random(seed), layout, PRODUCT_CATEGORIES)
-        configurables, feed_records = _load_products(engine, planner.plan(products), RowWriter(options), layout)
+        planner = ProductPlanner(random.Random(seed), random.Random(f"{seed}/extra"), layout, PRODUCT_CATEGORIES)
+        counts = _load_products(engine, planner.plan(products), RowWriter(options), layout)
         triggers.create_changelog_triggers(engine)
     finally:
         engine.dispose()
     return DemoCatalogSummary(
         products=products,
-        configurables=configurables,
+        configurables=counts.configurables,
         store_views=store_views,
         websites=len(layout.websites),
-        feed_records=feed_records,
+        feed_records=counts.feed_records,
+        bundles=counts.bundles,
+        grouped=counts.grouped,
+        source_items=counts.source_items,
     )

@@ -5,7 +5,11 @@ indexer's view to source tables with AFTER INSERT/UPDATE/DELETE triggers that
 append the changed product id to the view's changelog (``*_cl``). The
 subscriptions below are copied from a real Magento 2.4.8 shop
 (``trg_*`` in ../shared/fixtures/magento-2.4.8-catalog.sql), without the
-catalogrule_* changelogs, which Catalog Sync does not read.
+catalogrule_* changelogs, which Catalog Sync does not read. That shop has no
+Multi-Source Inventory; MSI's one subscription is magento/inventory's
+InventoryIndexer/etc/mview.xml: view ``inventory`` on ``inventory_source_item``,
+whose changelog ``inventory_cl`` names the changed *source item*
+(``source_item_id``), not a product.
 
 Like Magento, an UPDATE trigger fires only when some column other than the
 ignored ones changed: touching ``catalog_product_entity.updated_at`` alone
@@ -25,6 +29,7 @@ PRICE = "catalog_product_price_cl"
 STOCK = "cataloginventory_stock_cl"
 CATEGORY = "catalog_product_category_cl"
 ATTRIBUTE = "catalog_product_attribute_cl"
+INVENTORY = "inventory_cl"  # MSI's: its entity_id is a source_item_id
 
 EVENTS = ("insert", "update", "delete")
 
@@ -34,7 +39,7 @@ class Subscription:
     """One source table and the changelogs its row changes are written to."""
 
     table: Table
-    id_column: str  # the column holding the product id
+    id_column: str  # the column holding the product id (for MSI's source items: the source item's id)
     changelogs: tuple[str, ...]  # in Magento's trigger order
     ignored_update_columns: frozenset[str] = frozenset()
 
@@ -56,6 +61,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(schema.catalog_category_product, "product_id", (FULLTEXT, CATEGORY)),
     Subscription(schema.catalog_product_super_link, "product_id", (FULLTEXT,)),
     Subscription(schema.catalog_product_link, "product_id", (FULLTEXT, ATTRIBUTE, STOCK)),
+    Subscription(schema.inventory_source_item, "source_item_id", (INVENTORY,)),
 )
 
 # mview_state rows Magento keeps for the views above (view_id = changelog name without "_cl").

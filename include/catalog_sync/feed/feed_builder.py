@@ -83,6 +83,7 @@ class FeedBuilder:
             "locale": [v.locale for v in views],
             "currency": [v.currency for v in views],
             "media_url": [v.media_url for v in views],
+            "stock_id": pa.array([v.stock_id for v in views], pa.int64()),
             "judged_on": [local_date(self.instant, v.timezone).isoformat() for v in views],
         }))
         custom = record_attributes(ctx)
@@ -198,7 +199,7 @@ class FeedBuilder:
                    strftime(TRY_CAST(e.created_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS created_at,
                    strftime(TRY_CAST(e.updated_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS updated_at,
                    v.store_id, v.code AS store_view_code, v.group_code, v.website_code, v.locale, v.currency, v.media_url,
-                   v.judged_on
+                   v.judged_on, v.stock_id
             FROM raw_entities e
             JOIN (SELECT DISTINCT product_id, website_id FROM raw_websites) w ON w.product_id = e.entity_id
             JOIN views v ON v.website_id = w.website_id
@@ -271,7 +272,8 @@ class FeedBuilder:
             SELECT entity_id, store_id, '[' || array_to_string(list_sort(list(frag)), ',') || ']' AS attributes
             FROM custom_json GROUP BY ALL
         ),
-        st AS (SELECT product_id, any_value(qty) AS qty, any_value(is_in_stock) AS is_in_stock FROM raw_stock GROUP BY ALL),
+        st AS (SELECT product_id, stock_id, any_value(qty) AS qty, any_value(is_in_stock) AS is_in_stock
+               FROM raw_stock GROUP BY ALL),
         cat AS (
             SELECT i.entity_id, i.store_id, list_sort(list(cc.category_id::BIGINT)) AS ids,
                    list_sort(list(p.path) FILTER (WHERE p.path IS NOT NULL)) AS paths
@@ -410,7 +412,7 @@ class FeedBuilder:
         FROM items i
         LEFT JOIN c ON c.entity_id = i.entity_id AND c.store_id = i.store_id
         LEFT JOIN ca ON ca.entity_id = i.entity_id AND ca.store_id = i.store_id
-        LEFT JOIN st ON st.product_id = i.entity_id
+        LEFT JOIN st ON st.product_id = i.entity_id AND st.stock_id = i.stock_id
         LEFT JOIN cat ON cat.entity_id = i.entity_id AND cat.store_id = i.store_id
         LEFT JOIN par ON par.entity_id = i.entity_id
         LEFT JOIN chi ON chi.entity_id = i.entity_id

@@ -258,7 +258,7 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
                variants: _Variants, links: dict[int, list[dict[str, str]]], bundles: _Bundles) -> FeedRow:
     eid = int(entity["entity_id"])
     sku = entity["sku"] or ""
-    qty, in_stock = chunk.stock.get(eid, (None, 0))
+    qty, in_stock = chunk.stock.get((eid, view.stock_id), (None, 0))
     gallery_files = {role: value(role) for role in IMAGE_ROLES}
     price = _number(value("price"))
     if price is None and entity["type_id"] == "configurable":

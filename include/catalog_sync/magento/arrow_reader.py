@@ -18,7 +18,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from catalog_sync.magento import bundle_options, configurable_options, product_links
+from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes
 
@@ -29,6 +29,8 @@ VALUE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("attribute_id", pa.int64()
 CLASH_SCHEMA = pa.schema([("entity_id", pa.int64()), ("store_id", pa.int64()), ("reason", pa.string())])
 VARIANT_VALUE_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa.int64()), ("position", pa.int64()),
                                   ("child_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
+STOCK_SCHEMA = pa.schema([("product_id", pa.int64()), ("stock_id", pa.int64()), ("qty", pa.string()),
+                          ("is_in_stock", pa.int64())])
 PRODUCT_LINK_SCHEMA = pa.schema([("product_id", pa.int64()), ("type", pa.string()), ("sku", pa.string())])
 BUNDLE_OPTION_SCHEMA = pa.schema([("parent_id", pa.int64()), ("option_id", pa.int64()), ("required", pa.int64()),
                                    ("position", pa.int64()), ("type", pa.string())])
@@ -106,10 +108,10 @@ class RawChunk:
     bundle_selections: pa.Table = field(default_factory=BUNDLE_SELECTION_SCHEMA.empty_table)
 
 
-def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None,
+def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: int | None, stock: inventory.StockLayout,
                attribute_ids: Sequence[int] | None = None, pool: ThreadPoolExecutor | None = None,
                url_keys: UrlKeyCheck | None = None) -> RawChunk:
-    """Read one chunk. `attribute_ids` limits the EAV rows to the attributes the feed uses;
+    """Read one chunk. `stock` is the context's stock layout; `attribute_ids` limits the EAV rows to the attributes the feed uses;
     with a `pool`, the queries run concurrently (connectorx and the database work outside the GIL)."""
     ids = sorted(set(ids))
     contiguous = bool(ids) and ids[-1] - ids[0] + 1 == len(ids)
@@ -155,9 +157,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
             t.entity_id, t.attribute_id, t.store_id, value.label("value")).where(*value_filters[backend], in_range)
     w = m.catalog_product_website.c
     statements["websites"] = sa.select(w.product_id, w.website_id).where(f(w.product_id))
-    s = m.cataloginventory_stock_item.c
-    statements["stock"] = sa.select(s.product_id, sa.cast(s.qty, sa.String).label("qty"), s.is_in_stock).where(
-        f(s.product_id), s.stock_id == 1)
+    statements["stock"] = inventory.stock_query(stock, f)
     lo, hi = bounds.get("categories", (None, None))
     statements["categories"] = sa.select(cp.product_id, cp.category_id).where(
         f(cp.product_id), sa.false() if lo is None else cp.entity_id.between(int(lo), int(hi)))
@@ -207,6 +207,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
         [tables.pop(f"values_{b}").cast(VALUE_SCHEMA) for b in m.PRODUCT_VALUE_TABLES], promote_options="default"
     )
     # (Typed here: an empty result has no types connectorx or SQLAlchemy could infer.)
+    tables["stock"] = _typed(tables["stock"], STOCK_SCHEMA)
     tables["variant_values"] = _typed(tables["variant_values"], VARIANT_VALUE_SCHEMA)
     tables["option_labels"] = _typed(tables["option_labels"], OPTION_LABEL_SCHEMA)
     tables["product_links"] = _typed(tables["product_links"], PRODUCT_LINK_SCHEMA)

@@ -6,6 +6,7 @@ Everything here is a SELECT. Catalog Sync never writes to the shop database
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalog_sync.magento import bundle_options, configurable_options, product_links
+from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCALE = "en_US"
 DEFAULT_TIMEZONE = "America/Los_Angeles"
 DEFAULT_WEIGHT_UNIT = "lbs"  # Magento_Directory's etc/config.xml default
+# Label digests (label_digests): the kinds of label, and how many buckets of ids each is hashed in.
+OPTION_LABELS, ATTRIBUTE_LABELS, SUPER_LABELS = "option", "attribute", "super"
+LABEL_BUCKETS = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class StoreView:
     timezone: str = DEFAULT_TIMEZONE  # general/locale/timezone: the zone its date windows are judged in
     is_website_default: bool = False  # its website's default store view (default group's default store)
     weight_unit: str = DEFAULT_WEIGHT_UNIT  # general/locale/weight_unit
+    stock_id: int = inventory.LEGACY_STOCK  # the stock its website sells from (see magento/inventory)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class CatalogContext:
     stock_threshold_qty: float = 0.0
     # Attributes shown as swatches (catalog_eav_attribute.additional_data swatch_input_type visual or text)
     swatch_attribute_ids: frozenset[int] = frozenset()
+    stock_layout: inventory.StockLayout = field(default_factory=inventory.StockLayout)
 
     @property
     def attributes_by_code(self) -> dict[str, Attribute]:
@@ -125,7 +131,7 @@ class ProductChunk:
     # entity_id -> attribute_id -> store_id -> raw value
     values: dict[int, dict[int, dict[int, Any]]] = field(default_factory=dict)
     websites: dict[int, set[int]] = field(default_factory=dict)
-    stock: dict[int, tuple[Any, int]] = field(default_factory=dict)  # qty, is_in_stock
+    stock: dict[tuple[int, int], tuple[Any, int]] = field(default_factory=dict)  # (entity_id, stock_id) -> qty, is_in_stock
     category_ids: dict[int, list[int]] = field(default_factory=dict)
     parent_ids: dict[int, list[int]] = field(default_factory=dict)
     child_ids: dict[int, list[int]] = field(default_factory=dict)
@@ -239,21 +245,64 @@ class MagentoCatalogReader:
         text = "\n".join("|".join("" if v is None else str(v) for v in r) for r in rows)
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
-    def label_fingerprint(self) -> str:
-        """sha1 of the labels product bodies carry but no product row holds: option labels, attributes'
-        store-view labels and configurables' option labels. Magento's triggers log no product when one
-        changes; a changed fingerprint makes the next run reconcile in full, which sends what it changed."""
+    def label_digests(self) -> dict[str, str]:
+        """sha1s of the labels product bodies carry but no product row holds, in buckets by id: option labels
+        (`option:<n>`), attributes' store-view labels (`attribute:<n>`) and configurables' option labels
+        (`super:<n>`), n = id mod LABEL_BUCKETS. Magento's triggers log no product when one changes: the
+        buckets that differ from the last run's say which products to read again (`label_products`)."""
         o, al, sl = m.eav_attribute_option_value.c, m.eav_attribute_label.c, m.catalog_product_super_attribute_label.c
-        digest = hashlib.sha1(usedforsecurity=False)
+        digests: dict[str, Any] = {}
         with self.engine.connect() as conn:
-            for stmt in (sa.select(o.option_id, o.store_id, o.value).order_by(o.option_id, o.store_id),
-                         sa.select(al.attribute_id, al.store_id, al.value).order_by(al.attribute_id, al.store_id),
-                         sa.select(sl.product_super_attribute_id, sl.store_id, sl.use_default, sl.value)
-                         .order_by(sl.product_super_attribute_id, sl.store_id)):
+            for kind, stmt in (
+                (OPTION_LABELS, sa.select(o.option_id, o.store_id, o.value).order_by(o.option_id, o.store_id)),
+                (ATTRIBUTE_LABELS, sa.select(al.attribute_id, al.store_id, al.value).order_by(al.attribute_id, al.store_id)),
+                (SUPER_LABELS, sa.select(sl.product_super_attribute_id, sl.store_id, sl.use_default, sl.value)
+                 .order_by(sl.product_super_attribute_id, sl.store_id)),
+            ):
                 for row in conn.execute(stmt):
+                    key = f"{kind}:{int(row[0]) % LABEL_BUCKETS}"
+                    digest = digests.get(key) or digests.setdefault(key, hashlib.sha1(usedforsecurity=False))
                     digest.update(("|".join("" if v is None else str(v) for v in row) + "\n").encode())
-                digest.update(b"--\n")
-        return digest.hexdigest()
+        return {key: digest.hexdigest() for key, digest in sorted(digests.items())}
+
+    def label_products(self, buckets: dict[str, list[int]]) -> set[int]:
+        """The products whose bodies carry a label in these buckets (kind -> bucket numbers, from
+        label_digests): products with a select or multiselect value among the options, and configurables
+        whose options are the attributes or their own option labels. (A configurable shows its variants'
+        option labels: the caller adds the configurables of these products, as for any changed product.)"""
+        found: set[int] = set()
+        a, t = m.eav_attribute.c, m.eav_entity_type.c
+        sa_ = m.catalog_product_super_attribute.c
+        with self.engine.connect() as conn:
+            if buckets.get(OPTION_LABELS):
+                wanted = set(buckets[OPTION_LABELS])
+                inputs = dict(conn.execute(
+                    sa.select(a.attribute_id, a.frontend_input)
+                    .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
+                    .where(t.entity_type_code == m.PRODUCT_ENTITY_TYPE_CODE, a.frontend_input.in_(["select", "multiselect"]))
+                ).all())
+                v = m.PRODUCT_VALUE_TABLES["int"].c  # a select's value: one option id
+                found.update(int(i) for i in conn.execute(sa.select(v.entity_id).distinct().where(
+                    v.attribute_id.in_(sorted(i for i, kind in inputs.items() if kind == "select")),
+                    (v.value % LABEL_BUCKETS).in_(sorted(wanted)))).scalars())
+                multiselect = sorted(i for i, kind in inputs.items() if kind == "multiselect")
+                for backend in ("varchar", "text"):  # a multiselect's value: option ids, comma-separated
+                    v = m.PRODUCT_VALUE_TABLES[backend].c
+                    for entity_id, value in conn.execute(
+                            sa.select(v.entity_id, v.value).where(v.attribute_id.in_(multiselect), v.value.is_not(None))):
+                        if any(p.strip().isdigit() and int(p) % LABEL_BUCKETS in wanted for p in str(value).split(",")):
+                            found.add(int(entity_id))
+            for kind, column in ((ATTRIBUTE_LABELS, sa_.attribute_id), (SUPER_LABELS, sa_.product_super_attribute_id)):
+                if buckets.get(kind):
+                    found.update(int(i) for i in conn.execute(
+                        sa.select(sa_.product_id).distinct().where((column % LABEL_BUCKETS).in_(sorted(buckets[kind])))
+                    ).scalars())
+        return found
+
+    def stock_fingerprint(self) -> str:
+        """See inventory.layout_fingerprint: which stock each website shows."""
+        with self.engine.connect() as conn:
+            return inventory.layout_fingerprint(conn)
 
     def load_context(self) -> CatalogContext:
         with self.engine.connect() as conn:
@@ -272,9 +321,11 @@ class MagentoCatalogReader:
             }
             categories, names = self._categories(conn)
             swatches = self._swatch_attributes(conn)
+            stock = inventory.read_layout(conn, {v.website_id: v.website_code for v in views})
+        views = [dataclasses.replace(v, stock_id=stock.stock_of(v.website_id)) for v in views]
         price_scope = int(config.get(("default", 0, "catalog/price/scope")) or 0)
         threshold = float(config.get(("default", 0, "cataloginventory/options/stock_threshold_qty")) or 0)
-        return CatalogContext(views, attributes, options, categories, names, price_scope, threshold, swatches)
+        return CatalogContext(views, attributes, options, categories, names, price_scope, threshold, swatches, stock)
 
     @staticmethod
     def _swatch_attributes(conn: sa.Connection) -> frozenset[int]:
@@ -468,7 +519,8 @@ class MagentoCatalogReader:
 
     # ---- one chunk of products ---------------------------------------------------
 
-    def load_chunk(self, ids: Sequence[int], url_keys: UrlKeyCheck | None = None) -> ProductChunk:
+    def load_chunk(self, ids: Sequence[int], stock: inventory.StockLayout, url_keys: UrlKeyCheck | None = None) -> ProductChunk:
+        """The raw rows of these products; `stock` is the context's stock layout (CatalogContext.stock_layout)."""
         ids = sorted(set(ids))
         if not ids:
             return ProductChunk(entities=[])
@@ -502,11 +554,8 @@ class MagentoCatalogReader:
                 websites[r.product_id].add(int(r.website_id))
             chunk.websites = websites
 
-            s = m.cataloginventory_stock_item.c
-            for r in conn.execute(
-                sa.select(s.product_id, s.qty, s.is_in_stock).where(id_filter(s.product_id), s.stock_id == 1)
-            ):
-                chunk.stock[r.product_id] = (r.qty, int(r.is_in_stock))
+            for r in conn.execute(inventory.stock_query(stock, id_filter)):
+                chunk.stock[(int(r.product_id), int(r.stock_id))] = (r.qty, int(r.is_in_stock))
 
             cp = m.catalog_category_product.c
             cats: dict[int, list[int]] = defaultdict(list)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from catalog_sync.magento import inventory
 from catalog_sync.magento import schema as m
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,14 @@ class ChangeDetector:
         with self.engine.connect() as conn:
             if changelogs:
                 versions = {}
+                caps = _index_caps(conn, changelogs)
                 for name in changelogs:
                     t = m.CHANGELOG_TABLES[name]
-                    versions[name] = int(conn.execute(sa.select(sa.func.max(t.c.version_id))).scalar() or 0)
+                    newest = int(conn.execute(sa.select(sa.func.max(t.c.version_id))).scalar() or 0)
+                    if name in caps and caps[name] < newest:
+                        log.info("change detection: %s read up to version %d of %d, where Magento's indexer stands: "
+                                 "the stock index holds the rest only after it runs", name, caps[name], newest)
+                    versions[name] = min(newest, caps.get(name, newest))
                 return ChangeMarks(CHANGELOG, versions)
             e = m.catalog_product_entity.c
             latest = conn.execute(sa.select(sa.func.max(e.updated_at))).scalar()
@@ -107,12 +113,9 @@ class ChangeDetector:
                     if upper <= lower:
                         continue
                     t = m.CHANGELOG_TABLES[name].c
-                    ids.update(
-                        int(i)
-                        for i in conn.execute(
-                            sa.select(t.entity_id).distinct().where(t.version_id > lower, t.version_id <= upper)
-                        ).scalars()
-                    )
+                    query = (inventory.changed_products_query(lower, upper) if name == inventory.CHANGELOG else
+                             sa.select(t.entity_id).distinct().where(t.version_id > lower, t.version_id <= upper))
+                    ids.update(int(i) for i in conn.execute(query).scalars())
                 return ids
             e = m.catalog_product_entity.c
             start = datetime.strptime(since.updated_at, _TS_FORMAT) - UPDATED_AT_OVERLAP if since.updated_at else None
@@ -126,6 +129,25 @@ class ChangeDetector:
         e = m.catalog_product_entity.c
         with self.engine.connect() as conn:
             return {int(i) for i in conn.execute(sa.select(e.entity_id)).scalars()}
+
+
+def _index_caps(conn: sa.Connection, changelogs: list[str]) -> dict[str, int]:
+    """On MSI shops the stock we send is read from Magento's stock index, not the rows the changelogs name:
+    read those changelogs no further than the version their indexer has applied (`mview_state`), or we
+    would read the index before it holds the change and never look again. A view not in mview_state
+    (Update on Save) is indexed as it is written, and stocks without an index are read from their
+    source items: no cap for those."""
+    if not inventory.msi_available(conn):
+        return {}
+    indexes = inventory.stock_index_names(conn)
+    watched = {cl: view for cl, view in inventory.INDEXED_CHANGELOGS.items()
+               if cl in changelogs and inventory.feeds_an_index(cl, indexes)}
+    if not watched:
+        return {}
+    s = m.mview_state.c
+    rows = conn.execute(sa.select(s.view_id, s.version_id).where(s.view_id.in_(list(watched.values())), s.mode == "enabled"))
+    applied = {r.view_id: int(r.version_id or 0) for r in rows}
+    return {cl: applied[view] for cl, view in watched.items() if view in applied}
 
 
 def _last_assigned_version(conn: sa.Connection, table: str) -> int | None:

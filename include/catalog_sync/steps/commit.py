@@ -25,7 +25,7 @@ from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
 from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, FeedFiles
 from catalog_sync.state.staging import StagingFolder
 from catalog_sync.steps.export import RESULTS_SCHEMA
-from catalog_sync.steps.modes import FULL, SKUS
+from catalog_sync.steps.modes import FULL, INCREMENTAL, SKUS
 from catalog_sync.steps.run import RunPlan, Workspace
 from catalog_sync.targets.base import OK, UNCONFIRMED, FeedScope, FeedSpec, primary_feed
 
@@ -60,9 +60,8 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict:
             for feed in ws.target.feeds:
                 feeds[feed.name], counts[feed.name] = _commit_feed(con, ws, settings, run, staging, feed, version)
         sync_lock.require_lock(ws.status, run.run_id)  # again: writing the files may have taken long
-        # A full reconcile made every body from the current fingerprints; other runs keep the manifest's.
         new = ws.snapshots.swap_manifest(manifest, feeds, None if run.mode == SKUS else ChangeMarks.from_dict(run.until_marks),
-                                         run.run_id, fingerprints=run.fingerprints if run.mode == FULL else None)
+                                         run.run_id, fingerprints=_fingerprints(run, manifest.fingerprints))
         primary = primary_feed(ws.target.feeds).name
         result = {"version": new.version, "feeds": counts, **{k: counts[primary][k] for k in ("inserted", "updated", "deleted")}}
         staging.write_json(result, staging.COMMIT)
@@ -156,3 +155,13 @@ def _commit_feed(con, ws: Workspace, settings: SyncSettings, run: RunPlan, stagi
     counts = {"inserted": by_op.get("insert", 0), "updated": by_op.get("update", 0), "deleted": by_op.get("delete", 0),
               "items": items, "pending": new_pending, "not_accepted": not_accepted, "rewritten": rewrite}
     return FeedFiles(file_rel, pending_rel, items, new_pending), counts
+
+
+def _fingerprints(run: RunPlan, kept: dict) -> dict | None:
+    """A full reconcile made every body from the current fingerprints. An incremental run re-read the
+    products whose labels changed (scope): it moves the labels on, and keeps the rest (None: keep all)."""
+    if run.mode == FULL:
+        return run.fingerprints
+    if run.mode == INCREMENTAL and isinstance(kept.get("labels"), dict) and "labels" in run.fingerprints:
+        return {**kept, "labels": run.fingerprints["labels"]}
+    return None

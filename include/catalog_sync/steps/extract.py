@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +18,7 @@ from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.not_carried import NotCarried
 from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.settings import SyncSettings
 from catalog_sync.steps import scope as run_scope
@@ -31,7 +33,7 @@ READ_CONCURRENCY = 3
 _DICTIONARY_COLUMNS = [f.name for f in EXTRACT_SCHEMA if f.name not in ("payload", "content_hash")]
 
 
-def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, int]:
+def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, Any]:
     """Read the products in scope (of this sku bucket) from Magento into staging records."""
     started = clock.monotonic()
     with Workspace(settings) as ws:
@@ -55,8 +57,8 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
                                      compression_level=1, use_dictionary=_DICTIONARY_COLUMNS, filesystem=staging.fs) as writer:
                 url_keys = UrlKeyCheck.from_context(ctx)
                 reads = (
-                    pool.submit(read_chunk, queries, ids, price.attribute_id if price else None, builder.attribute_ids,
-                                query_pool, url_keys)
+                    pool.submit(read_chunk, queries, ids, price.attribute_id if price else None, ctx.stock_layout,
+                                builder.attribute_ids, query_pool, url_keys)
                     for ids in id_chunks
                 )
                 pending = next(reads, None)
@@ -70,7 +72,11 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
                     pending = upcoming
         finally:
             builder.close()
-        counts = {"products": products, "records": records, "scope": -1 if scope_ids is None else len(scope_ids)}
+        # What the contract cannot carry, among the products in scope (full: the whole catalog, counted once, by
+        # bucket 0): {kind: products}, only kinds some product holds; `not_carried_products` counts each product once.
+        held, holders = NotCarried(ws.source).count(scope_ids) if scope_ids is not None or bucket == 0 else ({}, 0)
+        counts = {"products": products, "records": records, "scope": -1 if scope_ids is None else len(scope_ids),
+                  "not_carried": held, "not_carried_products": holders}
         staging.write_json(counts, staging.extract(bucket, "json"))
         elapsed = clock.monotonic() - started
         log.info(

@@ -53,6 +53,7 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
                 instant=run_clock.format_instant(run_clock.run_instant(settings.now)),
                 buckets=check_buckets(settings.buckets),
                 fingerprints=fingerprints,
+                label_changes=changed_labels(manifest, fingerprints) if mode == INCREMENTAL else {},
             )
             staging = ws.staging(result)
             staging.makedirs()
@@ -71,13 +72,14 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
 
 def current_fingerprints(ws: Workspace) -> dict[str, str]:
     """What every body depends on besides its product: how staging records are built, the target's
-    mapping, the shop's product attributes, and the labels products carry."""
+    mapping, the shop's product attributes, the labels products carry, and where each website's stock comes from."""
     reader = MagentoCatalogReader(ws.source)
     return {
         "staging_records": source_fingerprint(feed_builder, feed_record),
         "mapping": ws.target.mapping_fingerprint(),
         "attributes": reader.attribute_fingerprint(),
-        "labels": reader.label_fingerprint(),
+        "labels": reader.label_digests(),
+        "stock_layout": reader.stock_fingerprint(),
     }
 
 
@@ -85,8 +87,9 @@ WHAT_CHANGED = {
     "staging_records": "how this release builds Magento's records changed",
     "mapping": "the target's mapping changed (a new release, or its options)",
     "attributes": "the shop's product attributes changed (added, removed or retyped)",
-    "labels": "a label products carry changed (an option's, an attribute's or a configurable option's): Magento "
-              "logs no product change for it",
+    "labels": "the labels products carry were last read by an older release",
+    "stock_layout": "which stock a website sells from changed (MSI sales channels, the sources linked to a stock, a "
+                    "source enabled or disabled, a stock index created or dropped)",
 }
 
 
@@ -106,13 +109,28 @@ def _mode(request: SyncRequest, manifest: Manifest, detector: ChangeDetector,
         return FULL, "no snapshot yet: first sync"
     if since is None:
         return FULL, "the snapshot has no change watermark yet"
-    changed = [WHAT_CHANGED[k] for k in fingerprints if manifest.fingerprints and manifest.fingerprints.get(k) != fingerprints[k]]
+    changed = [WHAT_CHANGED[k] for k in fingerprints if manifest.fingerprints and manifest.fingerprints.get(k) != fingerprints[k]
+               and not (k == "labels" and isinstance(manifest.fingerprints.get(k), dict))]  # labels: see changed_labels
     if changed:
         return FULL, f"escalated to a full reconcile: {'; '.join(changed)} since the last full sync"
     gap = detector.gap_reason(since)
     if gap:
         return FULL, f"escalated to a full reconcile: {gap}"
     return INCREMENTAL, f"changes since {_describe(since)}"
+
+
+def changed_labels(manifest: Manifest, fingerprints: dict) -> dict[str, list[int]]:
+    """The label buckets (kind -> bucket numbers) that differ from the last run's: an incremental run reads
+    the products that carry them again (MagentoCatalogReader.label_products)."""
+    before, now = manifest.fingerprints.get("labels"), fingerprints.get("labels")
+    if not isinstance(before, dict) or not isinstance(now, dict):
+        return {}
+    changed: dict[str, list[int]] = {}
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            kind, bucket = key.split(":")
+            changed.setdefault(kind, []).append(int(bucket))
+    return changed
 
 
 def _describe(marks: ChangeMarks) -> str:

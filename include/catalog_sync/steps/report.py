@@ -6,6 +6,11 @@ failed before its commit accepted nothing, whatever it sent. `not_accepted` coun
 every feed the target does not hold as Magento has them after the run (rejected, held, still to
 retry; this run's or earlier ones'): a run that succeeded with some is still a success, and says
 so (the CLI exits EXIT_NOT_ACCEPTED) until they are fixed or re-sent.
+
+`not_carried` counts, by kind, the products of the run's scope (a full run: the whole catalog) whose
+Magento data holds something the ingestion contract cannot carry and that is not sent (custom
+options, downloadable links, ...: magento/not_carried.py), summed over the buckets' extracts;
+`not_carried_products` counts each such product once. Kinds no product holds are left out.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from catalog_sync.magento import not_carried as nc
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state import duckdb_session
 from catalog_sync.state.staging import StagingFolder
@@ -47,12 +53,14 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
             per_feed = {name: _feed_counts(name, diffs, committed, failures, run.dry_run) for name in feeds}
             counts = {"extracted": sum(d["extracted"] for d in diffs), **per_feed[primary]}
             not_accepted = _not_accepted(committed, failures)
+            not_carried, not_carried_products = _not_carried(staging)
             ws.status.record_failures(run.run_id, failures[:MAX_FAILURES_RECORDED])
             row = ws.status.finish_run(run.run_id, FAILED if error else SUCCESS, {**counts, "not_accepted": not_accepted},
                                        error, feeds=per_feed)
             summary: dict[str, Any] = {"mode": run.mode, "mode_reason": run.mode_reason, **counts,
                                        "duration_s": row["duration_s"], "feeds": per_feed,
-                                       "not_accepted": not_accepted, "unconfirmed": _unconfirmed(staging, feeds)}
+                                       "not_accepted": not_accepted, "unconfirmed": _unconfirmed(staging, feeds),
+                                       "not_carried": not_carried, "not_carried_products": not_carried_products}
             if any(f["reason"] == DEADLINE_REASON for f in failures):
                 summary["deadline_reached"] = True
             if run.dry_run:
@@ -62,6 +70,7 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
             duration = row["duration_s"] or 0
             log.info("report: run %s %s in %.2fs (%.0f records/s): %s", run.run_id, "FAILED" if error else "succeeded",
                      duration, counts["extracted"] / duration if duration else 0, orjson.dumps(summary).decode())
+            log.info("report: %s", _not_carried_line(not_carried, not_carried_products))
             for failure in failures[:20]:
                 log.warning("report: %s %s %s not in sync: %s", failure["status"], failure["feed"], failure["item_key"],
                             failure["reason"])
@@ -91,6 +100,21 @@ def _not_accepted(committed: dict | None, failures: list[dict]) -> int:
     if committed and "feeds" in committed and not committed.get("dry_run"):
         return sum(c.get("not_accepted", c.get("pending", 0)) for c in committed["feeds"].values())
     return len(failures)
+
+
+def _not_carried(staging: StagingFolder) -> tuple[dict[str, int], int]:
+    """The buckets' extracts' counts of what the contract cannot carry: ({kind: products}, products)."""
+    extracts = [staging.read_json(n) for n in staging.glob("extract-b*.json")]
+    return (nc.summed([e.get("not_carried") or {} for e in extracts]),
+            sum(int(e.get("not_carried_products") or 0) for e in extracts))
+
+
+def _not_carried_line(kinds: dict[str, int], products: int) -> str:
+    if not kinds:
+        return "no product in this run holds data the ingestion API cannot carry"
+    listed = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], nc.KINDS.index(kv[0]))))
+    return (f"{products} product(s) hold data the ingestion API cannot carry, not sent: {listed} "
+            "(see README, 'What the contract cannot carry')")
 
 
 def _unconfirmed(staging: StagingFolder, feeds: list[str]) -> int:

@@ -62,6 +62,7 @@ class RunPlan:
     instant: str = ""
     buckets: int = 1  # hash buckets of sku: extract, diff and export run once per bucket
     fingerprints: dict = field(default_factory=dict)  # what bodies depend on (plan.current_fingerprints)
+    label_changes: dict = field(default_factory=dict)  # label buckets changed since the last run (plan.changed_labels)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Which products a run extracts: every one (full), or what changed since the last sync.
 
-Changed means: ids in Magento's changelogs between the plan's watermarks, the other side of
+Changed means: ids in Magento's changelogs between the plan's watermarks, the products carrying a
+label that changed since the last run (Magento logs no product for it; see plan.changed_labels), the other side of
 their configurable links (now and as last sent), the items still to retry, the items whose
 body may have changed with no change in Magento (a special price's window opening or closing,
 found from the day each item was judged on), the products of store views no longer exported,
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
+from catalog_sync.magento.catalog_reader import LABEL_BUCKETS, CatalogContext, MagentoCatalogReader
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
 from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.run_clock import local_date
@@ -45,6 +46,9 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         detector = ChangeDetector(ws.source)
         since, until = ChangeMarks.from_dict(run.since_marks), ChangeMarks.from_dict(run.until_marks)
         changed = detector.changed_ids(since, until)
+        # Labels Magento logs no product for (an option relabelled, say): the products that carry them.
+        relabelled = reader.label_products(run.label_changes) - changed if run.label_changes else set()
+        changed |= relabelled
         # Magento logs only the child when a configurable link changes; re-read both sides,
         # as linked now (source) and as linked when last sent (snapshot).
         linked = reader.linked_ids(changed) | snapshot.linked_ids(changed)
@@ -60,10 +64,11 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         peers = reader.url_key_peers(scope, url_keys) if url_keys and scope else set()
         scope |= peers
         log.info(
-            "scope: %d changed product id(s) since the last sync, %d linked configurable(s)/variant(s), %d retried, "
-            "%d whose body may change today (price windows), %d in store views no longer exported, %d gone, "
-            "%d sharing a url_key with one of them",
-            len(changed), len(linked - changed), len(retries), len(rechecks), len(dropped_views), len(gone), len(peers),
+            "scope: %d changed product id(s) since the last sync (%d of them carry a label changed since: %s), "
+            "%d linked configurable(s)/variant(s), %d retried, %d whose body may change today (price windows), "
+            "%d in store views no longer exported, %d gone, %d sharing a url_key with one of them",
+            len(changed), len(relabelled), _describe_labels(run.label_changes), len(linked - changed), len(retries),
+            len(rechecks), len(dropped_views), len(gone), len(peers),
         )
     if n > 1:
         # By the current sku; a product gone from Magento goes to bucket 0, whose diff then
@@ -72,6 +77,12 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         scope = {i for i in scope if (bucket_of(skus[i], n) if i in skus else 0) == bucket}
     ordered = sorted(scope)
     return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope
+
+
+def _describe_labels(changes: dict[str, list[int]]) -> str:
+    if not changes:
+        return "none"
+    return ", ".join(f"{kind} labels in {len(buckets)} of {LABEL_BUCKETS} buckets" for kind, buckets in sorted(changes.items()))
 
 
 class SnapshotView:

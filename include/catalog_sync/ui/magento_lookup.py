@@ -54,7 +54,7 @@ class MagentoLookup:
         if not ids:
             return {}
         ctx = self.context()
-        chunk = self.reader.load_chunk(ids, UrlKeyCheck.from_context(ctx))
+        chunk = self.reader.load_chunk(ids, ctx.stock_layout, UrlKeyCheck.from_context(ctx))
         return {row.store_view_code: row for row in build_feed_rows(chunk, ctx, instant)}
 
     def search(self, q: str, limit: int = SEARCH_LIMIT) -> list[CatalogHit]:
