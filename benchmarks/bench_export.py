@@ -1,6 +1,6 @@
 """Export benchmark: a full sync of the cached 100k x 2 demo catalog to the reference receiver.
 
-    .venv/bin/python benchmarks/bench_export.py [--products 100000] [--rpm 0]
+    .venv/bin/python benchmarks/bench_export.py [--products 100000] [--rpm 0] [--rev REV]
 
 Starts the receiver with schema validation off (so the sink is what is measured)
 in its own process, runs `python -m catalog_sync sync` against it with the
@@ -36,13 +36,28 @@ def _free_port() -> int:
 
 
 def _catalog(products: int) -> Path:
-    cached = sorted((HERE / ".cache").glob(f"catalog-p{products}-v2-*.sqlite"))
+    cached = sorted(p for p in (HERE / ".cache").glob(f"catalog-p{products}-v2-*.sqlite") if ".partial." not in p.name)
     if cached:
         return cached[-1]
     path = Path(tempfile.mkdtemp(prefix="cs-bench-export-")) / "catalog.sqlite"
     subprocess.run([sys.executable, "-m", "catalog_sync", "demo-catalog", "--db", f"sqlite:///{path}",
                     "--products", str(products), "--store-views", "2"], check=True)
     return path
+
+
+def _engine(rev: str | None, work: Path) -> tuple[Path | None, str]:
+    """The engine to sync with: `include/` of `rev` exported under `work` (None: the working tree), and its commit."""
+    repo = HERE.parent
+    if not rev:
+        return None, "working tree at " + subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, text=True,
+                                                           capture_output=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=repo, text=True, capture_output=True,
+                            check=True).stdout.strip()
+    archive = subprocess.run(["git", "archive", commit, "include"], cwd=repo, capture_output=True, check=True).stdout
+    (work / "engine").mkdir()
+    subprocess.run(["tar", "-x", "-C", str(work / "engine")], input=archive, check=True)
+    print(f"[bench-export] engine: {rev} ({commit[:10]}), exported to {work / 'engine'}", file=sys.stderr)
+    return work / "engine" / "include", commit[:10]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -55,8 +70,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--rpm", type=int, default=0, help="client-side requests/minute (0: no limit)")
+    parser.add_argument("--rev", metavar="REV", help="sync with the engine as committed at this git revision (git archive); "
+                                                     "the catalog and the receiver stay the working tree's, so before and "
+                                                     "after send the same shop to the same receiver")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cs-bench-export-"))
+    engine_path, engine_rev = _engine(args.rev, work)
     port = _free_port()
     receiver = subprocess.Popen([sys.executable, "-m", "catalog_sync", "receiver", "--port", str(port), "--db",
                                  str(work / "receiver.db"), "--no-validate", "--token", "bench"])
@@ -68,6 +87,8 @@ def main() -> int:
             except requests.ConnectionError:
                 time.sleep(0.1)
         env = {**os.environ, "CATALOG_SYNC_TARGET_TOKEN": "bench", "CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE": str(args.rpm)}
+        if engine_path:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_path), os.environ.get("PYTHONPATH")]))
         # The export stage's own CPU (all threads of the sync process while `export` runs): the
         # sync process's whole-run CPU also holds extract, diff and commit.
         # (catalog_sync.steps.sync is the CLI's chain; it calls the `export` it imported.)
@@ -97,7 +118,7 @@ def main() -> int:
     contract_requests = sum(sum(v.values()) for v in stats["requests"].values())
     items, seconds = int(export.group(1)), float(export.group(2))
     result = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "products": args.products,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "products": args.products, "engine_rev": engine_rev,
         "rpm_limit": args.rpm, "items": items, "export_seconds": seconds, "items_per_s": items / seconds,
         "requests": contract_requests, "requests_per_s": contract_requests / seconds, "sync_wall_s": wall,
         "peak_rss_mib": float(re.search(r"PEAK_RSS_MIB ([0-9.]+)", out.stderr).group(1)),

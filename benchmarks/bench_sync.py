@@ -51,6 +51,9 @@ CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results"
 DEFAULT_ENGINE_ROOT = REPO / "include"
 ENGINE_ROOT = DEFAULT_ENGINE_ROOT  # the folder holding the catalog_sync package to measure (--engine)
+# The package whose demo generator makes the catalog: the working tree's by default, so that every
+# engine measured (--rev) syncs the same catalog; --catalog-generator engine uses the measured one's.
+GENERATOR_ROOT = DEFAULT_ENGINE_ROOT
 # Files whose changes make a cached catalog stale.
 GENERATOR_SOURCES = ("demo/generator.py", "demo/triggers.py", "magento/schema.py")
 
@@ -413,11 +416,12 @@ def passed_env() -> dict[str, str]:
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith("CATALOG_SYNC_") and not _ENV_DROPPED.search(k[13:])}
 
 
-def _child_env() -> dict[str, str]:
-    """The environment of the measured processes (see _ENV_DROPPED)."""
+def _child_env(root: Path | None = None) -> dict[str, str]:
+    """The environment of the measured processes (see _ENV_DROPPED), importing catalog_sync from `root`
+    (default: the measured engine)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_SYNC_")}
     env.update(passed_env())
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENGINE_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root or ENGINE_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
@@ -458,7 +462,8 @@ def _run_worker(kind: str, config: dict, tmp: Path, label: str) -> dict:
     started = time.perf_counter()
     with open(err_path, "wb") as err, Noise() as noise:
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_worker", kind, str(cfg_path), str(out_path)],
-                              env=_child_env(), stdout=err, stderr=subprocess.STDOUT, cwd=REPO)
+                              env=_child_env(GENERATOR_ROOT if kind == "generate" else None), stdout=err,
+                              stderr=subprocess.STDOUT, cwd=REPO)
     wall = time.perf_counter() - started
     result = json.loads(out_path.read_text()) if out_path.exists() else {}
     if proc.returncode != 0 or not result or result.get("error"):
@@ -478,7 +483,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 def _code_hash() -> str:
     digest = hashlib.sha256()
     for rel in GENERATOR_SOURCES:
-        digest.update(rel.encode() + b"\0" + (ENGINE_ROOT / "catalog_sync" / rel).read_bytes())
+        digest.update(rel.encode() + b"\0" + (GENERATOR_ROOT / "catalog_sync" / rel).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -843,6 +848,9 @@ def _parser() -> argparse.ArgumentParser:
                              "e.g. HEAD to leave uncommitted edits out, or an older commit to compare")
     engine.add_argument("--engine", metavar="DIR",
                         help="folder holding the catalog_sync package to measure (default: the repository's include/)")
+    parser.add_argument("--catalog-generator", choices=("tree", "engine"), default="tree",
+                        help="whose demo generator makes the catalog: the working tree's (default: one catalog for every "
+                             "--rev, so before and after sync the same shop) or the measured engine's")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder (printed at the end)")
     return parser
 
@@ -851,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.products < 1 or args.store_views < 1 or not 0 < args.change_share <= 1:
         raise SystemExit("bench: --products and --store-views must be >= 1, --change-share in (0, 1]")
-    global ENGINE_ROOT
+    global ENGINE_ROOT, GENERATOR_ROOT
     started_at = datetime.now(timezone.utc)
     tmp = Path(tempfile.mkdtemp(prefix="catalog-sync-bench-"))
     try:
@@ -863,6 +871,7 @@ def main(argv: list[str] | None = None) -> int:
             ENGINE_ROOT = Path(args.engine).resolve() if args.engine else DEFAULT_ENGINE_ROOT
         if not (ENGINE_ROOT / "catalog_sync" / "cli.py").exists():
             raise SystemExit(f"bench: no catalog_sync package in {ENGINE_ROOT}")
+        GENERATOR_ROOT = ENGINE_ROOT if args.catalog_generator == "engine" else DEFAULT_ENGINE_ROOT
         engine = engine_facts(args.rev, rev_commit)
         print(f"[bench] engine: {ENGINE_ROOT}" + (f" (git {rev_commit[:10]})" if rev_commit else ""), flush=True)
         cached_db, generation = ensure_catalog(args.products, args.store_views, args.seed, tmp)

@@ -137,39 +137,50 @@ def _indexed(stock_id: int, id_filter: IdFilter) -> sa.Select:
     )
 
 
-def _source_totals(stock_id: int, where: sa.ColumnElement[bool]) -> sa.Subquery:
-    """(product_id, qty): the sum over the stock's enabled sources, a source item out of stock counting 0
-    (InventoryIndexer's SelectBuilder)."""
+# Product types whose stock is their children's (MSI's composite indexers): they have no source items.
+COMPOSITE_TYPES = ("configurable", "bundle", "grouped")
+
+
+def _source_items(stock_id: int) -> sa.Join:
+    """Source items in the stock's enabled sources."""
     si, link, src = m.inventory_source_item.c, m.inventory_source_stock_link.c, m.inventory_source.c
-    e = m.catalog_product_entity.c
     return (
-        sa.select(e.entity_id.label("product_id"), sa.func.sum(sa.case((si.status == 1, si.quantity), else_=0)).label("qty"))
-        .join_from(m.inventory_source_item, m.inventory_source_stock_link,
-                   sa.and_(link.source_code == si.source_code, link.stock_id == stock_id))
+        m.inventory_source_item
+        .join(m.inventory_source_stock_link, sa.and_(link.source_code == si.source_code, link.stock_id == stock_id))
         .join(m.inventory_source, sa.and_(src.source_code == si.source_code, src.enabled == 1))
-        .join(m.catalog_product_entity, e.sku == si.sku)
-        .where(where)
-        .group_by(e.entity_id)
-        .subquery()
     )
 
 
 def _from_sources(stock_id: int, id_filter: IdFilter) -> list[sa.Select]:
-    """A stock without an index: products with source items, in stock when their quantity is above 0; and
-    composites (configurables, bundles, grouped: no source items of their own, `catalog_product_relation`
-    names their children) in stock when one of their children is, as MSI's composite indexers judge them."""
-    e, r = m.catalog_product_entity.c, m.catalog_product_relation.c
-    own = _source_totals(stock_id, id_filter(e.entity_id))
-    children = _source_totals(stock_id, e.entity_id.in_(sa.select(r.child_id).where(id_filter(r.parent_id))))
+    """A stock without an index: products with source items, quantity the sum over in-stock ones
+    (InventoryIndexer's SelectBuilder) and in stock when it is above 0; composites (no source items of their
+    own; `catalog_product_relation` names their children) in stock when one of their children is.
+    Source items are filtered by the skus of the chunk's products (`sku IN (SELECT ...)`): that leads
+    the plan through the sku index, where a join from the products let SQLite scan every source item."""
+    si, e, r = m.inventory_source_item.c, m.catalog_product_entity.c, m.catalog_product_relation.c
+    product = m.catalog_product_entity.alias("product")
+    child = m.catalog_product_entity.alias("child")
+    parent = m.catalog_product_entity.alias("parent")
+    quantity = sa.func.sum(sa.case((si.status == 1, si.quantity), else_=0))
+    child_in_stock = sa.func.max(sa.case((sa.and_(si.status == 1, si.quantity > 0), 1), else_=0))
+    own_skus = sa.select(e.sku).where(id_filter(e.entity_id), e.type_id.not_in(COMPOSITE_TYPES))
+    child_skus = (sa.select(child.c.sku).join_from(m.catalog_product_relation, child, child.c.entity_id == r.child_id)
+                  .where(id_filter(r.parent_id)))
     return [
-        sa.select(own.c.product_id, sa.literal(stock_id).label("stock_id"), sa.cast(own.c.qty, sa.String).label("qty"),
-                  sa.case((own.c.qty > 0, 1), else_=0).label("is_in_stock")),
-        sa.select(r.parent_id.label("product_id"), sa.literal(stock_id).label("stock_id"),
-                  sa.cast(sa.null(), sa.String).label("qty"),
-                  sa.case((sa.func.max(children.c.qty) > 0, 1), else_=0).label("is_in_stock"))
-        .join_from(m.catalog_product_relation, children, children.c.product_id == r.child_id)
-        .where(id_filter(r.parent_id), r.parent_id.not_in(sa.select(own.c.product_id)))
-        .group_by(r.parent_id),
+        sa.select(product.c.entity_id.label("product_id"), sa.literal(stock_id).label("stock_id"),
+                  sa.cast(quantity, sa.String).label("qty"), sa.case((quantity > 0, 1), else_=0).label("is_in_stock"))
+        .select_from(_source_items(stock_id).join(product, product.c.sku == si.sku))
+        .where(si.sku.in_(own_skus), id_filter(product.c.entity_id))
+        .group_by(product.c.entity_id),
+        sa.select(parent.c.entity_id.label("product_id"), sa.literal(stock_id).label("stock_id"),
+                  sa.cast(sa.null(), sa.String).label("qty"), child_in_stock.label("is_in_stock"))
+        .select_from(_source_items(stock_id).join(child, child.c.sku == si.sku)
+                     .join(m.catalog_product_relation, r.child_id == child.c.entity_id)
+                     .join(parent, parent.c.entity_id == r.parent_id))
+        # (No id filter on the parent here: SQLite would probe the id list once per source item. A child in
+        # another chunk's composite too only adds a row that chunk's builder does not look at.)
+        .where(si.sku.in_(child_skus), parent.c.type_id.in_(COMPOSITE_TYPES))
+        .group_by(parent.c.entity_id),
     ]
 
 

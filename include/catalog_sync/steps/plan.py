@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from catalog_sync import clock, run_clock
 from catalog_sync.feed import feed_builder, feed_record
@@ -70,7 +71,7 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
         return result
 
 
-def current_fingerprints(ws: Workspace) -> dict[str, str]:
+def current_fingerprints(ws: Workspace) -> dict[str, Any]:
     """What every body depends on besides its product: how staging records are built, the target's
     mapping, the shop's product attributes, the labels products carry, and where each website's stock comes from."""
     reader = MagentoCatalogReader(ws.source)
@@ -94,7 +95,7 @@ WHAT_CHANGED = {
 
 
 def _mode(request: SyncRequest, manifest: Manifest, detector: ChangeDetector,
-          upgraded_from: int | None, fingerprints: dict[str, str]) -> tuple[str, str]:
+          upgraded_from: int | None, fingerprints: dict[str, Any]) -> tuple[str, str]:
     since = manifest.marks
     if request.skus:
         return SKUS, f"resync of {len(request.skus)} requested sku(s)"
