@@ -170,7 +170,7 @@ def _from_sources(stock_id: int, id_filter: IdFilter) -> list[sa.Select]:
         sa.select(product.c.entity_id.label("product_id"), sa.literal(stock_id).label("stock_id"),
                   sa.cast(quantity, sa.String).label("qty"), sa.case((quantity > 0, 1), else_=0).label("is_in_stock"))
         .select_from(_source_items(stock_id).join(product, product.c.sku == si.sku))
-        .where(si.sku.in_(own_skus), id_filter(product.c.entity_id))
+        .where(si.sku.in_(own_skus))  # (skus are unique: the chunk's products, and no id list probed per row)
         .group_by(product.c.entity_id),
         sa.select(parent.c.entity_id.label("product_id"), sa.literal(stock_id).label("stock_id"),
                   sa.cast(sa.null(), sa.String).label("qty"), child_in_stock.label("is_in_stock"))
