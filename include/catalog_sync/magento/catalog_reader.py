@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCALE = "en_US"
 DEFAULT_TIMEZONE = "America/Los_Angeles"
 DEFAULT_WEIGHT_UNIT = "lbs"  # Magento_Directory's etc/config.xml default
+# The configuration paths the context reads (core_config_data): each one changes every item of its scope.
+CONFIG_PATHS = ("general/locale/code", "general/locale/timezone", "currency/options/base", "currency/options/default",
+                "catalog/price/scope", "general/locale/weight_unit", "cataloginventory/options/stock_threshold_qty",
+                "web/secure/base_url", "web/secure/base_media_url")
 # Label digests (label_digests): the kinds of label, and how many buckets of ids each is hashed in.
 OPTION_LABELS, ATTRIBUTE_LABELS, SUPER_LABELS = "option", "attribute", "super"
 LABEL_BUCKETS = 64
@@ -341,13 +345,27 @@ class MagentoCatalogReader:
                 found.add(int(attribute_id))
         return frozenset(found)
 
+    def shop_settings(self) -> dict[str, str]:
+        """The shop-wide settings every item depends on, as `scope/scope_id/path` -> value (the configuration
+        paths the context reads) and `store view <code>` -> its website, group and id (the active views):
+        Magento logs no product change when one changes, so plan compares them with the last full sync's."""
+        with self.engine.connect() as conn:
+            settings = {f"{scope}/{scope_id}/{path}": "" if value is None else str(value)
+                        for (scope, scope_id, path), value in sorted(self._config(conn).items())}
+            s, w, g = m.store.c, m.store_website.c, m.store_group.c
+            for r in conn.execute(
+                sa.select(s.store_id, s.code, w.code.label("website"), g.code.label("group"))
+                .join_from(m.store, m.store_website, s.website_id == w.website_id)
+                .join(m.store_group, s.group_id == g.group_id)
+                .where(s.store_id != m.ADMIN_STORE_ID, s.is_active == 1).order_by(s.code)
+            ):
+                settings[f"store view {r.code}"] = f"id {r.store_id}, website {r.website}, store {r.group}"
+        return settings
+
     @staticmethod
     def _config(conn: sa.Connection) -> dict[tuple[str, int, str], str | None]:
         c = m.core_config_data.c
-        wanted = ("general/locale/code", "general/locale/timezone", "currency/options/base", "currency/options/default",
-                  "catalog/price/scope", "general/locale/weight_unit", "cataloginventory/options/stock_threshold_qty",
-                  "web/secure/base_url", "web/secure/base_media_url")
-        rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(wanted)))
+        rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(CONFIG_PATHS)))
         return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}
 
     @staticmethod

@@ -157,11 +157,18 @@ def _commit_feed(con, ws: Workspace, settings: SyncSettings, run: RunPlan, stagi
     return FeedFiles(file_rel, pending_rel, items, new_pending), counts
 
 
+# Fingerprints an incremental run brings up to date: it re-read the products whose labels changed, and
+# deleted the items of store views no longer active (the only shop-setting change that is not a full reconcile).
+_MOVED_BY_INCREMENTAL = ("labels", "shop_settings")
+
+
 def _fingerprints(run: RunPlan, kept: dict) -> dict | None:
-    """A full reconcile made every body from the current fingerprints. An incremental run re-read the
-    products whose labels changed (scope): it moves the labels on, and keeps the rest (None: keep all)."""
+    """A full reconcile made every body from the current fingerprints; an incremental run moves on those it
+    delivered (_MOVED_BY_INCREMENTAL) and keeps the rest; others keep all (None)."""
     if run.mode == FULL:
         return run.fingerprints
-    if run.mode == INCREMENTAL and isinstance(kept.get("labels"), dict) and "labels" in run.fingerprints:
-        return {**kept, "labels": run.fingerprints["labels"]}
+    if run.mode == INCREMENTAL:
+        moved = {k: run.fingerprints[k] for k in _MOVED_BY_INCREMENTAL
+                 if isinstance(kept.get(k), dict) and isinstance(run.fingerprints.get(k), dict)}
+        return {**kept, **moved} if moved else None
     return None

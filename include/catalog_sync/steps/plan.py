@@ -73,7 +73,8 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
 
 def current_fingerprints(ws: Workspace) -> dict[str, Any]:
     """What every body depends on besides its product: how staging records are built, the target's
-    mapping, the shop's product attributes, the labels products carry, and where each website's stock comes from."""
+    mapping, the shop's product attributes, the labels products carry, where each website's stock comes from,
+    and the shop settings (locale, currency, price scope, time zone, ... per scope; the active store views)."""
     reader = MagentoCatalogReader(ws.source)
     return {
         "staging_records": source_fingerprint(feed_builder, feed_record),
@@ -81,9 +82,11 @@ def current_fingerprints(ws: Workspace) -> dict[str, Any]:
         "attributes": reader.attribute_fingerprint(),
         "labels": reader.label_digests(),
         "stock_layout": reader.stock_fingerprint(),
+        "shop_settings": reader.shop_settings(),
     }
 
 
+MAX_SETTINGS_NAMED = 5
 WHAT_CHANGED = {
     "staging_records": "how this release builds Magento's records changed",
     "mapping": "the target's mapping changed (a new release, or its options)",
@@ -91,6 +94,7 @@ WHAT_CHANGED = {
     "labels": "the labels products carry were last read by an older release",
     "stock_layout": "which stock a website sells from changed (MSI sales channels, the sources linked to a stock, a "
                     "source enabled or disabled, a stock index created or dropped)",
+    "shop_settings": "the shop settings every item depends on were last read by an older release",
 }
 
 
@@ -110,14 +114,46 @@ def _mode(request: SyncRequest, manifest: Manifest, detector: ChangeDetector,
         return FULL, "no snapshot yet: first sync"
     if since is None:
         return FULL, "the snapshot has no change watermark yet"
-    changed = [WHAT_CHANGED[k] for k in fingerprints if manifest.fingerprints and manifest.fingerprints.get(k) != fingerprints[k]
-               and not (k == "labels" and isinstance(manifest.fingerprints.get(k), dict))]  # labels: see changed_labels
+    kept = manifest.fingerprints or {}
+    changed = [_what_changed(k, kept.get(k), fingerprints[k])
+               for k in fingerprints if kept and _escalates(k, kept.get(k), fingerprints[k])]
     if changed:
         return FULL, f"escalated to a full reconcile: {'; '.join(changed)} since the last full sync"
     gap = detector.gap_reason(since)
     if gap:
         return FULL, f"escalated to a full reconcile: {gap}"
     return INCREMENTAL, f"changes since {_describe(since)}"
+
+
+def _escalates(key: str, before: Any, now: Any) -> bool:
+    """Whether this fingerprint's change makes the run a full reconcile. Not for labels (an incremental
+    run re-reads the products that carry a changed one: changed_labels), nor for a store view that only
+    went away; yes when the last full sync's value came from an older release (not a dict)."""
+    if before == now:
+        return False
+    if key == "labels" and isinstance(before, dict):
+        return False
+    if key == "shop_settings" and isinstance(before, dict):
+        return bool(_setting_changes(before, now))
+    return True
+
+
+def _setting_changes(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """The shop settings that differ, as `name: old -> new`. A store view no longer active is not one: the
+    incremental run deletes its items from the snapshot's keys (scope: store views no longer exported)."""
+    return [f"{name}: {before.get(name, '(unset)')!r} -> {now.get(name, '(unset)')!r}"
+            for name in sorted(set(before) | set(now))
+            if before.get(name) != now.get(name) and not (name.startswith("store view ") and name not in now)]
+
+
+def _what_changed(key: str, before: Any, now: Any) -> str:
+    """Why a fingerprint that changed makes this run a full reconcile; shop settings name what changed."""
+    if key != "shop_settings" or not isinstance(before, dict):
+        return WHAT_CHANGED[key]
+    changes = _setting_changes(before, now)
+    shown = "; ".join(changes[:MAX_SETTINGS_NAMED]) + (f"; and {len(changes) - MAX_SETTINGS_NAMED} more"
+                                                       if len(changes) > MAX_SETTINGS_NAMED else "")
+    return f"a shop setting every item depends on changed ({shown})"
 
 
 def changed_labels(manifest: Manifest, fingerprints: dict) -> dict[str, list[int]]:
