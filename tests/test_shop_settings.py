@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from catalog_sync.receiver import ReceiverOptions
 from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
 from sync_helpers import PINNED_NOW, SyncEnv, mapped_source
-
-from catalog_sync.receiver import ReceiverOptions
 
 pytestmark = pytest.mark.mariadb
 
@@ -92,4 +91,25 @@ def test_a_store_view_switched_off_is_incremental_and_switched_back_on_is_full(s
     summary, sent = shop.sent_by_next_run()
     assert summary["mode"] == "full" and "store view en" in summary["mode_reason"]
     assert shop.locales() == {"pt-BR", "en-US"} and sent["products"] == {"upsert": 23}
+    assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
+
+
+def price_book_currency(shop: Shop) -> str:
+    return receiver_state(shop.receiver.root)["price_books"]['{"priceBookId":"base"}']["currency"]
+
+
+def test_a_price_book_is_in_the_base_currency_not_the_display_one(shop):
+    assert price_book_currency(shop) == "BRL"  # currency/options/base at default scope
+    # A display currency of its own for the store view does not change what prices are kept in.
+    shop.env.execute("INSERT INTO core_config_data (scope, scope_id, path, value) "
+                     "VALUES ('stores', 1, 'currency/options/default', 'USD')")
+    shop.sent_by_next_run()
+    assert price_book_currency(shop) == "BRL"
+
+    # Prices at website scope: the website's base currency is its own.
+    shop.env.execute("INSERT INTO core_config_data (scope, scope_id, path, value) VALUES "
+                     "('default', 0, 'catalog/price/scope', '1'), ('websites', 1, 'currency/options/base', 'EUR')")
+    summary, sent = shop.sent_by_next_run()
+    assert summary["mode"] == "full" and price_book_currency(shop) == "EUR"
+    assert sent["price_books"] == {"upsert": 1}
     assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)

@@ -55,6 +55,9 @@ class StoreView:
     is_website_default: bool = False  # its website's default store view (default group's default store)
     weight_unit: str = DEFAULT_WEIGHT_UNIT  # general/locale/weight_unit
     stock_id: int = inventory.LEGACY_STOCK  # the stock its website sells from (see magento/inventory)
+    # currency/options/base: what its website's prices are in (website scope when catalog/price/scope is
+    # website, else the default scope's); `currency` is the display currency, the base when none is set.
+    base_currency: str = "USD"
 
 
 @dataclass(frozen=True)
@@ -389,11 +392,14 @@ class MagentoCatalogReader:
                     return config[key]
             return None
 
+        website_prices = int(config.get(("default", 0, "catalog/price/scope")) or 0) == 1
         views = []
         for r in rows:
             currency = scoped("currency/options/default", r.store_id, r.website_id) or scoped(
                 "currency/options/base", r.store_id, r.website_id
             )
+            base = ((config.get(("websites", int(r.website_id), "currency/options/base")) if website_prices else None)
+                    or config.get(("default", 0, "currency/options/base")))
             views.append(
                 StoreView(
                     store_id=int(r.store_id),
@@ -405,6 +411,7 @@ class MagentoCatalogReader:
                     locale=scoped("general/locale/code", r.store_id, r.website_id) or DEFAULT_LOCALE,
                     timezone=scoped("general/locale/timezone", r.store_id, r.website_id) or DEFAULT_TIMEZONE,
                     currency=currency or "USD",
+                    base_currency=base or "USD",
                     is_website_default=bool(r.is_website_default),
                     weight_unit=scoped("general/locale/weight_unit", r.store_id, r.website_id) or DEFAULT_WEIGHT_UNIT,
                     media_url=_media_url(

@@ -464,7 +464,7 @@ class CatalogMapper:
         for view in sorted(ctx.store_views, key=lambda v: (not v.is_website_default, v.store_id)):
             if view.website_code not in self.price_views:
                 self.price_views[view.website_code] = view.code
-                self.currencies[view.website_code] = view.currency
+                self.currencies[view.website_code] = view.base_currency  # prices are in the base currency
 
     def catalog_items(self) -> Iterator[FeedItem]:
         # Store views have distinct locales (check_distinct_locales): each locale's labels are its view's.
