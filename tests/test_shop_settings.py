@@ -113,3 +113,33 @@ def test_a_price_book_is_in_the_base_currency_not_the_display_one(shop):
     assert summary["mode"] == "full" and price_book_currency(shop) == "EUR"
     assert sent["price_books"] == {"upsert": 1}
     assert receiver_state(shop.receiver.root) == mapped_source(shop.env.source_url)
+
+
+def test_the_exported_store_views_are_a_setting(shop, capsys):
+    from catalog_sync import cli
+
+    shop.env.execute("INSERT INTO store (store_id, code, website_id, group_id, name, sort_order, is_active) "
+                     "VALUES (2, 'en', 1, 1, 'English', 1, 1)",
+                     "INSERT INTO core_config_data (scope, scope_id, path, value) VALUES ('stores', 2, 'general/locale/code', 'en_US')")
+
+    # Only `default` is exported: the new view is not a change, and nothing is sent.
+    summary = shop.env.sync(capsys, "--target-url", shop.receiver.target, "--store-views", "default")
+    assert summary["mode"] == "incremental" and shop.locales() == {"pt-BR"}
+
+    # Every active view (the default): `en` joins, a full reconcile that names it.
+    summary, sent = shop.sent_by_next_run()
+    assert summary["mode"] == "full" and "store view en: '(unset)'" in summary["mode_reason"]
+    assert shop.locales() == {"pt-BR", "en-US"} and sent["products"] == {"upsert": 23}
+
+    # Only the website `base`'s view `en`: `default`'s items go, and nothing else is sent.
+    before = accepted(shop.receiver.root)
+    summary = shop.env.sync(capsys, "--target-url", shop.receiver.target, "--websites", "base", "--store-views", "en")
+    assert summary["mode"] == "incremental" and shop.locales() == {"en-US"}
+    assert accepted_since(before, accepted(shop.receiver.root))["products"] == {"delete": 23}
+
+    # A code the shop has no active view of is refused at plan, naming it and the views there are.
+    capsys.readouterr()
+    assert cli.main(shop.env.cli_args("--target-url", shop.receiver.target, "--store-views", "de")) == cli.EXIT_CONFIG
+    error = capsys.readouterr().err
+    assert "the exported store views name store view 'de', which the shop has no active one of" in error
+    assert "default (base), en (base)" in error

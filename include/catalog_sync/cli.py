@@ -14,7 +14,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from catalog_sync.settings import ConfigurationError, SyncSettings
+from catalog_sync.settings import ConfigurationError, SyncSettings, codes
 
 # 0: in sync. 1: the run failed. 2: wrong settings, or a state it refuses to use. 3: another sync
 # holds the lock. 4: the run succeeded, but the target did not accept some items (rejected, or
@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
                                                   "the other (the DAGs run them as parallel mapped tasks; default 1)")
     sync.add_argument("--price-books", help="price book id per website, e.g. base=main_usd,eu=main_eur "
                                             "(env CATALOG_SYNC_PRICE_BOOKS; default: the website's code)")
+    sync.add_argument("--websites", help="comma-separated website codes: export only their store views "
+                                         "(env CATALOG_SYNC_WEBSITES; default: every website)")
+    sync.add_argument("--store-views", help="comma-separated store view codes: export only these "
+                                            "(env CATALOG_SYNC_STORE_VIEWS; default: every active one)")
     sync.add_argument("--deadline", type=_duration, metavar="DURATION",
                       help="stop sending once the run has taken this long (e.g. 900, 90s, 15m, 2h): what was sent is "
                            "committed, the rest is retried by the next run (exit 4)")
@@ -115,6 +119,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         source_url=args.source_url, target_url=args.target_url, state_url=args.state_url,
         status_url=args.status_url, chunk_size=args.chunk_size, buckets=args.buckets,
         deadline_at=None if args.deadline is None else clock.now() + args.deadline,
+        websites=codes(args.websites) or None, store_views=codes(args.store_views) or None,
     )
     skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())
     request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run,

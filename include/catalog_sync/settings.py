@@ -57,6 +57,9 @@ class SyncSettings:
     # committed and the rest is retried by the next run. None: no deadline.
     deadline_at: datetime | None = None
     target_name: str = "default"
+    # Which active store views are exported (empty: every one): websites by code, store views by code.
+    websites: tuple[str, ...] = ()
+    store_views: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,11 +100,22 @@ class SyncSettings:
             "now": pinned_instant(env),
             "lock_ttl_s": lock_lease_s(env.get("CATALOG_SYNC_LOCK_LEASE_S")),
             "late_write_window_s": int(env.get("CATALOG_SYNC_LATE_WRITE_WINDOW_S", DEFAULT_LATE_WRITE_WINDOW_S)),
+            "websites": codes(env.get("CATALOG_SYNC_WEBSITES")),
+            "store_views": codes(env.get("CATALOG_SYNC_STORE_VIEWS")),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         if values["target_url"]:
             values["target"] = config_from_env(str(values["target_url"]), env, target_flags or {})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def codes(value: object) -> tuple[str, ...]:
+    """A comma-separated list of codes (websites, store views), as given in an env var, a flag or a Variable."""
+    if value in (None, ""):
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
 
 
 def lock_lease_s(value: object) -> int:

@@ -13,6 +13,8 @@ Variables:
     catalog_sync_lock_lease_s  the sync lock's lease in seconds, renewed by every step while it runs (default 1800)
     catalog_sync_late_write_window_s  seconds the target may take to apply a request it did not answer
                                (default 1800); such items are re-sent by the first run after it
+    catalog_sync_websites      comma-separated website codes whose store views are exported (default: all)
+    catalog_sync_store_views   comma-separated store view codes to export (default: every active one)
 
 Secrets stay in the Connections: the settings built here are used in-process and never logged
 unredacted, put in XCom or written to the snapshot.
@@ -30,7 +32,14 @@ from catalog_sync.airflow.hooks import (
     sqlalchemy_url,
     storage_options,
 )
-from catalog_sync.settings import DEFAULT_CHUNK_SIZE, DEFAULT_LATE_WRITE_WINDOW_S, SyncSettings, lock_lease_s, pinned_instant
+from catalog_sync.settings import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_LATE_WRITE_WINDOW_S,
+    SyncSettings,
+    codes,
+    lock_lease_s,
+    pinned_instant,
+)
 
 STATE_URL_VARIABLE = "catalog_sync_state_url"
 BUCKETS_VARIABLE = "catalog_sync_buckets"
@@ -59,6 +68,8 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
         buckets=int(get_variable(BUCKETS_VARIABLE, 1)),
         lock_ttl_s=lock_lease_s(get_variable(LOCK_LEASE_VARIABLE, None)),
         late_write_window_s=int(get_variable("catalog_sync_late_write_window_s", DEFAULT_LATE_WRITE_WINDOW_S)),
+        websites=codes(get_variable("catalog_sync_websites", None)),
+        store_views=codes(get_variable("catalog_sync_store_views", None)),
         state_storage_options=StateStorageHook(get_connection=get_connection, required=False).get_storage_options(),
         now=pinned_instant(os.environ),  # replays and tests only: the worker's CATALOG_SYNC_NOW
     )

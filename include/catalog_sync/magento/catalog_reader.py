@@ -35,6 +35,9 @@ DEFAULT_WEIGHT_UNIT = "lbs"  # Magento_Directory's etc/config.xml default
 CONFIG_PATHS = ("general/locale/code", "general/locale/timezone", "currency/options/base", "currency/options/default",
                 "catalog/price/scope", "general/locale/weight_unit", "cataloginventory/options/stock_threshold_qty",
                 "web/secure/base_url", "web/secure/base_media_url")
+# shop_settings: the key that says a scope (`stores/2`, `websites/1`) is exported, so that its settings
+# going away with it tell apart from a setting deleted.
+SCOPE_MARK = "scope "
 # Label digests (label_digests): the kinds of label, and how many buckets of ids each is hashed in.
 OPTION_LABELS, ATTRIBUTE_LABELS, SUPER_LABELS = "option", "attribute", "super"
 LABEL_BUCKETS = 64
@@ -90,6 +93,32 @@ class Category:
     category_id: int
     path_ids: tuple[int, ...]
     level: int
+
+
+@dataclass(frozen=True)
+class ViewSelection:
+    """Which active store views are exported: those of these websites and with these codes (empty: every one)."""
+
+    websites: tuple[str, ...] = ()
+    store_views: tuple[str, ...] = ()
+
+    def allows(self, view: StoreView) -> bool:
+        return ((not self.websites or view.website_code in self.websites)
+                and (not self.store_views or view.code in self.store_views))
+
+    def check(self, active: Sequence[StoreView]) -> None:
+        """Fail, naming them, when the selection names a website or store view the shop has no active one of."""
+        from catalog_sync.settings import ConfigurationError
+
+        unknown = [f"website {w!r}" for w in self.websites if w not in {v.website_code for v in active}]
+        unknown += [f"store view {c!r}" for c in self.store_views if c not in {v.code for v in active}]
+        if unknown:
+            raise ConfigurationError(
+                f"the exported store views name {', '.join(unknown)}, which the shop has no active one of; active store "
+                f"views (website): {', '.join(f'{v.code} ({v.website_code})' for v in active) or 'none'}")
+        if not any(self.allows(v) for v in active):
+            raise ConfigurationError(f"no active store view is both in websites {list(self.websites)} and in store views "
+                                     f"{list(self.store_views)}: nothing would be exported")
 
 
 @dataclass
@@ -203,8 +232,9 @@ REQUIRED_TABLES = frozenset(
 
 
 class MagentoCatalogReader:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, views: ViewSelection = ViewSelection()):
         self.engine = engine
+        self.views = views  # the store views exported (settings: websites, store views); every active one by default
 
     @cached_property
     def has_bundles(self) -> bool:
@@ -314,7 +344,7 @@ class MagentoCatalogReader:
     def load_context(self) -> CatalogContext:
         with self.engine.connect() as conn:
             config = self._config(conn)
-            views = self._store_views(conn, config)
+            views = self._exported(self._store_views(conn, config))
             attributes = self._product_attributes(conn)
             options = {
                 (r.option_id, r.store_id): r.value
@@ -350,19 +380,18 @@ class MagentoCatalogReader:
 
     def shop_settings(self) -> dict[str, str]:
         """The shop-wide settings every item depends on, as `scope/scope_id/path` -> value (the configuration
-        paths the context reads) and `store view <code>` -> its website, group and id (the active views):
+        paths the context reads) and `store view <code>` -> its website, group and id (the exported views):
         Magento logs no product change when one changes, so plan compares them with the last full sync's."""
         with self.engine.connect() as conn:
-            settings = {f"{scope}/{scope_id}/{path}": "" if value is None else str(value)
-                        for (scope, scope_id, path), value in sorted(self._config(conn).items())}
-            s, w, g = m.store.c, m.store_website.c, m.store_group.c
-            for r in conn.execute(
-                sa.select(s.store_id, s.code, w.code.label("website"), g.code.label("group"))
-                .join_from(m.store, m.store_website, s.website_id == w.website_id)
-                .join(m.store_group, s.group_id == g.group_id)
-                .where(s.store_id != m.ADMIN_STORE_ID, s.is_active == 1).order_by(s.code)
-            ):
-                settings[f"store view {r.code}"] = f"id {r.store_id}, website {r.website}, store {r.group}"
+            config = self._config(conn)
+            views = self._exported(self._store_views(conn, config))
+        # Only the scopes of the exported views count: another website's setting changes none of our items.
+        scopes = {("default", 0)} | {("websites", v.website_id) for v in views} | {("stores", v.store_id) for v in views}
+        settings = {f"{scope}/{scope_id}/{path}": "" if value is None else str(value)
+                    for (scope, scope_id, path), value in sorted(config.items()) if (scope, scope_id) in scopes}
+        for view in sorted(views, key=lambda v: v.code):
+            settings[f"store view {view.code}"] = f"id {view.store_id}, website {view.website_code}, store {view.group_code}"
+        settings.update({f"{SCOPE_MARK}{scope}/{scope_id}": "exported" for scope, scope_id in sorted(scopes)})
         return settings
 
     @staticmethod
@@ -370,6 +399,12 @@ class MagentoCatalogReader:
         c = m.core_config_data.c
         rows = conn.execute(sa.select(c.scope, c.scope_id, c.path, c.value).where(c.path.in_(CONFIG_PATHS)))
         return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}
+
+    def _exported(self, active: list[StoreView]) -> list[StoreView]:
+        if self.views == ViewSelection():
+            return active
+        self.views.check(active)
+        return [v for v in active if self.views.allows(v)]
 
     @staticmethod
     def _store_views(conn: sa.Connection, config: dict) -> list[StoreView]:

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import catalog_sync
 from catalog_sync import clock
 from catalog_sync.feed.feed_record import StagingRow
-from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
+from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state import duckdb_session
 from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
@@ -81,7 +81,7 @@ def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, Any
     with Workspace(settings) as ws:
         staging = ws.staging(run)
         target = ws.target
-        ctx = MagentoCatalogReader(ws.source).load_context()
+        ctx = ws.reader().load_context()
         feeds = [f for f in target.feeds if f.scope is FeedScope.PRODUCT or bucket == 0]
         mapped, workers = map_records(staging, bucket, settings.target, ctx, feeds)
         extracted = staging.read_json(staging.extract(bucket, "json"))["records"]

@@ -17,7 +17,6 @@ from catalog_sync import clock
 from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
 from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader
 from catalog_sync.magento.not_carried import NotCarried
 from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.settings import SyncSettings
@@ -38,7 +37,7 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
     started = clock.monotonic()
     with Workspace(settings) as ws:
         staging = ws.staging(run)
-        reader = MagentoCatalogReader(ws.source)
+        reader = ws.reader()
         ctx = reader.load_context()
         if not ctx.store_views:
             raise RuntimeError("the Magento database has no active store view (table `store`, store_id > 0, is_active = 1)")

@@ -7,7 +7,7 @@ from typing import Any
 
 from catalog_sync import clock, run_clock
 from catalog_sync.feed import feed_builder, feed_record
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.catalog_reader import SCOPE_MARK
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
 from catalog_sync.settings import SyncSettings, redact_url
 from catalog_sync.state import recovery, sync_lock, upgrades
@@ -23,7 +23,7 @@ log = logging.getLogger("catalog_sync.steps")
 def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
     with Workspace(settings) as ws:
         ws.target  # an unusable target configuration fails here, before any work
-        MagentoCatalogReader(ws.source).verify_schema()
+        ws.reader().verify_schema()
         # Renewed while plan works (upgrading the state may take long), released if plan fails; a stale
         # holder's lock is taken over and its run marked abandoned.
         with sync_lock.taken(ws.status, request.run_id, settings.lock_ttl_s, process=request.holder_process):
@@ -75,7 +75,7 @@ def current_fingerprints(ws: Workspace) -> dict[str, Any]:
     """What every body depends on besides its product: how staging records are built, the target's
     mapping, the shop's product attributes, the labels products carry, where each website's stock comes from,
     and the shop settings (locale, currency, price scope, time zone, ... per scope; the active store views)."""
-    reader = MagentoCatalogReader(ws.source)
+    reader = ws.reader()
     return {
         "staging_records": source_fingerprint(feed_builder, feed_record),
         "mapping": ws.target.mapping_fingerprint(),
@@ -139,11 +139,19 @@ def _escalates(key: str, before: Any, now: Any) -> bool:
 
 
 def _setting_changes(before: dict[str, str], now: dict[str, str]) -> list[str]:
-    """The shop settings that differ, as `name: old -> new`. A store view no longer active is not one: the
-    incremental run deletes its items from the snapshot's keys (scope: store views no longer exported)."""
+    """The shop settings that differ, as `name: old -> new`. A store view no longer exported (switched off,
+    or left out by the settings) is not one, nor are the settings of its scope: the incremental run deletes
+    its items from the snapshot's keys (scope: store views no longer exported)."""
+    def gone_with_its_scope(name: str) -> bool:
+        if name in now:
+            return False
+        if name.startswith(("store view ", SCOPE_MARK)):
+            return True
+        scope = "/".join(name.split("/", 2)[:2])  # stores/2/general/locale/code -> stores/2
+        return SCOPE_MARK + scope in before and SCOPE_MARK + scope not in now
+
     return [f"{name}: {before.get(name, '(unset)')!r} -> {now.get(name, '(unset)')!r}"
-            for name in sorted(set(before) | set(now))
-            if before.get(name) != now.get(name) and not (name.startswith("store view ") and name not in now)]
+            for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name) and not gone_with_its_scope(name)]
 
 
 def _what_changed(key: str, before: Any, now: Any) -> str:

@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from catalog_sync import run_clock
+from catalog_sync.magento.catalog_reader import ViewSelection
 from catalog_sync.settings import ConfigurationError, SyncSettings
 from catalog_sync.state.status_store import StatusStore
 from catalog_sync.targets.base import Target, canonical
@@ -65,7 +66,7 @@ class PageContext:
                 self.target = open_target(settings.target)
                 self.products = SyncedProducts(settings.state_url, self.target.feeds, settings.state_storage_options)
                 self.status = StatusStore(settings.status_url, settings.target_name)
-                self.magento = MagentoLookup(settings.source_url)
+                self.magento = MagentoLookup(settings.source_url, ViewSelection(settings.websites, settings.store_views))
                 self._key = key
             self.settings = settings
         return self

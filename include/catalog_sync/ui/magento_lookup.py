@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from catalog_sync import clock
 from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
 from catalog_sync.magento import schema as m
-from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, read_only_engine
+from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, ViewSelection, read_only_engine
 from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.ui.paging import Page, offset_in
 
@@ -33,9 +33,9 @@ class CatalogHit:
 
 
 class MagentoLookup:
-    def __init__(self, source_url: str):
+    def __init__(self, source_url: str, views: ViewSelection = ViewSelection()):
         self.engine = read_only_engine(source_url)
-        self.reader = MagentoCatalogReader(self.engine)
+        self.reader = MagentoCatalogReader(self.engine, views)  # the store views the sync exports
         self._context: tuple[float, CatalogContext] | None = None
 
     def context(self) -> CatalogContext:
