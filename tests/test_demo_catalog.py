@@ -628,3 +628,21 @@ def test_mariadb_catalog_matches_sqlite_and_triggers_behave_like_magento(mariadb
             engine, f"SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = {NAME} AND store_id <> 0")
     finally:
         engine.dispose()
+
+
+def test_every_twentieth_simple_product_has_tier_prices(catalog):
+    engine, _ = catalog
+    simple = {r[0] for r in rows(engine, "SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple'")}
+    expected = sorted(i for i in simple if i % 20 == 7)
+    assert expected and rows(engine, "SELECT DISTINCT entity_id FROM catalog_product_entity_tier_price ORDER BY 1") == [
+        (i,) for i in expected]
+    price = dict(rows(engine, "SELECT entity_id, value FROM catalog_product_entity_decimal WHERE store_id = 0 AND "
+                              "attribute_id = (SELECT attribute_id FROM eav_attribute WHERE attribute_code = 'price' "
+                              "AND entity_type_id = 4)"))
+    for entity_id, all_groups, qty, value, website, percentage in rows(
+            engine, "SELECT entity_id, all_groups, qty, value, website_id, percentage_value FROM catalog_product_entity_tier_price"):
+        assert (all_groups, website) == (1, 0)
+        if Decimal(str(qty)) == 5:
+            assert Decimal(str(value)) == (Decimal(str(price[entity_id])) * Decimal("0.9")).quantize(Decimal("0.01"))
+        else:
+            assert (Decimal(str(qty)), Decimal(str(percentage))) == (10, 15)

@@ -13,6 +13,8 @@ simple products, they are not added):
 
 - a configurable at 1, 11, 21, ... with its three variants (simple, not visible) right after it;
 - a bundle at every 50th (from the variants of the configurable 9 before it);
+- tier prices at 7, 27, 47, ... when that product is simple: 10% off from 5, and 15% off from 10
+  (`catalog_product_entity_tier_price`, every customer group and website);
 - a grouped product at 45, 145, 245, ... (1 %): visible, no price or weight of its own
   (as in Magento), grouping 2 to 4 of the standalone simple products 35..40 (mod 100)
   before it as `catalog_product_link` rows of type 'super' (link_type_id 3), with
@@ -61,6 +63,7 @@ BASE_TIME = datetime(2026, 1, 1)
 PRODUCTS_PER_CHUNK = 2500  # about 75k rows: large statements, bounded memory
 CHILDREN_PER_CONFIGURABLE = 3
 CONFIGURABLE_EVERY = 10
+TIER_PRICE_EVERY = 20  # every 20th product (at 7, 27, ...) has tier prices
 
 PRODUCT_TYPE_ID = 4  # eav_entity_type: catalog_product
 CATEGORY_TYPE_ID = 3  # eav_entity_type: catalog_category
@@ -644,6 +647,13 @@ class RowWriter:
             return  # like Magento: a configurable's price and weight come from its children, a grouped has none
         self._value(out, "price", p, p.price)
         self._value(out, "weight", p, p.weight)
+        if p.entity_id % TIER_PRICE_EVERY == 7 and p.type_id == "simple":
+            # Quantity discounts for every customer group and website: a price from 5, a percentage from 10.
+            out[schema.catalog_product_entity_tier_price] += [
+                {"entity_id": p.entity_id, "all_groups": 1, "customer_group_id": 0, "qty": 5,
+                 "value": (p.price * Decimal("0.9")).quantize(Decimal("0.01")), "website_id": 0, "percentage_value": None},
+                {"entity_id": p.entity_id, "all_groups": 1, "customer_group_id": 0, "qty": 10, "value": 0, "website_id": 0,
+                 "percentage_value": Decimal(15)}]
         if p.special is not None:
             special_price, start, end = p.special
             self._value(out, "special_price", p, special_price)

@@ -58,6 +58,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(_values["varchar"], "entity_id", (FULLTEXT, ATTRIBUTE)),
     Subscription(schema.catalog_product_website, "product_id", (FULLTEXT, CATEGORY, PRICE)),
     Subscription(schema.cataloginventory_stock_item, "product_id", (STOCK,)),
+    Subscription(schema.catalog_product_entity_tier_price, "entity_id", (PRICE,)),
     Subscription(schema.catalog_category_product, "product_id", (FULLTEXT, CATEGORY)),
     Subscription(schema.catalog_product_super_link, "product_id", (FULLTEXT,)),
     Subscription(schema.catalog_product_link, "product_id", (FULLTEXT, ATTRIBUTE, STOCK)),

@@ -40,14 +40,15 @@ _PAYLOAD_FIELDS = (
     "configurable_options", "created_at", "currency", "description", "images", "in_stock", "locale",
     "meta_description", "meta_keywords", "meta_title", "name", "parent_skus", "price", "product_id", "product_links",
     "qty", "short_description", "sku", "special_price", "special_price_from", "special_price_to", "status",
-    "store_code", "store_view_code", "type", "updated_at", "url_key", "variant_options", "variant_skus", "visibility",
-    "website_code", "weight",
+    "store_code", "store_view_code", "tier_prices", "type", "updated_at", "url_key", "variant_options", "variant_skus",
+    "visibility", "website_code", "weight",
 )
 _VOLATILE = {"updated_at"}
 # A configurable's option label row that does not give a label of its own (uses the default, or is empty).
 _NO_OWN_LABEL = "(coalesce(l.use_default, 0) <> 0 OR coalesce(l.value, '') = '')"
 _RAW_TABLES = ("entities", "values", "websites", "stock", "categories", "links", "child_prices", "gallery", "url_key_clashes",
-               "variant_values", "option_labels", "product_links", "bundle_options", "bundle_titles", "bundle_selections")
+               "variant_values", "option_labels", "product_links", "bundle_options", "bundle_titles", "bundle_selections",
+               "tier_prices")
 
 
 class FeedBuilder:
@@ -181,6 +182,7 @@ class FeedBuilder:
             "status": "TRY_CAST(c.status AS BIGINT)",
             "store_code": "i.group_code",
             "store_view_code": "i.store_view_code",
+            "tier_prices": "coalesce(tp.tiers, '[]')::JSON",
             "type": "i.type_id",
             "updated_at": "i.updated_at",
             "url_key": "c.url_key",
@@ -199,7 +201,7 @@ class FeedBuilder:
                    strftime(TRY_CAST(e.created_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS created_at,
                    strftime(TRY_CAST(e.updated_at AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') AS updated_at,
                    v.store_id, v.code AS store_view_code, v.group_code, v.website_code, v.locale, v.currency, v.media_url,
-                   v.judged_on, v.stock_id
+                   v.judged_on, v.stock_id, v.website_id
             FROM raw_entities e
             JOIN (SELECT DISTINCT product_id, website_id FROM raw_websites) w ON w.product_id = e.entity_id
             JOIN views v ON v.website_id = w.website_id
@@ -363,6 +365,15 @@ class FeedBuilder:
                 GROUP BY s.parent_id, s.sku HAVING count(DISTINCT s.option_id) > 1)
             GROUP BY parent_id
         ),
+        tp AS (  -- tier prices for every customer group, of every website (0) and the view's; see magento/tier_prices.py
+            SELECT i.entity_id, i.store_id,
+                   to_json(list({{'percentage': TRY_CAST(t.percentage AS DOUBLE), 'qty': TRY_CAST(t.qty AS DOUBLE),
+                                 'value': CASE WHEN t.percentage IS NULL THEN TRY_CAST(t.value AS DOUBLE) END,
+                                 'website_id': t.website_id}}
+                                ORDER BY TRY_CAST(t.qty AS DOUBLE), t.website_id))::VARCHAR AS tiers
+            FROM items i JOIN raw_tier_prices t ON t.entity_id = i.entity_id AND t.website_id IN (0, i.website_id)
+            GROUP BY ALL
+        ),
         plk AS (  -- links to other products, by type (Magento's code) then sku
             SELECT product_id AS entity_id,
                    to_json(list({{'sku': sku, 'type': type}} ORDER BY type, sku))::VARCHAR AS links
@@ -417,6 +428,7 @@ class FeedBuilder:
         LEFT JOIN par ON par.entity_id = i.entity_id
         LEFT JOIN chi ON chi.entity_id = i.entity_id
         LEFT JOIN lnk ON lnk.entity_id = i.entity_id
+        LEFT JOIN tp ON tp.entity_id = i.entity_id AND tp.store_id = i.store_id
         LEFT JOIN cp ON cp.entity_id = i.entity_id AND cp.store_id = i.store_id
         LEFT JOIN img ON img.entity_id = i.entity_id AND img.store_id = i.store_id
         LEFT JOIN copts ON copts.entity_id = i.entity_id AND copts.store_id = i.store_id

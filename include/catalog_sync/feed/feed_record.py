@@ -188,6 +188,16 @@ class _Bundles:
         return self.offered.get(eid, set()) | {pid for pid, _ in self.parents.get(eid, ())}
 
 
+def _tier_prices(chunk: ProductChunk) -> dict[int, list[dict[str, Any]]]:
+    """product id -> its tier prices for every customer group (magento/tier_prices), by qty then website."""
+    tiers: dict[int, list[dict[str, Any]]] = {}
+    for entity_id, website, qty, value, percentage in chunk.tier_prices:
+        tiers.setdefault(int(entity_id), []).append({
+            "percentage": _number(percentage), "qty": _number(qty),
+            "value": None if percentage is not None else _number(value), "website_id": int(website)})
+    return {pid: sorted(rows, key=lambda t: (t["qty"], t["website_id"])) for pid, rows in tiers.items()}
+
+
 def _product_links(chunk: ProductChunk) -> dict[int, list[dict[str, str]]]:
     """product id -> its links to other products, {sku, type (Magento's code)}, by type then sku."""
     links: dict[int, set[tuple[str, str]]] = {}
@@ -216,6 +226,7 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime 
     """The records of a chunk; with the run's `instant`, each carries its store view's local date."""
     variants = _Variants.of(chunk)
     links = _product_links(chunk)
+    tiers = _tier_prices(chunk)
     bundles = _Bundles.of(chunk)
     attr_ids = {a.code: a.attribute_id for a in ctx.attributes_by_id.values()}
     custom = record_attributes(ctx)
@@ -234,7 +245,7 @@ def build_feed_rows(chunk: ProductChunk, ctx: CatalogContext, instant: datetime 
                     attribute_id = attr_ids.get(code, -1)
                     return _resolve(_values.get(attribute_id), _store, attribute_id in global_prices)
 
-                row = _build_row(entity, view, value, chunk, ctx, custom, values, variants, links, bundles)
+                row = _build_row(entity, view, value, chunk, ctx, custom, values, variants, links, bundles, tiers)
                 yield replace(row, judged_on=local_date(instant, view.timezone).isoformat()) if instant else row
 
 
@@ -255,7 +266,8 @@ def _configurable_price(chunk: ProductChunk, eid: int, store_id: int, default_on
 
 
 def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: CatalogContext, custom, values,
-               variants: _Variants, links: dict[int, list[dict[str, str]]], bundles: _Bundles) -> FeedRow:
+               variants: _Variants, links: dict[int, list[dict[str, str]]], bundles: _Bundles,
+               tiers: dict[int, list[dict[str, Any]]]) -> FeedRow:
     eid = int(entity["entity_id"])
     sku = entity["sku"] or ""
     qty, in_stock = chunk.stock.get((eid, view.stock_id), (None, 0))
@@ -304,6 +316,8 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "created_at": _timestamp(entity["created_at"]),
         "updated_at": _timestamp(entity["updated_at"]),
         "weight": _number(value("weight")),
+        # of every website (0) and this view's
+        "tier_prices": [t for t in tiers.get(eid, []) if t["website_id"] in (0, view.website_id)],
     }
     linked = tuple(sorted({*chunk.parent_ids.get(eid, ()), *chunk.child_ids.get(eid, ()), *bundles.related(eid)}))
     return FeedRow(eid, sku, view.code, payload, linked,

@@ -18,7 +18,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links
+from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links, tier_prices
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes
 
@@ -31,6 +31,8 @@ VARIANT_VALUE_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa
                                   ("child_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
 STOCK_SCHEMA = pa.schema([("product_id", pa.int64()), ("stock_id", pa.int64()), ("qty", pa.string()),
                           ("is_in_stock", pa.int64())])
+TIER_PRICE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("website_id", pa.int64()), ("qty", pa.string()),
+                               ("value", pa.string()), ("percentage", pa.string())])
 PRODUCT_LINK_SCHEMA = pa.schema([("product_id", pa.int64()), ("type", pa.string()), ("sku", pa.string())])
 BUNDLE_OPTION_SCHEMA = pa.schema([("parent_id", pa.int64()), ("option_id", pa.int64()), ("required", pa.int64()),
                                    ("position", pa.int64()), ("type", pa.string())])
@@ -103,6 +105,7 @@ class RawChunk:
     variant_values: pa.Table = field(default_factory=VARIANT_VALUE_SCHEMA.empty_table)  # configurable_options
     option_labels: pa.Table = field(default_factory=OPTION_LABEL_SCHEMA.empty_table)
     product_links: pa.Table = field(default_factory=PRODUCT_LINK_SCHEMA.empty_table)  # product_links
+    tier_prices: pa.Table = field(default_factory=TIER_PRICE_SCHEMA.empty_table)  # tier_prices
     bundle_options: pa.Table = field(default_factory=BUNDLE_OPTION_SCHEMA.empty_table)  # bundle_options
     bundle_titles: pa.Table = field(default_factory=BUNDLE_TITLE_SCHEMA.empty_table)
     bundle_selections: pa.Table = field(default_factory=BUNDLE_SELECTION_SCHEMA.empty_table)
@@ -192,6 +195,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     statements["variant_values"] = configurable_options.variant_values_query(f)
     statements["option_labels"] = configurable_options.option_labels_query(f)
     statements["product_links"] = product_links.product_links_query(f)
+    statements["tier_prices"] = tier_prices.tier_prices_query(f)
     if queries.has_bundles:
         statements["bundle_options"] = bundle_options.options_query(f)
         statements["bundle_titles"] = bundle_options.titles_query(f)
@@ -211,6 +215,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     tables["variant_values"] = _typed(tables["variant_values"], VARIANT_VALUE_SCHEMA)
     tables["option_labels"] = _typed(tables["option_labels"], OPTION_LABEL_SCHEMA)
     tables["product_links"] = _typed(tables["product_links"], PRODUCT_LINK_SCHEMA)
+    tables["tier_prices"] = _typed(tables["tier_prices"], TIER_PRICE_SCHEMA)
     for name, schema in (("bundle_options", BUNDLE_OPTION_SCHEMA), ("bundle_titles", BUNDLE_TITLE_SCHEMA),
                          ("bundle_selections", BUNDLE_SELECTION_SCHEMA)):
         tables[name] = _typed(tables[name], schema) if name in tables else schema.empty_table()

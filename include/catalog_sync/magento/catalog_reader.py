@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links
+from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links, tier_prices
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
 
@@ -184,6 +184,8 @@ class ProductChunk:
     option_labels: list[tuple[int, int, int, int, str | None]] = field(default_factory=list)
     # product_links.product_links_query rows: (product_id, link type code, linked sku)
     product_links: list[tuple[int, str, str]] = field(default_factory=list)
+    # tier_prices.tier_prices_query rows: (entity_id, website_id, qty, value, percentage)
+    tier_prices: list[tuple[int, int, Any, Any, Any]] = field(default_factory=list)
     # bundle_options query rows: options (parent_id, option_id, required, position, type), titles
     # (option_id, store_id, title), selections (parent_id, parent_sku, option_id, product_id, sku, position,
     # is_default, qty, can_change_qty)
@@ -653,6 +655,7 @@ class MagentoCatalogReader:
             chunk.variant_values = [tuple(r) for r in conn.execute(configurable_options.variant_values_query(id_filter))]
             chunk.option_labels = [tuple(r) for r in conn.execute(configurable_options.option_labels_query(id_filter))]
             chunk.product_links = [tuple(r) for r in conn.execute(product_links.product_links_query(id_filter))]
+            chunk.tier_prices = [tuple(r) for r in conn.execute(tier_prices.tier_prices_query(id_filter))]
             if self.has_bundles:
                 chunk.bundle_options = [tuple(r) for r in conn.execute(bundle_options.options_query(id_filter))]
                 chunk.bundle_titles = [tuple(r) for r in conn.execute(bundle_options.titles_query(id_filter))]

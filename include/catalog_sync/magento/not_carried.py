@@ -9,6 +9,8 @@ the bundle, the grouped product, the product with the options or links):
     custom_options            products with custom options (catalog_product_option)
     downloadable              products with downloadable links or samples
     gift_card                 Adobe Commerce gift cards with amounts (magento_giftcard_amount)
+    customer_group_prices     products with a tier price for one customer group (all_groups 0): it needs that
+                              group's price book, not sent yet (tier prices for every group are: magento/tier_prices)
 
 Every table is optional: a shop may remove the module (Open Source has no gift cards). `NotCarried`
 checks once which tables the shop has and leaves out the kinds it cannot find. Only SELECTs. A
@@ -34,7 +36,9 @@ GROUPED_QUANTITIES = "grouped_quantities"
 CUSTOM_OPTIONS = "custom_options"
 DOWNLOADABLE = "downloadable"
 GIFT_CARD = "gift_card"
-KINDS = (BUNDLE_OPTION_POSITIONS, BUNDLE_SELECTION_PRICES, GROUPED_QUANTITIES, CUSTOM_OPTIONS, DOWNLOADABLE, GIFT_CARD)
+CUSTOMER_GROUP_PRICES = "customer_group_prices"
+KINDS = (BUNDLE_OPTION_POSITIONS, BUNDLE_SELECTION_PRICES, GROUPED_QUANTITIES, CUSTOM_OPTIONS, DOWNLOADABLE, GIFT_CARD,
+         CUSTOMER_GROUP_PRICES)
 
 # Magento_GroupedProduct's link type (Model\ResourceModel\Product\Link::LINK_TYPE_GROUPED, code `super`).
 GROUPED_LINK_TYPE_ID = 3
@@ -88,6 +92,9 @@ class NotCarried:
         if kind == DOWNLOADABLE:
             return [sa.select(t.c.product_id).where(id_filter(t.c.product_id))
                     for t in (m.downloadable_link, m.downloadable_sample) if self._has(t)]
+        if kind == CUSTOMER_GROUP_PRICES and self._has(m.catalog_product_entity_tier_price):
+            t = m.catalog_product_entity_tier_price.c
+            return [sa.select(t.entity_id.label("product_id")).where(id_filter(t.entity_id), t.all_groups == 0)]
         if kind == GIFT_CARD and self._gift_card_key is not None:
             return [self._gift_card_key(id_filter)]
         return []

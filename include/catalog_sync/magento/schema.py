@@ -202,6 +202,22 @@ PRODUCT_VALUE_TABLES: dict[str, Table] = {
     backend: _value_table("catalog_product_entity", backend) for backend in BACKEND_VALUE_TYPES
 }
 
+# Tier prices (Magento_Catalog's db_schema.xml; columns as in the fixture's dump).
+catalog_product_entity_tier_price = Table(
+    "catalog_product_entity_tier_price", metadata,
+    Column("value_id", Integer, primary_key=True, autoincrement=True),
+    Column("entity_id", Integer, nullable=False, default=0),
+    Column("all_groups", SmallInteger, nullable=False, default=1),
+    Column("customer_group_id", Integer, nullable=False, default=0),
+    Column("qty", Numeric(12, 4), nullable=False, default=1),
+    Column("value", Numeric(20, 6), nullable=False, default=0),
+    Column("website_id", SmallInteger, nullable=False),
+    Column("percentage_value", Numeric(5, 2)),
+    UniqueConstraint("entity_id", "all_groups", "customer_group_id", "qty", "website_id",
+                     name="UNQ_E8AB433B9ACB00343ABB312AD2FAB087"),
+    **_MYSQL,
+)
+
 catalog_product_website = Table(
     "catalog_product_website", metadata,
     Column("product_id", Integer, primary_key=True, autoincrement=False),

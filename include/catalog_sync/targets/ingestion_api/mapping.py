@@ -34,6 +34,7 @@ VISIBLE_IN: dict[int, list[str]] = {1: [], 2: ["CATALOG"], 3: ["SEARCH"], 4: ["C
 IMAGE_ROLES: dict[str, str] = {"image": "BASE", "small_image": "SMALL", "thumbnail": "THUMBNAIL", "swatch_image": "SWATCH"}
 VARIANT_OF = "VARIANT_OF"
 SPECIAL_PRICE_DISCOUNT_CODE = "special_price"
+TIER_PRICE_DISCOUNT_CODE = "tier_price"  # a tier price at quantity 1: a lower price for everyone
 CONFIGURABLE = "configurable"
 GROUPED = "grouped"
 BUNDLE = "bundle"
@@ -402,12 +403,58 @@ def prices(record: dict[str, Any], price_book_id: str, day: date) -> dict[str, A
     if record.get("price") is None or record.get("type") == CONFIGURABLE:
         return None
     item: dict[str, Any] = {"sku": record["sku"], "priceBookId": price_book_id, "regular": record["price"]}
+    regular = Decimal(str(record["price"]))
+    discounts = []
     if special_price_active(record, day):
-        amount = Decimal(str(record["price"])) - Decimal(str(record["special_price"]))
+        amount = regular - Decimal(str(record["special_price"]))
         # The contract wants 0 < amount < regular: a special price of 0 or >= price gives no discount.
-        if 0 < amount < Decimal(str(record["price"])):
-            item["discounts"] = [{"code": SPECIAL_PRICE_DISCOUNT_CODE, "price": float(amount)}]
+        if 0 < amount < regular:
+            discounts.append({"code": SPECIAL_PRICE_DISCOUNT_CODE, "price": float(amount)})
+    tiers, for_everyone = tier_prices(record.get("tier_prices") or [], regular)
+    if for_everyone is not None:
+        discounts.append(for_everyone)
+    if discounts:
+        item["discounts"] = discounts
+    if tiers:
+        item["tierPrices"] = tiers
     return item
+
+
+def _plain(number: Decimal) -> str:
+    return format(number.normalize(), "f")
+
+
+def tier_prices(rows: list[dict[str, Any]], regular: Decimal) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Magento's tier prices for every customer group (magento/tier_prices) as the contract's `tierPrices`
+    (from a quantity above 1: TierFinalPrice or TierPercentage), and a tier at quantity 1, a price for
+    everyone, as a discount (DiscountsFinalPrice: the amount off, or DiscountsPercentage). When every
+    website's row and the website's own give the same quantity, the lower price wins, as in Magento.
+    A tier the contract cannot take (a price above the regular one or not above 0, a percentage outside
+    0.01-99.99) fails the product's mapping with the reason, so it is held, never sent half-priced."""
+    best: dict[Decimal, tuple[Decimal, dict[str, Any]]] = {}
+    for row in rows:
+        qty = Decimal(str(row["qty"]))
+        if row["percentage"] is not None:
+            percentage = Decimal(str(row["percentage"]))
+            if not Decimal("0.01") <= percentage <= Decimal("99.99"):
+                raise ValueError(f"tier price at qty {_plain(qty)}: {_plain(percentage)}% off is outside the contract's "
+                                 "0.01-99.99")
+            final, body = regular * (100 - percentage) / 100, {"percentage": float(percentage)}
+        else:
+            final = Decimal(str(row["value"]))
+            if not 0 < final <= regular:
+                raise ValueError(f"tier price at qty {_plain(qty)}: {_plain(final)} is not above 0 and at most the regular "
+                                 f"price {_plain(regular)}")
+            body = {"price": float(final)}
+        if qty not in best or final < best[qty][0]:
+            best[qty] = (final, body)
+    tiers = [{"qty": float(qty), **body} for qty, (_, body) in sorted(best.items()) if qty > 1]
+    everyone = next(((final, body) for qty, (final, body) in sorted(best.items()) if qty <= 1), None)
+    if everyone is None or everyone[0] >= regular:
+        return tiers, None
+    final, body = everyone
+    return tiers, ({"code": TIER_PRICE_DISCOUNT_CODE, "percentage": body["percentage"]} if "percentage" in body
+                   else {"code": TIER_PRICE_DISCOUNT_CODE, "price": float(regular - final)})
 
 
 def price_recheck_on(record: dict[str, Any], day: date) -> str | None:
