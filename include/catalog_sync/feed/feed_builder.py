@@ -365,12 +365,14 @@ class FeedBuilder:
                 GROUP BY s.parent_id, s.sku HAVING count(DISTINCT s.option_id) > 1)
             GROUP BY parent_id
         ),
-        tp AS (  -- tier prices for every customer group, of every website (0) and the view's; see magento/tier_prices.py
+        tp AS (  -- tier prices, of every website (0) and the view's; see magento/tier_prices.py
             SELECT i.entity_id, i.store_id,
-                   to_json(list({{'percentage': TRY_CAST(t.percentage AS DOUBLE), 'qty': TRY_CAST(t.qty AS DOUBLE),
+                   to_json(list({{'customer_group_id': t.customer_group_id,
+                                 'percentage': TRY_CAST(t.percentage AS DOUBLE), 'qty': TRY_CAST(t.qty AS DOUBLE),
                                  'value': CASE WHEN t.percentage IS NULL THEN TRY_CAST(t.value AS DOUBLE) END,
                                  'website_id': t.website_id}}
-                                ORDER BY TRY_CAST(t.qty AS DOUBLE), t.website_id))::VARCHAR AS tiers
+                                ORDER BY t.customer_group_id IS NOT NULL, coalesce(t.customer_group_id, 0),
+                                         TRY_CAST(t.qty AS DOUBLE), t.website_id))::VARCHAR AS tiers
             FROM items i JOIN raw_tier_prices t ON t.entity_id = i.entity_id AND t.website_id IN (0, i.website_id)
             GROUP BY ALL
         ),

@@ -189,13 +189,15 @@ class _Bundles:
 
 
 def _tier_prices(chunk: ProductChunk) -> dict[int, list[dict[str, Any]]]:
-    """product id -> its tier prices for every customer group (magento/tier_prices), by qty then website."""
+    """product id -> its tier prices (magento/tier_prices), by customer group (every group first), qty, website."""
     tiers: dict[int, list[dict[str, Any]]] = {}
-    for entity_id, website, qty, value, percentage in chunk.tier_prices:
+    for entity_id, website, group, qty, value, percentage in chunk.tier_prices:
         tiers.setdefault(int(entity_id), []).append({
-            "percentage": _number(percentage), "qty": _number(qty),
-            "value": None if percentage is not None else _number(value), "website_id": int(website)})
-    return {pid: sorted(rows, key=lambda t: (t["qty"], t["website_id"])) for pid, rows in tiers.items()}
+            "customer_group_id": None if group is None else int(group), "percentage": _number(percentage),
+            "qty": _number(qty), "value": None if percentage is not None else _number(value), "website_id": int(website)})
+    return {pid: sorted(rows, key=lambda t: (t["customer_group_id"] is not None, t["customer_group_id"] or 0, t["qty"],
+                                             t["website_id"]))
+            for pid, rows in tiers.items()}
 
 
 def _product_links(chunk: ProductChunk) -> dict[int, list[dict[str, str]]]:

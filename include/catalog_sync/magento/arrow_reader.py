@@ -31,8 +31,8 @@ VARIANT_VALUE_SCHEMA = pa.schema([("parent_id", pa.int64()), ("attribute_id", pa
                                   ("child_id", pa.int64()), ("store_id", pa.int64()), ("value", pa.string())])
 STOCK_SCHEMA = pa.schema([("product_id", pa.int64()), ("stock_id", pa.int64()), ("qty", pa.string()),
                           ("is_in_stock", pa.int64())])
-TIER_PRICE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("website_id", pa.int64()), ("qty", pa.string()),
-                               ("value", pa.string()), ("percentage", pa.string())])
+TIER_PRICE_SCHEMA = pa.schema([("entity_id", pa.int64()), ("website_id", pa.int64()), ("customer_group_id", pa.int64()),
+                               ("qty", pa.string()), ("value", pa.string()), ("percentage", pa.string())])
 PRODUCT_LINK_SCHEMA = pa.schema([("product_id", pa.int64()), ("type", pa.string()), ("sku", pa.string())])
 BUNDLE_OPTION_SCHEMA = pa.schema([("parent_id", pa.int64()), ("option_id", pa.int64()), ("required", pa.int64()),
                                    ("position", pa.int64()), ("type", pa.string())])

@@ -136,6 +136,7 @@ class CatalogContext:
     # Attributes shown as swatches (catalog_eav_attribute.additional_data swatch_input_type visual or text)
     swatch_attribute_ids: frozenset[int] = frozenset()
     stock_layout: inventory.StockLayout = field(default_factory=inventory.StockLayout)
+    customer_groups: dict[int, str] = field(default_factory=dict)  # customer_group_id -> code (tier_prices)
 
     @property
     def attributes_by_code(self) -> dict[str, Attribute]:
@@ -184,8 +185,8 @@ class ProductChunk:
     option_labels: list[tuple[int, int, int, int, str | None]] = field(default_factory=list)
     # product_links.product_links_query rows: (product_id, link type code, linked sku)
     product_links: list[tuple[int, str, str]] = field(default_factory=list)
-    # tier_prices.tier_prices_query rows: (entity_id, website_id, qty, value, percentage)
-    tier_prices: list[tuple[int, int, Any, Any, Any]] = field(default_factory=list)
+    # tier_prices.tier_prices_query rows: (entity_id, website_id, customer_group_id or None, qty, value, percentage)
+    tier_prices: list[tuple[int, int, int | None, Any, Any, Any]] = field(default_factory=list)
     # bundle_options query rows: options (parent_id, option_id, required, position, type), titles
     # (option_id, store_id, title), selections (parent_id, parent_sku, option_id, product_id, sku, position,
     # is_default, qty, can_change_qty)
@@ -361,10 +362,11 @@ class MagentoCatalogReader:
             categories, names = self._categories(conn)
             swatches = self._swatch_attributes(conn)
             stock = inventory.read_layout(conn, {v.website_id: v.website_code for v in views})
+            groups = tier_prices.customer_groups(conn)
         views = [dataclasses.replace(v, stock_id=stock.stock_of(v.website_id)) for v in views]
         price_scope = int(config.get(("default", 0, "catalog/price/scope")) or 0)
         threshold = float(config.get(("default", 0, "cataloginventory/options/stock_threshold_qty")) or 0)
-        return CatalogContext(views, attributes, options, categories, names, price_scope, threshold, swatches, stock)
+        return CatalogContext(views, attributes, options, categories, names, price_scope, threshold, swatches, stock, groups)
 
     @staticmethod
     def _swatch_attributes(conn: sa.Connection) -> frozenset[int]:

@@ -9,8 +9,8 @@ the bundle, the grouped product, the product with the options or links):
     custom_options            products with custom options (catalog_product_option)
     downloadable              products with downloadable links or samples
     gift_card                 Adobe Commerce gift cards with amounts (magento_giftcard_amount)
-    customer_group_prices     products with a tier price for one customer group (all_groups 0): it needs that
-                              group's price book, not sent yet (tier prices for every group are: magento/tier_prices)
+    customer_group_prices     products with a tier price for a customer group the shop has no `customer_group`
+                              row of: that group has no price book to carry it (a known group's are sent)
 
 Every table is optional: a shop may remove the module (Open Source has no gift cards). `NotCarried`
 checks once which tables the shop has and leaves out the kinds it cannot find. Only SELECTs. A
@@ -94,7 +94,11 @@ class NotCarried:
                     for t in (m.downloadable_link, m.downloadable_sample) if self._has(t)]
         if kind == CUSTOMER_GROUP_PRICES and self._has(m.catalog_product_entity_tier_price):
             t = m.catalog_product_entity_tier_price.c
-            return [sa.select(t.entity_id.label("product_id")).where(id_filter(t.entity_id), t.all_groups == 0)]
+            query = sa.select(t.entity_id.label("product_id")).where(id_filter(t.entity_id), t.all_groups == 0)
+            if self._has(m.customer_group):  # a group's own price book is sent when the group exists
+                g = m.customer_group.c
+                query = query.where(t.customer_group_id.not_in(sa.select(g.customer_group_id)))
+            return [query]
         if kind == GIFT_CARD and self._gift_card_key is not None:
             return [self._gift_card_key(id_filter)]
         return []

@@ -218,6 +218,15 @@ catalog_product_entity_tier_price = Table(
     **_MYSQL,
 )
 
+# Customer groups (Magento_Customer's db_schema.xml): 0 is NOT LOGGED IN, the guest.
+customer_group = Table(
+    "customer_group", metadata,
+    Column("customer_group_id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_group_code", String(32), nullable=False),
+    Column("tax_class_id", Integer, nullable=False, default=0),
+    **_MYSQL,
+)
+
 catalog_product_website = Table(
     "catalog_product_website", metadata,
     Column("product_id", Integer, primary_key=True, autoincrement=False),

@@ -7,6 +7,7 @@ so a missing field and a null one mean the same). The file target writes the sam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -394,7 +395,34 @@ def special_price_active(record: dict[str, Any], day: date) -> bool:
     return not (end and day > date.fromisoformat(end))
 
 
-def prices(record: dict[str, Any], price_book_id: str, day: date) -> dict[str, Any] | None:
+def group_price_book_id(price_book_id: str, customer_group_id: int) -> str:
+    """A customer group's child price book of a website's book, named as Adobe's connector names it
+    (`websiteCode::sha1(customerGroupId)`, the guest's group 0 included), so a storefront that resolves
+    a shopper's book as Adobe documents finds it."""
+    return f"{price_book_id}::{hashlib.sha1(str(customer_group_id).encode(), usedforsecurity=False).hexdigest()}"
+
+
+def group_price_book(price_book_id: str, customer_group_id: int, group_code: str) -> dict[str, Any]:
+    """FeedPricebook, a child book (PriceBookChild): the currency is its parent's."""
+    return {"priceBookId": group_price_book_id(price_book_id, customer_group_id), "name": f"{price_book_id} {group_code}",
+            "parentId": price_book_id}
+
+
+def group_prices(record: dict[str, Any], price_book_id: str, day: date, groups: dict[int, str]) -> list[dict[str, Any]]:
+    """FeedPrices in the child books of the customer groups that have tier prices of their own: a child's
+    price replaces its parent's, so it repeats the regular price, the discounts and the tiers for every
+    group, with the group's own rows added (the lower wins at one quantity, as in Magento)."""
+    own = sorted({row["customer_group_id"] for row in record.get("tier_prices") or []
+                  if row.get("customer_group_id") is not None and row["customer_group_id"] in groups})
+    found = []
+    for group in own:
+        price = prices(record, group_price_book_id(price_book_id, group), day, group)
+        if price is not None:
+            found.append(price)
+    return found
+
+
+def prices(record: dict[str, Any], price_book_id: str, day: date, customer_group_id: int | None = None) -> dict[str, Any] | None:
     """FeedPrices for a record, or None when it has no price of its own (no price, or a configurable:
     the contract says its price comes from the selected variant).
 
@@ -410,7 +438,9 @@ def prices(record: dict[str, Any], price_book_id: str, day: date) -> dict[str, A
         # The contract wants 0 < amount < regular: a special price of 0 or >= price gives no discount.
         if 0 < amount < regular:
             discounts.append({"code": SPECIAL_PRICE_DISCOUNT_CODE, "price": float(amount)})
-    tiers, for_everyone = tier_prices(record.get("tier_prices") or [], regular)
+    rows = [row for row in record.get("tier_prices") or []
+            if row.get("customer_group_id") is None or row["customer_group_id"] == customer_group_id]
+    tiers, for_everyone = tier_prices(rows, regular)
     if for_everyone is not None:
         discounts.append(for_everyone)
     if discounts:
@@ -521,6 +551,9 @@ class CatalogMapper:
         for website in sorted(self.price_views):
             book = self.options.price_book(website)
             yield FeedItem(PRICE_BOOKS.name, price_book_key(book), price_book(book, self.currencies[website]))
+            for group, code in sorted(self.ctx.customer_groups.items()):  # after their parent
+                child = group_price_book(book, group, code)
+                yield FeedItem(PRICE_BOOKS.name, price_book_key(child["priceBookId"]), child)
 
     def product_items(self, row: StagingRow) -> Iterator[FeedItem]:
         record = row.record
@@ -532,15 +565,17 @@ class CatalogMapper:
         try:
             product = feed_product(record, self.catalog)
             price = day = None
+            children: list[dict[str, Any]] = []
             if website is not None and self.price_views.get(website) == view:
                 day = date.fromisoformat(row.judged_on)
                 price = prices(record, self.options.price_book(website), day)
+                children = group_prices(record, self.options.price_book(website), day, self.ctx.customer_groups)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             yield FeedItem(PRODUCTS.name, key, None, f"cannot map the staging record: {type(exc).__name__}: {exc}")
             return
         yield FeedItem(PRODUCTS.name, key, product)
-        if price is not None:
-            yield FeedItem(PRICES.name, price_key(sku, price["priceBookId"]), price, judged_on=row.judged_on,
+        for body in ([price] if price is not None else []) + children:
+            yield FeedItem(PRICES.name, price_key(sku, body["priceBookId"]), body, judged_on=row.judged_on,
                            recheck_on=price_recheck_on(record, day))
 
 
