@@ -20,7 +20,8 @@ NAME, PRICE_ATTR, STATUS = 73, 77, 97
 # contract cannot carry, which Catalog Sync only counts (custom options, link attributes, downloadables),
 # and customer groups (the demo's tier prices are for every group: no group has a price book of its own yet).
 LEFT_EMPTY = {*schema.CHANGELOG_TABLE_NAMES, "catalog_product_option", "catalog_product_link_attribute",
-              "catalog_product_link_attribute_decimal", "downloadable_link", "downloadable_sample", "customer_group"}
+              "catalog_product_link_attribute_decimal", "downloadable_link", "downloadable_sample", "customer_group",
+              "catalogrule_product_price"}
 varchar = schema.PRODUCT_VALUE_TABLES["varchar"]
 decimal = schema.PRODUCT_VALUE_TABLES["decimal"]
 int_values = schema.PRODUCT_VALUE_TABLES["int"]

@@ -187,7 +187,8 @@ def test_long_id_lists_are_counted_in_slices_with_the_same_result(magento_fixtur
         for statement in (*CREATE_DOWNLOADABLE_AND_GIFT_CARD, *NOT_CARRIED_DATA):
             conn.execute(sa.text(statement))
     counter = NotCarried(engine)
-    assert counter.kinds == not_carried.KINDS
+    # Every kind but the catalog rule index, which the fixture has no table of (test_tier_prices counts it).
+    assert counter.kinds == tuple(k for k in not_carried.KINDS if k != not_carried.CATALOG_RULE_PRICES)
     assert counter.count(None) == (EVERY_KIND, HOLDERS)
     monkeypatch.setattr(not_carried, "IDS_PER_QUERY", 3)
     assert counter.count(range(1, 24)) == (EVERY_KIND, HOLDERS)  # 8 slices

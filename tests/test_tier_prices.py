@@ -124,3 +124,17 @@ def test_a_tier_the_contract_cannot_take_holds_the_product_with_the_reason():
         mapping.tier_prices([{"qty": 3.0, "value": 300.0, "percentage": None, "website_id": 0}], Decimal("250"))
     with pytest.raises(ValueError, match="100% off is outside the contract's 0.01-99.99"):
         mapping.tier_prices([{"qty": 3.0, "value": None, "percentage": 100.0, "website_id": 0}], Decimal("250"))
+
+
+def test_catalog_rule_prices_are_counted_not_sent(shop):
+    env, receiver, capsys = shop
+    # Magento_CatalogRule's index, as its indexer fills it: the jacket at 225 for guests today.
+    env.execute("CREATE TABLE catalogrule_product_price (rule_product_price_id int unsigned NOT NULL AUTO_INCREMENT, "
+                "rule_date date NOT NULL, customer_group_id int unsigned, product_id int unsigned NOT NULL, "
+                "rule_price decimal(20,6) NOT NULL DEFAULT 0, website_id smallint unsigned NOT NULL, latest_start_date date, "
+                "earliest_end_date date, PRIMARY KEY (rule_product_price_id))",
+                "INSERT INTO catalogrule_product_price (rule_date, customer_group_id, product_id, rule_price, website_id) "
+                "VALUES ('2026-12-01', 0, 2, 225, 1), ('2026-12-02', 0, 2, 225, 1)")
+    summary = env.sync(capsys, "--target-url", receiver.target, "--full")
+    assert summary["not_carried"] == {"catalog_rule_prices": 1}
+    assert jacket_price(receiver) == {"sku": JACKET, "priceBookId": "base", "regular": 250.0}

@@ -11,6 +11,8 @@ the bundle, the grouped product, the product with the options or links):
     gift_card                 Adobe Commerce gift cards with amounts (magento_giftcard_amount)
     customer_group_prices     products with a tier price for a customer group the shop has no `customer_group`
                               row of: that group has no price book to carry it (a known group's are sent)
+    catalog_rule_prices       products with a price in Magento's catalog rule index (catalogrule_product_price):
+                              not sent (README: "Catalog price rules")
 
 Every table is optional: a shop may remove the module (Open Source has no gift cards). `NotCarried`
 checks once which tables the shop has and leaves out the kinds it cannot find. Only SELECTs. A
@@ -37,8 +39,9 @@ CUSTOM_OPTIONS = "custom_options"
 DOWNLOADABLE = "downloadable"
 GIFT_CARD = "gift_card"
 CUSTOMER_GROUP_PRICES = "customer_group_prices"
+CATALOG_RULE_PRICES = "catalog_rule_prices"
 KINDS = (BUNDLE_OPTION_POSITIONS, BUNDLE_SELECTION_PRICES, GROUPED_QUANTITIES, CUSTOM_OPTIONS, DOWNLOADABLE, GIFT_CARD,
-         CUSTOMER_GROUP_PRICES)
+         CUSTOMER_GROUP_PRICES, CATALOG_RULE_PRICES)
 
 # Magento_GroupedProduct's link type (Model\ResourceModel\Product\Link::LINK_TYPE_GROUPED, code `super`).
 GROUPED_LINK_TYPE_ID = 3
@@ -99,6 +102,9 @@ class NotCarried:
                 g = m.customer_group.c
                 query = query.where(t.customer_group_id.not_in(sa.select(g.customer_group_id)))
             return [query]
+        if kind == CATALOG_RULE_PRICES and self._has(m.catalogrule_product_price):
+            r = m.catalogrule_product_price.c
+            return [sa.select(r.product_id).where(id_filter(r.product_id))]
         if kind == GIFT_CARD and self._gift_card_key is not None:
             return [self._gift_card_key(id_filter)]
         return []

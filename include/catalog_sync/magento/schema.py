@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -224,6 +225,22 @@ customer_group = Table(
     Column("customer_group_id", Integer, primary_key=True, autoincrement=True),
     Column("customer_group_code", String(32), nullable=False),
     Column("tax_class_id", Integer, nullable=False, default=0),
+    **_MYSQL,
+)
+
+# Magento_CatalogRule's price index (its db_schema.xml): a price per day, website, customer group and
+# product, for the days around today, rebuilt by the indexer. Read only to count it (magento/not_carried); the
+# fixture has no such table, so its columns are those of Magento 2.4's declaration as we know it: only product_id is read.
+catalogrule_product_price = Table(
+    "catalogrule_product_price", metadata,
+    Column("rule_product_price_id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_date", Date, nullable=False),
+    Column("customer_group_id", Integer),
+    Column("product_id", Integer, nullable=False),
+    Column("rule_price", Numeric(20, 6), nullable=False, default=0),
+    Column("website_id", SmallInteger, nullable=False),
+    Column("latest_start_date", Date),
+    Column("earliest_end_date", Date),
     **_MYSQL,
 )
 
