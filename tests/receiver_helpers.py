@@ -46,6 +46,7 @@ FEEDS = {
     "prices": ("prices", ("sku", "priceBookId")),
     "price_books": ("price-books", ("priceBookId",)),
     "metadata": ("metadata", ("code", "source")),
+    "categories": ("categories", ("slug", "source")),
 }
 
 

@@ -85,7 +85,8 @@ def test_fresh_fixture_extracts_every_product_as_the_storefront_shows_it(fixture
     # What the target received for them, as the contract's items.
     target = fixture_env.target_state()
     assert {feed: len(items) for feed, items in target.items()} == {
-        "products": 23, "prices": 22, "price_books": 1, "metadata": 8}  # 22: the configurable has no price of its own
+        "products": 23, "prices": 22, "price_books": 1, "metadata": 8,
+        "categories": 5}  # 22: the configurable has no price of its own; 5: root 2's children (test_categories)
     assert target["price_books"] == {key_text({"priceBookId": "base"}): {"priceBookId": "base", "name": "base", "currency": "BRL"}}
     assert target["products"][product_key("Jaqueta Jeans Feminina", "pt-BR")] == {
         "sku": "Jaqueta Jeans Feminina", "source": {"locale": "pt-BR"}, "name": "Jaqueta Jeans Feminina",

@@ -118,6 +118,9 @@ def _a(*args, **kwargs) -> AttributeDef:
 # material and activity are user-defined attributes as a merchant would add them.
 ATTRIBUTES: tuple[AttributeDef, ...] = (
     _a(45, "name", "varchar", "text", "Name", SCOPE_STORE, required=True, entity_type_id=CATEGORY_TYPE_ID),
+    _a(46, "is_active", "int", "select", "Is Active", SCOPE_STORE, required=True, entity_type_id=CATEGORY_TYPE_ID),
+    _a(47, "description", "text", "textarea", "Description", SCOPE_STORE, entity_type_id=CATEGORY_TYPE_ID),
+    _a(119, "url_key", "varchar", "text", "URL Key", SCOPE_STORE, entity_type_id=CATEGORY_TYPE_ID),
     _a(73, "name", "varchar", "text", "Product Name", SCOPE_STORE, required=True, searchable=True, in_listing=True),
     _a(74, "sku", "static", "text", "SKU", SCOPE_GLOBAL, required=True, searchable=True),
     _a(75, "description", "text", "textarea", "Description", SCOPE_STORE, searchable=True),
@@ -151,6 +154,9 @@ ATTRIBUTES: tuple[AttributeDef, ...] = (
 ATTR = {a.code: a.id for a in ATTRIBUTES if a.entity_type_id == PRODUCT_TYPE_ID}
 _BACKEND = {a.code: a.backend for a in ATTRIBUTES if a.entity_type_id == PRODUCT_TYPE_ID}
 CATEGORY_NAME_ATTR = 45
+CATEGORY_IS_ACTIVE_ATTR, CATEGORY_DESCRIPTION_ATTR, CATEGORY_URL_KEY_ATTR = 46, 47, 119
+# A category the demo keeps disabled (is_active 0): its products get no route into it.
+INACTIVE_CATEGORIES = frozenset({14})
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -907,8 +913,21 @@ def category_rows(layout: StoreLayout) -> Rows:
         rows[schema.catalog_category_entity_varchar].append(
             {"attribute_id": CATEGORY_NAME_ATTR, "store_id": 0, "entity_id": cid, "value": names[0]}
         )
+        rows[schema.catalog_category_entity_int].append(
+            {"attribute_id": CATEGORY_IS_ACTIVE_ATTR, "store_id": 0, "entity_id": cid,
+             "value": int(cid not in INACTIVE_CATEGORIES)}
+        )
         if cid <= ROOT_CATEGORY_ID:
             continue
+        # Magento makes a category's url_key from its admin name; its description is a store-view text.
+        rows[schema.catalog_category_entity_varchar].append(
+            {"attribute_id": CATEGORY_URL_KEY_ATTR, "store_id": 0, "entity_id": cid, "value": slugify(names[0])}
+        )
+        if parent == ROOT_CATEGORY_ID:
+            rows[schema.catalog_category_entity_text].append(
+                {"attribute_id": CATEGORY_DESCRIPTION_ATTR, "store_id": 0, "entity_id": cid,
+                 "value": f"Everything in {names[0]}."}
+            )
         for view in translated_views:
             rows[schema.catalog_category_entity_varchar].append(
                 {"attribute_id": CATEGORY_NAME_ATTR, "store_id": view.store_id, "entity_id": cid,

@@ -93,6 +93,17 @@ class Category:
     category_id: int
     path_ids: tuple[int, ...]
     level: int
+    parent_id: int = 0
+    position: int = 0  # its place among its siblings (catalog_category_entity.position)
+    # (attribute code, store_id, value) of the EAV values the categories feed carries (magento/categories); store 0 = default
+    values: tuple[tuple[str, int, Any], ...] = ()
+    # The store views whose store group has this category as its root (store_group.root_category_id)
+    root_of: tuple[int, ...] = ()
+
+    def value(self, code: str, store_id: int) -> Any:
+        """Magento's fallback: the store view's value, else the default (store 0) one."""
+        found = {s: v for c, s, v in self.values if c == code and v is not None}
+        return found.get(store_id, found.get(m.ADMIN_STORE_ID))
 
 
 @dataclass(frozen=True)
@@ -498,18 +509,9 @@ class MagentoCatalogReader:
 
     @staticmethod
     def _categories(conn: sa.Connection) -> tuple[dict[int, Category], dict[tuple[int, int], str]]:
-        c = m.catalog_category_entity.c
-        categories = {
-            int(r.entity_id): Category(int(r.entity_id), tuple(int(p) for p in r.path.split("/") if p), int(r.level))
-            for r in conn.execute(sa.select(c.entity_id, c.path, c.level))
-        }
-        name_attr = _attribute_id(conn, m.CATEGORY_ENTITY_TYPE_CODE, "name")
-        v = m.catalog_category_entity_varchar.c
-        names = {
-            (int(r.entity_id), int(r.store_id)): r.value
-            for r in conn.execute(sa.select(v.entity_id, v.store_id, v.value).where(v.attribute_id == name_attr))
-        }
-        return categories, names
+        from catalog_sync.magento import categories as category_rows  # it imports this module
+
+        return category_rows.read_categories(conn)
 
     # ---- product ids -----------------------------------------------------------
 

@@ -612,3 +612,7 @@ magento_giftcard_amount = Table(
     Column("entity_id", Integer),  # Adobe Commerce: row_id
     **_MYSQL,
 )
+
+# Category EAV values beyond names (is_active, include_in_menu: int; description, meta_keywords, meta_description: text).
+catalog_category_entity_int = _value_table("catalog_category_entity", "int")
+catalog_category_entity_text = _value_table("catalog_category_entity", "text")

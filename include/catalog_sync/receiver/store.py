@@ -14,6 +14,16 @@ a delete removes it (deleting a missing row is fine: deletes are idempotent).
 As the contract says: deleting a price book deletes its child price books and every
 price of them, and a price that references a price book that does not exist is ignored
 (accepted, not stored). One connection guarded by a lock: safe to share between threads.
+
+Categories, as the contract says: deleting a category deletes its children (every category of that locale
+whose slug extends its slug with '/'), and re-creating a deleted category within a week
+(RESTORE_WINDOW_S) restores what its delete took. The store keeps, per delete, a tombstone of the
+branch it removed (`category_tombstones`: the top-most slug deleted, each removed row's body, when);
+a create of that top-most slug within the window stores the body sent for it and brings back the
+rest of the branch as it was at the delete (a row created since is kept), then forgets the tombstone.
+A category deleted by its own request before its parent's is its own tombstone, so re-creating the
+parent does not bring it back. "When" is the engine's operational clock (catalog_sync.clock, which
+tests drive with a FakeClock), never the wall clock directly.
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import orjson
+
+from catalog_sync import clock
+
+RESTORE_WINDOW_S = 7 * 24 * 3600  # the contract: "up to one week to restore deleted categories"
 
 
 def _locale(item: dict[str, Any]) -> str:
@@ -81,6 +95,9 @@ class ReceiverStore:
                     f"CREATE TABLE IF NOT EXISTS {kind.table} ({cols}, body TEXT NOT NULL, "
                     f"accepted_at REAL NOT NULL, PRIMARY KEY ({', '.join(kind.columns)}))"
                 )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS category_tombstones (top TEXT NOT NULL, locale TEXT NOT NULL, slug TEXT NOT NULL, "
+                "body TEXT NOT NULL, deleted_at REAL NOT NULL, PRIMARY KEY (top, locale, slug))")
 
     def close(self) -> None:
         with self._lock:
@@ -99,6 +116,8 @@ class ReceiverStore:
                 rows = [row for row in rows if row[1] in books]
             self._conn.execute("BEGIN")
             try:
+                if kind_name == "categories":
+                    self._restore_categories([(row[0], row[1]) for row in rows], now)
                 self._conn.executemany(
                     f"INSERT OR REPLACE INTO {kind.table} ({', '.join(kind.columns)}, body, accepted_at) VALUES ({marks})",
                     rows,
@@ -118,10 +137,12 @@ class ReceiverStore:
         with self._lock:
             self._conn.execute("BEGIN")
             try:
-                for key in keys:
+                for key in keys if kind_name != "categories" else ():  # categories: _cascade_categories
                     removed += self._conn.execute(f"DELETE FROM {kind.table} WHERE {where}", key).rowcount
                 if kind_name == "price_books":
                     self._cascade_price_books([key[0] for key in keys])
+                if kind_name == "categories":
+                    removed += self._cascade_categories(keys)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -140,6 +161,49 @@ class ReceiverStore:
         for book in gone:
             self._conn.execute("DELETE FROM price_books WHERE price_book_id = ?", (book,))
             self._conn.execute("DELETE FROM prices WHERE price_book_id = ?", (book,))
+
+    @staticmethod
+    def _now() -> float:
+        return clock.now().timestamp()
+
+    def _cascade_categories(self, keys: list[tuple[str, ...]]) -> int:
+        """Delete each category with its branch, keeping a tombstone of what each delete took."""
+        removed, now = 0, self._now()
+        for slug, locale in keys:
+            branch = self._conn.execute(
+                "SELECT slug, body FROM categories WHERE locale = ? AND (slug = ? OR substr(slug, 1, ?) = ?)",
+                (locale, slug, len(slug) + 1, slug + "/")).fetchall()
+            if not branch:
+                continue
+            self._conn.execute("DELETE FROM category_tombstones WHERE top = ? AND locale = ?", (slug, locale))
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO category_tombstones (top, locale, slug, body, deleted_at) VALUES (?, ?, ?, ?, ?)",
+                [(slug, locale, child, body, now) for child, body in branch])
+            self._conn.executemany("DELETE FROM categories WHERE slug = ? AND locale = ?",
+                                   [(child, locale) for child, _ in branch])
+            removed += len(branch)
+        return removed
+
+    def _restore_categories(self, keys: list[tuple[str, str]], accepted_at: float) -> None:
+        """A create of a category deleted within the window brings back the rest of its branch as deleted."""
+        now = self._now()
+        self._conn.execute("DELETE FROM category_tombstones WHERE deleted_at < ?", (now - RESTORE_WINDOW_S,))
+        for slug, locale in keys:
+            kept = self._conn.execute("SELECT slug, body FROM category_tombstones WHERE top = ? AND locale = ? AND slug <> ?",
+                                      (slug, locale, slug)).fetchall()
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO categories (slug, locale, body, accepted_at) VALUES (?, ?, ?, ?)",
+                [(child, locale, body, accepted_at) for child, body in kept])
+            self._conn.execute("DELETE FROM category_tombstones WHERE top = ? AND locale = ?", (slug, locale))
+
+    def tombstones(self) -> dict[str, list[str]]:
+        """Deleted category branches still restorable: 'top|locale' -> the slugs its delete took."""
+        with self._lock:
+            rows = self._conn.execute("SELECT top, locale, slug FROM category_tombstones ORDER BY top, locale, slug").fetchall()
+        found: dict[str, list[str]] = {}
+        for top, locale, slug in rows:
+            found.setdefault(f"{top}|{locale}", []).append(slug)
+        return found
 
     def bodies(self, kind_name: str) -> dict[str, str]:
         """Every accepted item of a kind as the JSON text stored, keyed like `all`."""
@@ -186,4 +250,5 @@ class ReceiverStore:
             self._conn.execute("BEGIN")
             for kind in KINDS.values():
                 self._conn.execute(f"DELETE FROM {kind.table}")
+            self._conn.execute("DELETE FROM category_tombstones")
             self._conn.execute("COMMIT")

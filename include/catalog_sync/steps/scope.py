@@ -1,7 +1,9 @@
 """Which products a run extracts: every one (full), or what changed since the last sync.
 
 Changed means: ids in Magento's changelogs between the plan's watermarks, the products carrying a
-label that changed since the last run (Magento logs no product for it; see plan.changed_labels), the other side of
+label that changed since the last run (Magento logs no product for it; see plan.changed_labels), the products whose
+routes a category change moves (a category renamed, moved, enabled or disabled: Magento logs no product for it
+either; see recategorized_ids), the other side of
 their configurable links (now and as last sent), the items still to retry, the items whose
 body may have changed with no change in Magento (a special price's window opening or closing,
 found from the day each item was judged on), the products of store views no longer exported,
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from catalog_sync.magento import categories
 from catalog_sync.magento.catalog_reader import LABEL_BUCKETS, CatalogContext, MagentoCatalogReader
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
 from catalog_sync.magento.url_keys import UrlKeyCheck
@@ -49,6 +52,8 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         # Labels Magento logs no product for (an option relabelled, say): the products that carry them.
         relabelled = reader.label_products(run.label_changes) - changed if run.label_changes else set()
         changed |= relabelled
+        recategorized = recategorized_ids(ws, run, reader, ctx, snapshot) - changed
+        changed |= recategorized
         # Magento logs only the child when a configurable link changes; re-read both sides,
         # as linked now (source) and as linked when last sent (snapshot).
         linked = reader.linked_ids(changed) | snapshot.linked_ids(changed)
@@ -64,10 +69,12 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         peers = reader.url_key_peers(scope, url_keys) if url_keys and scope else set()
         scope |= peers
         log.info(
-            "scope: %d changed product id(s) since the last sync (%d of them carry a label changed since: %s), "
+            "scope: %d changed product id(s) since the last sync (%d of them carry a label changed since: %s; "
+            "%d are in a category whose slug appeared or went away), "
             "%d linked configurable(s)/variant(s), %d retried, %d whose body may change today (price windows), "
             "%d in store views no longer exported, %d gone, %d sharing a url_key with one of them",
-            len(changed), len(relabelled), _describe_labels(run.label_changes), len(linked - changed), len(retries),
+            len(changed), len(relabelled), _describe_labels(run.label_changes), len(recategorized), len(linked - changed),
+            len(retries),
             len(rechecks), len(dropped_views), len(gone), len(peers),
         )
     if n > 1:
@@ -77,6 +84,26 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         scope = {i for i in scope if (bucket_of(skus[i], n) if i in skus else 0) == bucket}
     ordered = sorted(scope)
     return (ordered[i:i + size] for i in range(0, len(ordered), size)), scope
+
+
+def recategorized_ids(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: CatalogContext,
+                      snapshot: SnapshotView) -> set[int]:
+    """The products whose routes a category change moves, read-only, from the target's categories feed as the
+    target holds it (the snapshot) and as the catalog gives it now: a category the target does not hold yet (enabled,
+    moved, or given another url_key) re-reads the products assigned to it in Magento; one the target holds but the
+    catalog no longer gives (disabled, moved away, deleted) re-reads the products whose sent routes name it. A
+    category renamed only changes the categories feed, no route. A target without a categories feed: none."""
+    mapper = ws.target.mapper(ctx)
+    if not hasattr(mapper, "category_keys"):
+        return set()
+    now: dict[str, int] = mapper.category_keys()
+    base = run.base(mapper.category_feed).file
+    held = {r[0] for r in duckdb_session.fetch_all("SELECT key FROM read_parquet(?)", [ws.snapshot_url(base)])} if base else set()
+    found = categories.category_products(reader.engine, {cid for key, cid in now.items() if key not in held})
+    # A store view no longer exported is not asked about here: its products go with it (dropped_views).
+    for where, params in mapper.routes_naming(sorted(held - now.keys())):
+        found |= snapshot.product_ids(where, params)
+    return found
 
 
 def _describe_labels(changes: dict[str, list[int]]) -> str:

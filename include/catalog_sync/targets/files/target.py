@@ -17,6 +17,7 @@ from typing import Any
 
 from fsspec.core import url_to_fs
 
+from catalog_sync.magento import categories
 from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.settings import ConfigurationError
 from catalog_sync.targets.base import DELETE, OK, FeedItem, FeedSpec, ItemResult, SendItem, source_fingerprint
@@ -49,7 +50,7 @@ class FilesTarget:
         return CatalogMapper(ctx, self.config.feed)
 
     def mapping_fingerprint(self) -> str:
-        return source_fingerprint(mapping, feeds, options=sorted(self.config.feed.price_books.items()))
+        return source_fingerprint(mapping, feeds, categories, options=sorted(self.config.feed.price_books.items()))
 
     def adopt(self, record: dict[str, Any]) -> Iterator[FeedItem]:
         # Earlier releases wrote Magento's records, not these bodies: every item is written once

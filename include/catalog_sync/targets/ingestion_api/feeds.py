@@ -2,8 +2,10 @@
 
 Each feed's key is exactly the body of its delete request, so a delete needs nothing but the
 key kept in the snapshot. Order matters: metadata and price books before the products and
-prices that use them; deletes in the reverse order (the contract deletes a price book's
-prices with it, and ignores a price whose book does not exist yet).
+prices that use them, categories before the products whose routes name them; deletes in the reverse
+order (the contract deletes a price book's prices with it, and ignores a price whose book does not
+exist yet). Within the categories feed, the target sends parents before children and deletes
+children before parents, one level at a time (target.py), since deleting a category deletes its children.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from catalog_sync.targets.base import FeedScope, FeedSpec, Requirement
 
 METADATA = FeedSpec("metadata", ("code", "source.locale"), FeedScope.CATALOG)
 PRICE_BOOKS = FeedSpec("price_books", ("priceBookId",), FeedScope.CATALOG)
+CATEGORIES = FeedSpec("categories", ("slug", "source.locale"), FeedScope.CATALOG)
 PRODUCTS = FeedSpec("products", ("sku", "source.locale"), FeedScope.PRODUCT, primary=True)
 PRICES = FeedSpec("prices", ("sku", "priceBookId"), FeedScope.PRODUCT,
                   requires=Requirement("price_books", (("priceBookId", "priceBookId"),)))
 
-FEEDS = (METADATA, PRICE_BOOKS, PRODUCTS, PRICES)
+FEEDS = (METADATA, PRICE_BOOKS, CATEGORIES, PRODUCTS, PRICES)
 
 # feed -> (create-or-replace path, delete path)
 ENDPOINTS: dict[str, tuple[str, str]] = {
     METADATA.name: ("/v1/catalog/products/metadata", "/v1/catalog/products/metadata/delete"),
     PRICE_BOOKS.name: ("/v1/catalog/price-books", "/v1/catalog/price-books/delete"),
+    CATEGORIES.name: ("/v1/catalog/categories", "/v1/catalog/categories/delete"),
     PRODUCTS.name: ("/v1/catalog/products", "/v1/catalog/products/delete"),
     PRICES.name: ("/v1/catalog/products/prices", "/v1/catalog/products/prices/delete"),
 }

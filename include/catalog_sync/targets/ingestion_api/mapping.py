@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,10 +19,11 @@ from typing import Any
 
 from catalog_sync.feed.feed_record import StagingRow, record_attributes
 from catalog_sync.magento.catalog_reader import DEFAULT_WEIGHT_UNIT, Attribute, CatalogContext, StoreView
+from catalog_sync.magento.categories import ViewCategory, slugify, view_categories
 from catalog_sync.settings import ConfigurationError
-from catalog_sync.targets.base import FeedItem
+from catalog_sync.targets.base import FeedItem, canonical
 from catalog_sync.targets.ingestion_api.config import FeedOptions
-from catalog_sync.targets.ingestion_api.feeds import METADATA, PRICE_BOOKS, PRICES, PRODUCTS
+from catalog_sync.targets.ingestion_api.feeds import CATEGORIES, METADATA, PRICE_BOOKS, PRICES, PRODUCTS
 
 ENABLED = "ENABLED"
 DISABLED = "DISABLED"
@@ -60,14 +60,7 @@ def source(magento_locale: str) -> dict[str, str]:
     return {"locale": api_locale(magento_locale)}
 
 
-_NON_SLUG = re.compile(r"[^a-z0-9]+")
 _KEYWORD_SEPARATORS = re.compile(r"[,\n]")
-
-
-def slugify(text: str) -> str:
-    """Lowercase ASCII words joined by '-', as Magento builds url keys from names."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _NON_SLUG.sub("-", ascii_text.lower()).strip("-")
 
 
 @lru_cache(maxsize=65536)
@@ -103,6 +96,19 @@ class ProductCatalog:
     def option_label(self, option_id: int, store_id: int | None) -> str:
         return (self.ctx.option_label(option_id, store_id) if store_id is not None else None) or str(option_id)
 
+    def category_slugs(self, record: dict[str, Any]) -> dict[int, str]:
+        """The slugs of the categories the record's store view exports (magento/categories), by category id."""
+        store_id = self.store_id(record)
+        if store_id is None:
+            return {}
+        if store_id not in self._slugs:
+            self._slugs[store_id] = {cid: c.slug for cid, c in view_categories_of(self.ctx, store_id).items()}
+        return self._slugs[store_id]
+
+    @cached_property
+    def _slugs(self) -> dict[int, dict[int, str]]:
+        return {}
+
 
 def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) -> dict[str, Any]:
     """A FeedProduct (POST /v1/catalog/products) for one feed record. Without the run's `catalog`
@@ -133,7 +139,7 @@ def feed_product(record: dict[str, Any], catalog: ProductCatalog | None = None) 
                                                                   variant_attributes(record, catalog))],
         "images": images(record.get("images") or []),
         "links": links(record.get("parent_skus") or [], record.get("product_links") or [], record.get("bundle_skus") or []),
-        "routes": routes(record.get("category_paths") or []),
+        "routes": category_routes(record, catalog) if catalog else routes(record.get("category_paths") or []),
         "configurations": configurations(record, catalog),
         "bundles": bundles(record),
         "externalIds": [{"id": str(record["product_id"]), "origin": EXTERNAL_ID_ORIGIN}] if "product_id" in record else [],
@@ -284,9 +290,71 @@ def bundles(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
-    """ProductRoutes: one per assigned category, its path of name slugs ('Gear/Water Bottles' -> 'gear/water-bottles')."""
+    """ProductRoutes as releases before the categories feed sent them (adopted records, no catalog): one per
+    assigned category, its path of name slugs ('Gear/Water Bottles' -> 'gear/water-bottles')."""
     paths = {route_path(path) for path in category_paths}
     return [{"path": p} for p in sorted(paths) if p]
+
+
+def category_routes(record: dict[str, Any], catalog: ProductCatalog) -> list[dict[str, Any]]:
+    """ProductRoutes: one per assigned category that the record's store view exports in the categories feed
+    (its store's root tree, active), `path` its slug there. Sorted by path; no `position` (the staging record
+    carries no catalog_category_product.position yet: the contract's default, 0)."""
+    slugs = catalog.category_slugs(record)
+    paths = {slugs[cid] for cid in record.get("category_ids") or [] if cid in slugs}
+    return [{"path": p} for p in sorted(paths)]
+
+
+# ---- categories -------------------------------------------------------------------------
+
+
+CATEGORY_IMAGE_FOLDER = "catalog/category/"
+
+
+def view_categories_of(ctx: CatalogContext, store_id: int) -> dict[int, ViewCategory]:
+    return view_categories(ctx.categories, ctx.category_names, store_id)
+
+
+def category_image(value: str | None, media_url: str) -> list[dict[str, Any]]:
+    """ProductImage of a category's `image`: Magento keeps a file name (under media/catalog/category/) or,
+    since 2.3.4, a path from the web root ('/media/catalog/category/x.png')."""
+    if not value:
+        return []
+    if value.startswith(("http://", "https://")):
+        url = value
+    elif value.startswith("/media/"):
+        url = media_url + value[len("/media/"):]
+    elif value.startswith("/"):
+        url = media_url.rsplit("/media/", 1)[0] + value if "/media/" in media_url else value
+    else:
+        url = media_url + CATEGORY_IMAGE_FOLDER + value
+    return [{"url": url, "roles": ["BASE"]}]
+
+
+def feed_category(category: ViewCategory, locale: str, media_url: str = "") -> dict[str, Any]:
+    """FeedCategory (POST /v1/catalog/categories) of one category in one store view."""
+    body: dict[str, Any] = {"slug": category.slug, "source": source(locale), "name": category.name[:128]}
+    if category.description:
+        body["description"] = category.description
+    tags: dict[str, Any] = {}
+    if category.meta_title:
+        tags["title"] = category.meta_title
+    if category.meta_description:
+        tags["description"] = category.meta_description
+    keywords = split_keywords(category.meta_keywords)
+    if keywords:
+        tags["keywords"] = keywords
+    if tags:
+        body["metaTags"] = tags
+    image = category_image(category.image, media_url)
+    if image:
+        body["images"] = image
+    return body
+
+
+def category_key(slug: str, locale: str) -> dict[str, Any]:
+    """FeedCategoryDelete; `locale` in Magento form."""
+    return {"slug": slug, "source": source(locale)}
 
 
 # ---- metadata ---------------------------------------------------------------------------
@@ -554,6 +622,42 @@ class CatalogMapper:
             for group, code in sorted(self.ctx.customer_groups.items()):  # after their parent
                 child = group_price_book(book, group, code)
                 yield FeedItem(PRICE_BOOKS.name, price_book_key(child["priceBookId"]), child)
+        yield from self.category_items()
+
+    def category_views(self) -> Iterator[tuple[StoreView, dict[int, ViewCategory]]]:
+        """Each locale's store view and the categories it exports (one view per locale: check_distinct_locales)."""
+        seen: set[str] = set()
+        for view in sorted(self.ctx.store_views, key=lambda v: v.store_id):
+            if view.locale not in seen:
+                seen.add(view.locale)
+                yield view, view_categories_of(self.ctx, view.store_id)
+
+    def category_items(self) -> Iterator[FeedItem]:
+        """The categories feed: each locale's store view's exported categories, parents before children."""
+        for view, found in self.category_views():
+            for category in found.values():
+                yield FeedItem(CATEGORIES.name, category_key(category.slug, view.locale),
+                               feed_category(category, view.locale, view.media_url))
+
+    # What an incremental run's scope asks about categories (steps/scope.py, recategorized_ids).
+    category_feed = CATEGORIES.name
+
+    def category_keys(self) -> dict[str, int]:
+        """The categories feed's keys (canonical JSON text), each with its Magento category id."""
+        return {canonical(category_key(category.slug, view.locale)).decode(): cid
+                for view, found in self.category_views() for cid, category in found.items()}
+
+    @staticmethod
+    def routes_naming(category_keys: Iterable[str]) -> Iterator[tuple[str, list[Any]]]:
+        """DuckDB conditions over a products feed's snapshot rows (key, body) that hold for the products whose
+        sent routes name one of these categories (keys of the categories feed), one per locale."""
+        slugs: dict[str, list[str]] = {}
+        for text in category_keys:
+            key = json.loads(text)
+            slugs.setdefault(key["source"]["locale"], []).append(key["slug"])
+        for locale, found in sorted(slugs.items()):
+            yield ("json_extract_string(key, '$.source.locale') = ? AND body IS NOT NULL "
+                   "AND list_has_any(json_extract_string(body, '$.routes[*].path'), ?::VARCHAR[])", [locale, sorted(found)])
 
     def product_items(self, row: StagingRow) -> Iterator[FeedItem]:
         record = row.record

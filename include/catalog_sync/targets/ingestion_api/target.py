@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import orjson
+
+from catalog_sync.magento import categories
 from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.targets.base import DELETE, FeedItem, FeedSpec, ItemResult, SendItem, source_fingerprint
 from catalog_sync.targets.ingestion_api import config as api_config
@@ -30,7 +33,7 @@ class IngestionApiTarget:
         return CatalogMapper(ctx, self.config.feed)
 
     def mapping_fingerprint(self) -> str:
-        return source_fingerprint(mapping, feeds, options=sorted(self.config.feed.price_books.items()))
+        return source_fingerprint(mapping, feeds, categories, options=sorted(self.config.feed.price_books.items()))
 
     def adopt(self, record: dict[str, Any]) -> Iterator[FeedItem]:
         # Earlier releases sent each product as this mapping makes it; prices were never kept.
@@ -53,7 +56,22 @@ class IngestionApiTarget:
 
     def send(self, feed: FeedSpec, op: str, items: Iterable[SendItem], batch_key: str) -> Iterator[ItemResult]:
         upsert_path, delete_path = ENDPOINTS[feed.name]
-        return self.client.send(delete_path if op == DELETE else upsert_path, items)
+        path = delete_path if op == DELETE else upsert_path
+        if feed.name == feeds.CATEGORIES.name:
+            return self._send_by_level(path, op, items)
+        return self.client.send(path, items)
+
+    def _send_by_level(self, path: str, op: str, items: Iterable[SendItem]) -> Iterator[ItemResult]:
+        """Categories one slug depth at a time, each depth done before the next starts (the client sends
+        batches side by side): upserts parents first, so a child's parent exists; deletes deepest first, so
+        that deleting a parent never cascades to a child deleted in this run, and re-creating that parent
+        later (the contract restores what its delete took, within a week) brings back no stale child."""
+        by_depth: dict[int, list[SendItem]] = {}
+        for item in items:
+            slug = orjson.loads(item.key).get("slug") or ""
+            by_depth.setdefault(slug.count("/"), []).append(item)
+        for depth in sorted(by_depth, reverse=op == DELETE):
+            yield from self.client.send(path, by_depth[depth])
 
     def close(self) -> None:
         if self._client is not None:
