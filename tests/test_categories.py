@@ -194,6 +194,17 @@ def test_a_category_rename_sends_the_category_only(shop):
 
 
 @pytest.mark.mariadb
+def test_a_products_position_in_a_category_is_its_routes_position(shop):
+    # The jacket (2) moved to third place in roupas (4): catalog_category_product.position, 0 in the dump.
+    shop.env.execute("UPDATE catalog_category_product SET position = 3 WHERE category_id = 4 AND product_id = 2")
+    summary, sent, changed = shop.next_run()
+    assert summary["mode"] == "incremental" and sent == {"products": {"upsert": 1}}
+    jacket = shop.state()["products"][product_key("Jaqueta Jeans Feminina", "pt-BR")]
+    assert jacket["routes"] == [{"path": "lancamentos", "position": 0}, {"path": "roupas", "position": 3}]
+    assert shop.converged()
+
+
+@pytest.mark.mariadb
 def test_a_category_move_sends_its_new_slug_its_products_and_the_old_slugs_delete(shop):
     # Calçados (5) moves under Roupas (4), as Magento's move writes it (url_path regenerated).
     shop.env.execute("UPDATE catalog_category_entity SET parent_id = 4, path = '1/2/4/5', level = 3, position = 1 "

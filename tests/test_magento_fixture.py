@@ -99,7 +99,7 @@ def test_fresh_fixture_extracts_every_product_as_the_storefront_shows_it(fixture
                         "values": ['{"inStock":true,"lowStock":false,"weight":null,"weightType":"kgs"}']},
                        {"code": "cost", "values": ["199.0"]}],
         "images": [{"url": f"{MEDIA}/4/_/4.png", "roles": ["BASE", "SMALL", "SWATCH", "THUMBNAIL"]}],
-        "routes": [{"path": "lancamentos"}, {"path": "roupas"}],
+        "routes": [{"path": "lancamentos", "position": 0}, {"path": "roupas", "position": 0}],  # catalog_category_product.position 0
         "externalIds": [{"id": "2", "origin": "AdobeCommerce"}],
     }
     assert target["prices"][price_key(AZUL)] == {"sku": AZUL, "priceBookId": "base", "regular": 35.0,
@@ -130,7 +130,8 @@ CHANGES = {
     "category assignment change": (
         ["INSERT INTO catalog_category_product (category_id, product_id, position) VALUES (7, 2, 0)"],
         {("products", product_key(JACKET, "pt-BR")): (
-            "upsert", "routes", [{"path": "acessorios"}, {"path": "lancamentos"}, {"path": "roupas"}])},
+            "upsert", "routes", [{"path": "acessorios", "position": 0}, {"path": "lancamentos", "position": 0},
+                                     {"path": "roupas", "position": 0}])},
     ),
     "product removed from its website": (
         ["DELETE FROM catalog_product_website WHERE product_id = 11"],

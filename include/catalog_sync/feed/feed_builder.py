@@ -37,6 +37,7 @@ from catalog_sync.state import duckdb_session
 # Payload fields, alphabetical: the JSON key order of the canonical serialization.
 _PAYLOAD_FIELDS = (
     "attribute_set_id", "attributes", "bundle_options", "bundle_skus", "category_ids", "category_paths",
+    "category_positions",
     "configurable_options", "created_at", "currency", "description", "images", "in_stock", "locale",
     "meta_description", "meta_keywords", "meta_title", "name", "parent_skus", "price", "product_id", "product_links",
     "qty", "short_description", "sku", "special_price", "special_price_from", "special_price_to", "status",
@@ -156,6 +157,7 @@ class FeedBuilder:
             "bundle_skus": "coalesce(bpar.skus, [])",
             "category_ids": "coalesce(cat.ids, [])",
             "category_paths": "coalesce(cat.paths, [])",
+            "category_positions": "coalesce(cat.positions, [])",
             "configurable_options": "coalesce(copts.opts, '[]')::JSON",
             "created_at": "i.created_at",
             "currency": "i.currency",
@@ -278,6 +280,7 @@ class FeedBuilder:
                FROM raw_stock GROUP BY ALL),
         cat AS (
             SELECT i.entity_id, i.store_id, list_sort(list(cc.category_id::BIGINT)) AS ids,
+                   list(coalesce(cc.position, 0)::BIGINT ORDER BY cc.category_id) AS positions,
                    list_sort(list(p.path) FILTER (WHERE p.path IS NOT NULL)) AS paths
             FROM items i JOIN raw_categories cc ON cc.product_id = i.entity_id
             LEFT JOIN catpaths p ON p.category_id = cc.category_id AND p.store_id = i.store_id

@@ -304,6 +304,8 @@ def _build_row(entity, view: StoreView, value, chunk: ProductChunk, ctx: Catalog
         "qty": _number(qty),
         "in_stock": bool(in_stock),
         "category_ids": sorted(chunk.category_ids.get(eid, [])),
+        # aligned with category_ids: the product's position in each (catalog_category_product.position)
+        "category_positions": [chunk.category_positions.get((eid, c), 0) for c in sorted(chunk.category_ids.get(eid, []))],
         "category_paths": sorted(
             p for p in (ctx.category_path(c, view.store_id) for c in chunk.category_ids.get(eid, [])) if p
         ),

@@ -162,7 +162,7 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
     statements["websites"] = sa.select(w.product_id, w.website_id).where(f(w.product_id))
     statements["stock"] = inventory.stock_query(stock, f)
     lo, hi = bounds.get("categories", (None, None))
-    statements["categories"] = sa.select(cp.product_id, cp.category_id).where(
+    statements["categories"] = sa.select(cp.product_id, cp.category_id, cp.position).where(
         f(cp.product_id), sa.false() if lo is None else cp.entity_id.between(int(lo), int(hi)))
 
     sl = m.catalog_product_super_link.c

@@ -181,6 +181,7 @@ class ProductChunk:
     websites: dict[int, set[int]] = field(default_factory=dict)
     stock: dict[tuple[int, int], tuple[Any, int]] = field(default_factory=dict)  # (entity_id, stock_id) -> qty, is_in_stock
     category_ids: dict[int, list[int]] = field(default_factory=dict)
+    category_positions: dict[tuple[int, int], int] = field(default_factory=dict)  # (product, category) -> its position there
     parent_ids: dict[int, list[int]] = field(default_factory=dict)
     child_ids: dict[int, list[int]] = field(default_factory=dict)
     linked_skus: dict[int, str] = field(default_factory=dict)
@@ -625,8 +626,9 @@ class MagentoCatalogReader:
 
             cp = m.catalog_category_product.c
             cats: dict[int, list[int]] = defaultdict(list)
-            for r in conn.execute(sa.select(cp.product_id, cp.category_id).where(id_filter(cp.product_id))):
+            for r in conn.execute(sa.select(cp.product_id, cp.category_id, cp.position).where(id_filter(cp.product_id))):
                 cats[r.product_id].append(int(r.category_id))
+                chunk.category_positions[(int(r.product_id), int(r.category_id))] = int(r.position or 0)
             chunk.category_ids = cats
 
             sl = m.catalog_product_super_link.c

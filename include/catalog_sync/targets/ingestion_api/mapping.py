@@ -298,11 +298,13 @@ def routes(category_paths: Iterable[str]) -> list[dict[str, str]]:
 
 def category_routes(record: dict[str, Any], catalog: ProductCatalog) -> list[dict[str, Any]]:
     """ProductRoutes: one per assigned category that the record's store view exports in the categories feed
-    (its store's root tree, active), `path` its slug there. Sorted by path; no `position` (the staging record
-    carries no catalog_category_product.position yet: the contract's default, 0)."""
+    (its store's root tree, active), `path` its slug there and `position` the product's place in that
+    category (catalog_category_product.position; records of earlier releases carry none: 0). Sorted by path."""
     slugs = catalog.category_slugs(record)
-    paths = {slugs[cid] for cid in record.get("category_ids") or [] if cid in slugs}
-    return [{"path": p} for p in sorted(paths)]
+    ids = record.get("category_ids") or []
+    positions = record.get("category_positions") or [0] * len(ids)
+    found = {slugs[cid]: int(position or 0) for cid, position in zip(ids, positions) if cid in slugs}
+    return [{"path": path, "position": found[path]} for path in sorted(found)]
 
 
 # ---- categories -------------------------------------------------------------------------
