@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links, tier_prices
 from catalog_sync.magento import schema as m
+from catalog_sync.magento.id_lists import slices
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
 
 log = logging.getLogger(__name__)
@@ -303,7 +304,7 @@ class MagentoCatalogReader:
         (`super:<n>`), n = id mod LABEL_BUCKETS. Magento's triggers log no product when one changes: the
         buckets that differ from the last run's say which products to read again (`label_products`)."""
         o, al, sl = m.eav_attribute_option_value.c, m.eav_attribute_label.c, m.catalog_product_super_attribute_label.c
-        digests: dict[str, Any] = {}
+        digests: dict[str, Any] = defaultdict(lambda: hashlib.sha1(usedforsecurity=False))
         with self.engine.connect() as conn:
             for kind, stmt in (
                 (OPTION_LABELS, sa.select(o.option_id, o.store_id, o.value).order_by(o.option_id, o.store_id)),
@@ -312,9 +313,8 @@ class MagentoCatalogReader:
                  .order_by(sl.product_super_attribute_id, sl.store_id)),
             ):
                 for row in conn.execute(stmt):
-                    key = f"{kind}:{int(row[0]) % LABEL_BUCKETS}"
-                    digest = digests.get(key) or digests.setdefault(key, hashlib.sha1(usedforsecurity=False))
-                    digest.update(("|".join("" if v is None else str(v) for v in row) + "\n").encode())
+                    digests[f"{kind}:{int(row[0]) % LABEL_BUCKETS}"].update(
+                        ("|".join("" if v is None else str(v) for v in row) + "\n").encode())
         return {key: digest.hexdigest() for key, digest in sorted(digests.items())}
 
     def label_products(self, buckets: dict[str, list[int]]) -> set[int]:
@@ -541,7 +541,7 @@ class MagentoCatalogReader:
         e = m.catalog_product_entity.c
         found: dict[int, str] = {}
         with self.engine.connect() as conn:
-            for part in _slices(sorted(ids), 5000):
+            for part in slices(sorted(ids)):
                 found.update((int(r.entity_id), r.sku or "") for r in conn.execute(
                     sa.select(e.entity_id, e.sku).where(e.entity_id.in_(part))))
         return found
@@ -550,7 +550,7 @@ class MagentoCatalogReader:
         e = m.catalog_product_entity.c
         found: set[int] = set()
         with self.engine.connect() as conn:
-            for part in _slices(list(ids), 5000):
+            for part in slices(list(ids)):
                 found.update(int(i) for i in conn.execute(sa.select(e.entity_id).where(e.entity_id.in_(part))).scalars())
         return found
 
@@ -561,7 +561,7 @@ class MagentoCatalogReader:
         sl = m.catalog_product_super_link.c
         found: set[int] = set()
         with self.engine.connect() as conn:
-            for part in _slices(sorted(ids), 5000):
+            for part in slices(sorted(ids)):
                 for r in conn.execute(
                     sa.select(sl.product_id, sl.parent_id).where(sa.or_(sl.product_id.in_(part), sl.parent_id.in_(part)))
                 ):
@@ -575,7 +575,7 @@ class MagentoCatalogReader:
         """Products sharing a url_key value with any of `ids` (a clash quarantines both sides)."""
         found: set[int] = set()
         with self.engine.connect() as conn:
-            for part in _slices(sorted(ids), 5000):
+            for part in slices(sorted(ids)):
                 found.update(int(i) for i in conn.execute(peers_query(url_keys.attribute_id, lambda c: c.in_(part))).scalars())
         return found - ids
 
@@ -641,7 +641,7 @@ class MagentoCatalogReader:
                 children[r.parent_id].append(int(r.product_id))
             chunk.parent_ids, chunk.child_ids = parents, children
             linked = {i for lst in parents.values() for i in lst} | {i for lst in children.values() for i in lst}
-            for part in _slices(sorted(linked), 5000):
+            for part in slices(sorted(linked)):
                 for r in conn.execute(sa.select(e.entity_id, e.sku).where(e.entity_id.in_(part))):
                     chunk.linked_skus[int(r.entity_id)] = r.sku
 
@@ -717,8 +717,3 @@ def _media_url(base_media_url: str | None, base_url: str | None) -> str:
     if base_url and "{{" not in base_url:
         return base_url.rstrip("/") + "/media/"
     return ""
-
-
-def _slices(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

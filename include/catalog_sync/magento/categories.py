@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalog_sync.magento import schema as m
+from catalog_sync.magento.id_lists import slices
 
 # The category attributes the feed reads besides `name`, by the value table that holds them.
 VALUE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -149,12 +150,10 @@ def _text(value: Any) -> str | None:
 
 def category_products(engine: Engine, category_ids: Iterable[int]) -> set[int]:
     """The products assigned to any of these categories (catalog_category_product)."""
-    from catalog_sync.magento.catalog_reader import _slices
-
     cp = m.catalog_category_product.c
     found: set[int] = set()
     with engine.connect() as conn:
-        for part in _slices(sorted(set(category_ids)), 5000):
+        for part in slices(sorted(set(category_ids))):
             found.update(int(i) for i in conn.execute(
                 sa.select(cp.product_id).distinct().where(cp.category_id.in_(part))).scalars())
     return found

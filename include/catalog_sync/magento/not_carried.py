@@ -27,8 +27,10 @@ from collections.abc import Collection, Mapping
 
 import sqlalchemy as sa
 
+from catalog_sync.magento import id_lists
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.configurable_options import IdFilter
+from catalog_sync.magento.id_lists import slices
 
 log = logging.getLogger("catalog_sync.magento")
 
@@ -45,8 +47,8 @@ KINDS = (BUNDLE_OPTION_POSITIONS, BUNDLE_SELECTION_PRICES, GROUPED_QUANTITIES, C
 
 # Magento_GroupedProduct's link type (Model\ResourceModel\Product\Link::LINK_TYPE_GROUPED, code `super`).
 GROUPED_LINK_TYPE_ID = 3
-# Ids per statement when a scope is counted (as the catalog reader slices its id lists).
-IDS_PER_QUERY = 5000
+# Ids per statement when a scope is counted (the catalog reader's slices).
+IDS_PER_QUERY = id_lists.IDS_PER_QUERY
 
 
 def _no_filter(_column: sa.ColumnElement) -> sa.ColumnElement[bool]:
@@ -119,9 +121,7 @@ class NotCarried:
             return self._count(_no_filter)
         per_kind: dict[str, int] = {}
         total = 0
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), IDS_PER_QUERY):
-            part = ordered[start:start + IDS_PER_QUERY]
+        for part in slices(sorted(ids), IDS_PER_QUERY):
             # Each product is counted by its own id, and the slices are disjoint: the sums are exact.
             found, products = self._count(lambda column, part=part: column.in_(part))
             for kind, n in found.items():
