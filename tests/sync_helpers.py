@@ -74,6 +74,15 @@ class SyncEnv:
         self.sent = self.lines_of(sorted(set(self.delta_files()) - before))
         return json.loads(out[-1])
 
+    def sync_and_accepted(self, capsys, receiver, *extra: str, expect_exit: int = 0) -> tuple[dict[str, Any], dict]:
+        """One run to `receiver` (a receiver_helpers.ThreadedReceiver): its summary, and what the receiver
+        accepted during it, by feed and operation."""
+        from receiver_helpers import accepted, accepted_since
+
+        before = accepted(receiver.root)
+        summary = self.sync(capsys, "--target-url", receiver.target, *extra, expect_exit=expect_exit)
+        return summary, accepted_since(before, accepted(receiver.root))
+
     def sent_in(self, feed: str, op: str | None = None) -> list[dict]:
         return [line for line in self.sent or [] if line["feed"] == feed and (op is None or line["op"] == op)]
 

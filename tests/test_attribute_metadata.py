@@ -23,7 +23,7 @@ import pytest
 from catalog_sync.magento.catalog_reader import Attribute
 from catalog_sync.receiver import ReceiverOptions
 from catalog_sync.targets.ingestion_api import mapping
-from receiver_helpers import ThreadedReceiver, accepted, accepted_since
+from receiver_helpers import ThreadedReceiver
 from sync_helpers import PINNED_NOW, SyncEnv
 
 pytestmark = pytest.mark.mariadb
@@ -64,9 +64,7 @@ class Shop:
 
     def sync_and_see_sent(self) -> tuple[dict, dict[str, dict[str, int]]]:
         """One run, and what it made the receiver accept (by feed and operation)."""
-        before = accepted(self.receiver.root)
-        summary = self.sync()
-        return summary, accepted_since(before, accepted(self.receiver.root))
+        return self.env.sync_and_accepted(self.capsys, self.receiver)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 from catalog_sync import cli
 from catalog_sync.receiver import ReceiverOptions
 from catalog_sync.state.status_store import StatusStore
-from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
+from receiver_helpers import ThreadedReceiver, receiver_state
 from sync_helpers import PINNED_NOW, SyncEnv, mapped_source, product_key
 
 pytestmark = pytest.mark.mariadb
@@ -55,9 +55,7 @@ class Shop:
 
     def sent_by_next_run(self, expect: int = 0) -> tuple[dict, dict]:
         """Run once more; return the run's summary and what the receiver accepted during it, by feed and op."""
-        before = accepted(self.receiver.root)
-        summary = self.sync(expect)
-        return summary, accepted_since(before, accepted(self.receiver.root))
+        return self.env.sync_and_accepted(self.capsys, self.receiver, expect_exit=expect)
 
 
 @pytest.fixture

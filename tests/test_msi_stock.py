@@ -26,7 +26,7 @@ import logging
 import pytest
 
 from catalog_sync.receiver import ReceiverOptions
-from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
+from receiver_helpers import ThreadedReceiver, receiver_state
 from sync_helpers import PINNED_NOW, SyncEnv, mapped_source, product_key
 
 pytestmark = pytest.mark.mariadb
@@ -106,9 +106,7 @@ class MsiShop:
         return receiver_state(self.receiver.root)["products"][product_key(sku, "pt-BR")]["attributes"][0]
 
     def sent_by_next_run(self) -> tuple[dict, dict]:
-        before = accepted(self.receiver.root)
-        summary = self.sync()
-        return summary, accepted_since(before, accepted(self.receiver.root))
+        return self.env.sync_and_accepted(self.capsys, self.receiver)
 
     def index(self, sku: str, quantity: int, salable: bool) -> None:
         """What Magento's indexer does after a source item changes: the stock index, then its mview version."""

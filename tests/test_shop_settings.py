@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from catalog_sync.receiver import ReceiverOptions
-from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
+from receiver_helpers import ThreadedReceiver, receiver_state
 from sync_helpers import PINNED_NOW, SyncEnv, mapped_source
 
 pytestmark = pytest.mark.mariadb
@@ -25,9 +25,7 @@ class Shop:
         self.env, self.receiver, self.capsys = env, receiver, capsys
 
     def sent_by_next_run(self) -> tuple[dict, dict]:
-        before = accepted(self.receiver.root)
-        summary = self.env.sync(self.capsys, "--target-url", self.receiver.target)
-        return summary, accepted_since(before, accepted(self.receiver.root))
+        return self.env.sync_and_accepted(self.capsys, self.receiver)
 
     def locales(self) -> set[str]:
         return {body["source"]["locale"] for body in receiver_state(self.receiver.root)["products"].values()}
@@ -132,10 +130,9 @@ def test_the_exported_store_views_are_a_setting(shop, capsys):
     assert shop.locales() == {"pt-BR", "en-US"} and sent["products"] == {"upsert": 23}
 
     # Only the website `base`'s view `en`: `default`'s items go, and nothing else is sent.
-    before = accepted(shop.receiver.root)
-    summary = shop.env.sync(capsys, "--target-url", shop.receiver.target, "--websites", "base", "--store-views", "en")
+    summary, sent = shop.env.sync_and_accepted(capsys, shop.receiver, "--websites", "base", "--store-views", "en")
     assert summary["mode"] == "incremental" and shop.locales() == {"en-US"}
-    assert accepted_since(before, accepted(shop.receiver.root))["products"] == {"delete": 23}
+    assert sent["products"] == {"delete": 23}
 
     # A code the shop has no active view of is refused at plan, naming it and the views there are.
     capsys.readouterr()

@@ -15,7 +15,7 @@ import pytest
 
 from catalog_sync.receiver import ReceiverOptions
 from catalog_sync.targets.ingestion_api import mapping
-from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
+from receiver_helpers import ThreadedReceiver, receiver_state
 from sync_helpers import PINNED_NOW, SyncEnv, key_text, mapped_source
 
 pytestmark = pytest.mark.mariadb
@@ -54,9 +54,7 @@ def shop(magento_fixture_url, tmp_path, capsys, monkeypatch):
 
 
 def sent_by_next_run(env: SyncEnv, receiver: ThreadedReceiver, capsys) -> tuple[dict, dict]:
-    before = accepted(receiver.root)
-    summary = env.sync(capsys, "--target-url", receiver.target)
-    return summary, accepted_since(before, accepted(receiver.root))
+    return env.sync_and_accepted(capsys, receiver)
 
 
 def jacket_price(receiver: ThreadedReceiver, book: str = "base") -> dict:
