@@ -47,6 +47,7 @@ FEEDS = {
     "price_books": ("price-books", ("priceBookId",)),
     "metadata": ("metadata", ("code", "source")),
     "categories": ("categories", ("slug", "source")),
+    "product_layers": ("product-layers", ("sku", "source")),
 }
 
 

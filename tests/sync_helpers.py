@@ -141,7 +141,10 @@ def mapped_source(source_url: str, instant: str = PINNED_NOW, options: FeedOptio
     ctx, rows = _read(source_url, parse_instant(instant))
     mapper = CatalogMapper(ctx, options or FeedOptions())
     state: State = {}
-    items = [*mapper.catalog_items(), *(i for row in rows.values() for i in mapper.product_items(row.staging()))]
+    by_product: dict[int, list] = {}
+    for row in rows.values():
+        by_product.setdefault(row.product_id, []).append(row.staging())
+    items = [*mapper.catalog_items(), *(i for product in by_product.values() for i in mapper.product_items(product))]
     for item in items:
         if item.body is not None:
             state.setdefault(item.feed, {})[key_text(item.key)] = item.body

@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
                                          "(env CATALOG_SYNC_WEBSITES; default: every website)")
     sync.add_argument("--store-views", help="comma-separated store view codes: export only these "
                                             "(env CATALOG_SYNC_STORE_VIEWS; default: every active one)")
+    sync.add_argument("--base-views", help="comma-separated store view codes: the base view of each locale that several "
+                                           "exported views share; the others become product layers over it (env "
+                                           "CATALOG_SYNC_BASE_VIEWS; default: the locale's website-default view with the "
+                                           "lowest store id)")
     sync.add_argument("--deadline", type=_duration, metavar="DURATION",
                       help="stop sending once the run has taken this long (e.g. 900, 90s, 15m, 2h): what was sent is "
                            "committed, the rest is retried by the next run (exit 4)")
@@ -120,6 +124,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         status_url=args.status_url, chunk_size=args.chunk_size, buckets=args.buckets,
         deadline_at=None if args.deadline is None else clock.now() + args.deadline,
         websites=codes(args.websites) or None, store_views=codes(args.store_views) or None,
+        base_views=codes(args.base_views) or None,
     )
     skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())
     request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run,

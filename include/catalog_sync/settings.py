@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from catalog_sync.magento.catalog_reader import ViewSelection
 
 DEFAULT_CHUNK_SIZE = 10000
 # The sync lock's lease. Each step renews it every quarter lease while it works, so it only has to
@@ -60,6 +63,8 @@ class SyncSettings:
     # Which active store views are exported (empty: every one): websites by code, store views by code.
     websites: tuple[str, ...] = ()
     store_views: tuple[str, ...] = ()
+    # The base view of a locale several exported views share (the others become layers over it); by code.
+    base_views: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,6 +88,13 @@ class SyncSettings:
 
             object.__setattr__(self, "target", config_from_env(self.target_url, {}))
 
+    @property
+    def view_selection(self) -> ViewSelection:
+        """The store views exported, and each locale's base view."""
+        from catalog_sync.magento.catalog_reader import ViewSelection
+
+        return ViewSelection(self.websites, self.store_views, self.base_views)
+
     @classmethod
     def from_env(cls, target_flags: Mapping[str, Any] | None = None, **overrides: object) -> "SyncSettings":
         """CLI flags win; CATALOG_SYNC_* environment variables fill the rest. `target_flags` are the
@@ -102,6 +114,7 @@ class SyncSettings:
             "late_write_window_s": int(env.get("CATALOG_SYNC_LATE_WRITE_WINDOW_S", DEFAULT_LATE_WRITE_WINDOW_S)),
             "websites": codes(env.get("CATALOG_SYNC_WEBSITES")),
             "store_views": codes(env.get("CATALOG_SYNC_STORE_VIEWS")),
+            "base_views": codes(env.get("CATALOG_SYNC_BASE_VIEWS")),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         if values["target_url"]:

@@ -15,6 +15,7 @@ Variables:
                                (default 1800); such items are re-sent by the first run after it
     catalog_sync_websites      comma-separated website codes whose store views are exported (default: all)
     catalog_sync_store_views   comma-separated store view codes to export (default: every active one)
+    catalog_sync_base_views    comma-separated store view codes: each locale's base view, where views share one
 
 Secrets stay in the Connections: the settings built here are used in-process and never logged
 unredacted, put in XCom or written to the snapshot.
@@ -70,6 +71,7 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
         late_write_window_s=int(get_variable("catalog_sync_late_write_window_s", DEFAULT_LATE_WRITE_WINDOW_S)),
         websites=codes(get_variable("catalog_sync_websites", None)),
         store_views=codes(get_variable("catalog_sync_store_views", None)),
+        base_views=codes(get_variable("catalog_sync_base_views", None)),
         state_storage_options=StateStorageHook(get_connection=get_connection, required=False).get_storage_options(),
         now=pinned_instant(os.environ),  # replays and tests only: the worker's CATALOG_SYNC_NOW
     )

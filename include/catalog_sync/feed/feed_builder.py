@@ -452,4 +452,5 @@ class FeedBuilder:
                        ',"updated_at":' || coalesce(to_json(updated_at)::VARCHAR, 'null') || ',"url_key":') AS payload,
                name, type, price, visibility, source_updated_at, linked_product_ids, judged_on, quarantine_reason
         FROM records
+        ORDER BY product_id  -- a product's store views side by side: the mapping takes them together (layers)
         """

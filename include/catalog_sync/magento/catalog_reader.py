@@ -62,6 +62,9 @@ class StoreView:
     # currency/options/base: what its website's prices are in (website scope when catalog/price/scope is
     # website, else the default scope's); `currency` is the display currency, the base when none is set.
     base_currency: str = "USD"
+    # Its place among the exported views of its locale (ViewSelection.ranked): 0 is the locale's base view,
+    # whose values a product of the locale has; a view of rank n > 0 is a layer over the lower ranks.
+    locale_rank: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class ViewSelection:
 
     websites: tuple[str, ...] = ()
     store_views: tuple[str, ...] = ()
+    # The base view of each locale that several exported views share, by code (at most one per locale).
+    # A locale not named here: its website-default view with the lowest store id, else its lowest store id.
+    base_views: tuple[str, ...] = ()
 
     def allows(self, view: StoreView) -> bool:
         return ((not self.websites or view.website_code in self.websites)
@@ -131,6 +137,32 @@ class ViewSelection:
         if not any(self.allows(v) for v in active):
             raise ConfigurationError(f"no active store view is both in websites {list(self.websites)} and in store views "
                                      f"{list(self.store_views)}: nothing would be exported")
+
+    def ranked(self, exported: Sequence[StoreView]) -> list[StoreView]:
+        """The exported views, each with its `locale_rank`: the named base view first, then website-default
+        views before others, then by store id."""
+        from catalog_sync.settings import ConfigurationError
+
+        by_code = {v.code: v for v in exported}
+        unknown = [c for c in self.base_views if c not in by_code]
+        if unknown:
+            raise ConfigurationError(f"the base views name {', '.join(map(repr, unknown))}, which are not exported; "
+                                     f"exported store views: {', '.join(sorted(by_code)) or 'none'}")
+        named: dict[str, list[str]] = defaultdict(list)
+        for code in self.base_views:
+            named[by_code[code].locale].append(code)
+        twice = {locale: codes for locale, codes in named.items() if len(codes) > 1}
+        if twice:
+            raise ConfigurationError("the base views name more than one view of a locale: " + "; ".join(
+                f"{locale}: {', '.join(codes)}" for locale, codes in sorted(twice.items())))
+        ranks: dict[str, int] = {}
+        by_locale: dict[str, list[StoreView]] = defaultdict(list)
+        for view in exported:
+            by_locale[view.locale].append(view)
+        for views in by_locale.values():
+            order = sorted(views, key=lambda v: (v.code not in self.base_views, not v.is_website_default, v.store_id))
+            ranks.update({v.code: rank for rank, v in enumerate(order)})
+        return [dataclasses.replace(v, locale_rank=ranks[v.code]) for v in exported]
 
 
 @dataclass
@@ -406,7 +438,8 @@ class MagentoCatalogReader:
         settings = {f"{scope}/{scope_id}/{path}": "" if value is None else str(value)
                     for (scope, scope_id, path), value in sorted(config.items()) if (scope, scope_id) in scopes}
         for view in sorted(views, key=lambda v: v.code):
-            settings[f"store view {view.code}"] = f"id {view.store_id}, website {view.website_code}, store {view.group_code}"
+            settings[f"store view {view.code}"] = (f"id {view.store_id}, website {view.website_code}, store {view.group_code}"
+                                                   + (f", layer {view.locale_rank} of its locale" if view.locale_rank else ""))
         settings.update({f"{SCOPE_MARK}{scope}/{scope_id}": "exported" for scope, scope_id in sorted(scopes)})
         return settings
 
@@ -417,10 +450,10 @@ class MagentoCatalogReader:
         return {(r.scope, int(r.scope_id), r.path): r.value for r in rows}
 
     def _exported(self, active: list[StoreView]) -> list[StoreView]:
-        if self.views == ViewSelection():
-            return active
-        self.views.check(active)
-        return [v for v in active if self.views.allows(v)]
+        if self.views.websites or self.views.store_views:
+            self.views.check(active)
+            active = [v for v in active if self.views.allows(v)]
+        return self.views.ranked(active)
 
     @staticmethod
     def _store_views(conn: sa.Connection, config: dict) -> list[StoreView]:

@@ -60,6 +60,7 @@ DELTA_ROW_GROUP_SIZE = 16_384
 MAX_MAP_WORKERS = 4
 MAP_BATCH_ROWS = 2_000  # staging records decoded at a time: a whole row group's payloads as Python objects is ~100 MB
 MIN_ROWS_PER_WORKER = 25_000  # below this, starting a process costs more than it saves
+MAX_GAPS_KEPT = 1_000  # fields a layer cannot carry, listed per bucket (all are counted)
 _TYPES = {"product_id": "BIGINT", "sku": "VARCHAR", "store_view_code": "VARCHAR", "name": "VARCHAR", "type": "VARCHAR",
           "price": "DOUBLE", "visibility": "INTEGER", "source_updated_at": "VARCHAR", "linked_product_ids": "BIGINT[]"}
 
@@ -83,16 +84,18 @@ def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, Any
         target = ws.target
         ctx = ws.reader().load_context()
         feeds = [f for f in target.feeds if f.scope is FeedScope.PRODUCT or bucket == 0]
-        mapped, workers = map_records(staging, bucket, settings.target, ctx, feeds)
+        mapped = map_records(staging, bucket, settings.target, ctx, feeds)
         extracted = staging.read_json(staging.extract(bucket, "json"))["records"]
         product_feeds = [f for f in feeds if f.scope is FeedScope.PRODUCT]
         with duckdb_session.connect() as con:
-            counts = {f.name: compare(_inputs(ws, run, staging, bucket, f, product_feeds, workers), con) for f in feeds}
-        result = {"extracted": extracted, "feeds": {name: c.__dict__ for name, c in counts.items()}}
+            counts = {f.name: compare(_inputs(ws, run, staging, bucket, f, product_feeds, mapped.workers), con)
+                      for f in feeds}
+        result = {"extracted": extracted, "feeds": {name: c.__dict__ for name, c in counts.items()},
+                  "layer_gaps": mapped.gaps, "layer_gap_count": mapped.gap_count}
         staging.write_json(result, staging.diff_counts(bucket))
     log.info(
         "diff%s: %d staging record(s) -> %s in %.2fs", run.batch_label(bucket), extracted,
-        "; ".join(f"{name}: {mapped.get(name, 0)} item(s), {c.inserted} insert, {c.updated} update, {c.deleted} delete, "
+        "; ".join(f"{name}: {mapped.items.get(name, 0)} item(s), {c.inserted} insert, {c.updated} update, {c.deleted} delete, "
                   f"{c.unchanged} unchanged, {c.quarantined} quarantined, {c.held} held" for name, c in counts.items()),
         clock.monotonic() - started,
     )
@@ -158,11 +161,20 @@ class _MapJob:
     catalog: bool  # this job also writes the catalog-wide feeds
 
 
-def map_records(staging: StagingFolder, bucket: int, target: Any, ctx: CatalogContext,
-                feeds: list[FeedSpec]) -> tuple[dict[str, int], int]:
+@dataclass(frozen=True)
+class Mapped:
+    """What a bucket's mapping made: items per feed, in how many processes, and the layers' gaps."""
+
+    items: dict[str, int]
+    workers: int
+    gaps: list[dict[str, str]]  # the first MAX_GAPS_KEPT (layers.LayerGap.as_dict)
+    gap_count: int
+
+
+def map_records(staging: StagingFolder, bucket: int, target: Any, ctx: CatalogContext, feeds: list[FeedSpec]) -> Mapped:
     """Write the items the target's mapping makes of this bucket's staging records, one file per feed
-    and worker (`items_files`); returns the items per feed and the number of workers. The mapping
-    is Python, so a large bucket is split over processes, one per core."""
+    and worker (`items_files`). The mapping is Python, so a large bucket is split over processes, one
+    per core, at row group boundaries (a product's store views are in one row group)."""
     # No clean-up of earlier attempts' files: other buckets' diffs write beside these, perhaps right
     # now on another worker, and files of another split are never read (items_files names them).
     staging.makedirs("items")
@@ -178,7 +190,9 @@ def map_records(staging: StagingFolder, bucket: int, target: Any, ctx: CatalogCo
         log.info("diff%s: mapping %d staging records in %d processes", f" [bucket {bucket}]" if bucket else "",
                  sum(sizes), workers)
         results = _in_processes(jobs)
-    return {f.name: sum(r.get(f.name, 0) for r in results) for f in feeds}, workers
+    gaps = [g for r in results for g in r["gaps"]][:MAX_GAPS_KEPT]
+    return Mapped({f.name: sum(r["items"].get(f.name, 0) for r in results) for f in feeds}, workers, gaps,
+                  sum(r["gap_count"] for r in results))
 
 
 def items_files(staging: StagingFolder, feed: FeedSpec, bucket: int, workers: int) -> tuple[str, ...]:
@@ -187,7 +201,7 @@ def items_files(staging: StagingFolder, feed: FeedSpec, bucket: int, workers: in
     return tuple(staging.url_of(staging.items(feed.name, f"{part_of(feed, bucket)}-w{w}")) for w in range(workers))
 
 
-def _in_processes(jobs: list[_MapJob]) -> list[dict[str, int]]:
+def _in_processes(jobs: list[_MapJob]) -> list[dict[str, Any]]:
     """The first job here, each other in its own `python -m catalog_sync.steps.map_worker`, its job
     given on stdin (never on disk: the target's config holds its credentials). A plain subprocess, not
     multiprocessing: the parent may be an Airflow task runner whose main module must not be imported
@@ -221,28 +235,48 @@ def _in_processes(jobs: list[_MapJob]) -> list[dict[str, int]]:
     return results
 
 
-def map_job(job: _MapJob) -> dict[str, int]:
+def map_job(job: _MapJob) -> dict[str, Any]:
+    """Map the job's staging records, a product's store views together (extract writes them side by side,
+    and a product never spans two chunks, so never two row groups); returns the items per feed and what
+    the items could not carry (`gaps`: the first MAX_GAPS_KEPT, and their count)."""
     from catalog_sync.targets.registry import open_target
 
     mapper = open_target(job.target).mapper(job.ctx)
     writers = {f.name: _ItemWriter(job.staging, job.staging.items(f.name, f"{part_of(f, job.bucket)}-w{job.worker}"))
                for f in job.feeds}
+    gaps: list[dict[str, str]] = []
+    gap_count = 0
+
+    def map_product(rows: list[StagingRow], first_row: int) -> None:
+        nonlocal gap_count
+        for item in mapper.product_items(rows):
+            writers[item.feed].add(item, first_row + item.row)
+        found = mapper.take_gaps()
+        gap_count += len(found)
+        gaps.extend(g.as_dict() for g in found[:max(0, MAX_GAPS_KEPT - len(gaps))])
+
     try:
         source = pq.ParquetFile(job.staging.open(job.staging.extract(job.bucket)))
-        row = job.first_row
+        row = first = job.first_row
+        product: list[StagingRow] = []
         for batch in source.iter_batches(batch_size=MAP_BATCH_ROWS, row_groups=range(*job.groups), columns=_STAGING_COLUMNS):
             payloads, days, reasons = (batch.column(name).to_pylist() for name in _STAGING_COLUMNS)
             for payload, day, reason in zip(payloads, days, reasons):
-                for item in mapper.product_items(StagingRow(orjson.loads(payload), day, reason)):
-                    writers[item.feed].add(item, row)
+                record = orjson.loads(payload)
+                if product and product[0].record.get("product_id") != record.get("product_id"):
+                    map_product(product, first)
+                    product, first = [], row
+                product.append(StagingRow(record, day, reason))
                 row += 1
+        if product:
+            map_product(product, first)
         if job.catalog:
             for item in mapper.catalog_items():
                 writers[item.feed].add(item, None)
     finally:
         for writer in writers.values():
             writer.close()
-    return {name: w.count for name, w in writers.items()}
+    return {"items": {name: w.count for name, w in writers.items()}, "gaps": gaps, "gap_count": gap_count}
 
 
 # ---- comparing ----------------------------------------------------------------------------------

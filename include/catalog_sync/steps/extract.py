@@ -65,7 +65,8 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
                     upcoming = next(reads, None)  # starts the next read before building this chunk
                     raw = pending.result()
                     table = builder.build(raw)
-                    writer.write_table(table)
+                    # One row group per chunk: a product's store views never straddle two (diff maps them together).
+                    writer.write_table(table, row_group_size=max(1, table.num_rows))
                     records += table.num_rows
                     products += raw.entities.num_rows
                     pending = upcoming

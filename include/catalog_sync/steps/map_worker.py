@@ -1,4 +1,4 @@
-"""One process of a bucket's mapping (see diff.map_records): reads its job from stdin, prints its counts."""
+"""One process of a bucket's mapping (see diff.map_records): reads its job from stdin, prints what it made."""
 
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ so (the CLI exits EXIT_NOT_ACCEPTED) until they are fixed or re-sent.
 Magento data holds something the ingestion contract cannot carry and that is not sent (custom
 options, downloadable links, ...: magento/not_carried.py), summed over the buckets' extracts;
 `not_carried_products` counts each such product once. Kinds no product holds are left out.
+
+`layer_gaps` counts the fields where a store view that is a layer over its locale's base view differs
+from it in a way a layer cannot carry (see the target's mapping); `layer_gaps_listed` names the
+first of them, each with its product (sku), its view, its base view and the field.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from catalog_sync.targets.base import OK, primary_feed
 log = logging.getLogger("catalog_sync.steps")
 
 MAX_FAILURES_RECORDED = 10_000
+MAX_GAPS_LISTED = 1_000  # layer gaps named in the summary (all are counted)
+MAX_GAPS_LOGGED = 50
 SUMMARY_KEYS = ("extracted", "inserted", "updated", "deleted", "unchanged", "failed")
 
 
@@ -54,13 +60,16 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
             counts = {"extracted": sum(d["extracted"] for d in diffs), **per_feed[primary]}
             not_accepted = _not_accepted(committed, failures)
             not_carried, not_carried_products = _not_carried(staging)
+            gap_count = sum(int(d.get("layer_gap_count") or 0) for d in diffs)
+            gaps = [g for d in diffs for g in d.get("layer_gaps") or []][:MAX_GAPS_LISTED]
             ws.status.record_failures(run.run_id, failures[:MAX_FAILURES_RECORDED])
             row = ws.status.finish_run(run.run_id, FAILED if error else SUCCESS, {**counts, "not_accepted": not_accepted},
                                        error, feeds=per_feed)
             summary: dict[str, Any] = {"mode": run.mode, "mode_reason": run.mode_reason, **counts,
                                        "duration_s": row["duration_s"], "feeds": per_feed,
                                        "not_accepted": not_accepted, "unconfirmed": _unconfirmed(staging, feeds),
-                                       "not_carried": not_carried, "not_carried_products": not_carried_products}
+                                       "not_carried": not_carried, "not_carried_products": not_carried_products,
+                                       "layer_gaps": gap_count, "layer_gaps_listed": gaps}
             if any(f["reason"] == DEADLINE_REASON for f in failures):
                 summary["deadline_reached"] = True
             if run.dry_run:
@@ -71,6 +80,13 @@ def report(settings: SyncSettings, run: RunPlan, error: str | None = None) -> di
             log.info("report: run %s %s in %.2fs (%.0f records/s): %s", run.run_id, "FAILED" if error else "succeeded",
                      duration, counts["extracted"] / duration if duration else 0, orjson.dumps(summary).decode())
             log.info("report: %s", _not_carried_line(not_carried, not_carried_products))
+            if gap_count:
+                log.warning("report: %d field(s) of store views that are layers differ from their base view where a "
+                            "layer cannot say so; those views show the base's (see README, 'Store views that share a "
+                            "locale'):", gap_count)
+                for gap in gaps[:MAX_GAPS_LOGGED]:
+                    log.warning("report:   %s in %s (layer over %s): %s", gap["sku"], gap["store_view_code"],
+                                gap["base_view_code"], gap["field"])
             for failure in failures[:20]:
                 log.warning("report: %s %s %s not in sync: %s", failure["status"], failure["feed"], failure["item_key"],
                             failure["reason"])

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from catalog_sync import clock, run_clock
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader, ViewSelection, read_only_engine
+from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state.location import open_state
 from catalog_sync.state.snapshot import FeedFiles, SnapshotStore
@@ -125,7 +125,7 @@ class Workspace:
 
     def reader(self) -> MagentoCatalogReader:
         """The Magento catalog, as exported: the store views the settings choose."""
-        return MagentoCatalogReader(self.source, ViewSelection(self.settings.websites, self.settings.store_views))
+        return MagentoCatalogReader(self.source, self.settings.view_selection)
 
     @property
     def target(self) -> Target:

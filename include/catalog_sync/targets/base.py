@@ -10,13 +10,14 @@ keeps in the snapshot exactly what the target accepted.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
 import orjson
 
+from catalog_sync.feed.feed_record import StagingRow
 from catalog_sync.magento.catalog_reader import CatalogContext
 
 UPSERT = "upsert"
@@ -67,6 +68,7 @@ class FeedItem:
     reason: str | None = None
     judged_on: str | None = None  # the local day its date-dependent parts were judged on
     recheck_on: str | None = None  # the local day from which its body may change with no change in Magento
+    row: int = 0  # which of the product's staging rows (FeedMapper.product_items) it was made from
 
 
 def canonical(value: Any) -> bytes:
@@ -103,8 +105,12 @@ class FeedMapper(Protocol):
     def catalog_items(self) -> Iterable[FeedItem]:
         """The items of the CATALOG feeds (metadata, price books, ...): the whole feed, every run."""
 
-    def product_items(self, record: dict[str, Any], judged_on: str | None) -> Iterable[FeedItem]:
-        """The items of the PRODUCT feeds for one staging record (one product in one store view)."""
+    def product_items(self, rows: Sequence[StagingRow]) -> Iterable[FeedItem]:
+        """The items of the PRODUCT feeds for one product: its staging records, one per store view (each
+        item's `row` says which one it was made from)."""
+
+    def take_gaps(self) -> list[Any]:
+        """What the items made since the last call could not carry (e.g. layers.LayerGap), then forgets them."""
 
 
 class Target(Protocol):

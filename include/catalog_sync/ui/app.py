@@ -26,7 +26,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from catalog_sync import run_clock
-from catalog_sync.magento.catalog_reader import ViewSelection
 from catalog_sync.settings import ConfigurationError, SyncSettings
 from catalog_sync.state.status_store import StatusStore
 from catalog_sync.targets.base import Target, canonical
@@ -66,7 +65,7 @@ class PageContext:
                 self.target = open_target(settings.target)
                 self.products = SyncedProducts(settings.state_url, self.target.feeds, settings.state_storage_options)
                 self.status = StatusStore(settings.status_url, settings.target_name)
-                self.magento = MagentoLookup(settings.source_url, ViewSelection(settings.websites, settings.store_views))
+                self.magento = MagentoLookup(settings.source_url, settings.view_selection)
                 self._key = key
             self.settings = settings
         return self
@@ -249,7 +248,10 @@ def create_app(settings: Callable[[], SyncSettings], airflow: AirflowSide,
         try:
             now_rows = ctx.magento.current_rows(sku, run_clock.run_instant(ctx.settings.now))
             mapper = ctx.target.mapper(ctx.magento.context())
-            preview = {view: list(mapper.product_items(row.staging())) for view, row in now_rows.items()}
+            views_now = list(now_rows)
+            preview: dict[str, list] = {view: [] for view in views_now}
+            for item in mapper.product_items([now_rows[view].staging() for view in views_now]):
+                preview[views_now[item.row]].append(item)
             magento_error = None
         except Exception as exc:  # the page still shows what was sent when Magento is unreachable
             log.warning("catalog sync page: cannot read %r from Magento: %s", sku, exc)

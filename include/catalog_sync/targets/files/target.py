@@ -22,7 +22,7 @@ from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.settings import ConfigurationError
 from catalog_sync.targets.base import DELETE, OK, FeedItem, FeedSpec, ItemResult, SendItem, source_fingerprint
 from catalog_sync.targets.files.connection import FORM
-from catalog_sync.targets.ingestion_api import feeds, mapping
+from catalog_sync.targets.ingestion_api import feeds, layers, mapping
 from catalog_sync.targets.ingestion_api.config import FeedOptions, feed_options
 from catalog_sync.targets.ingestion_api.feeds import FEEDS
 from catalog_sync.targets.ingestion_api.mapping import CatalogMapper, adopted_items
@@ -50,7 +50,7 @@ class FilesTarget:
         return CatalogMapper(ctx, self.config.feed)
 
     def mapping_fingerprint(self) -> str:
-        return source_fingerprint(mapping, feeds, categories, options=sorted(self.config.feed.price_books.items()))
+        return source_fingerprint(mapping, feeds, layers, categories, options=sorted(self.config.feed.price_books.items()))
 
     def adopt(self, record: dict[str, Any]) -> Iterator[FeedItem]:
         # Earlier releases wrote Magento's records, not these bodies: every item is written once

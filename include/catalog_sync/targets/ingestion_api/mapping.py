@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -20,10 +20,10 @@ from typing import Any
 from catalog_sync.feed.feed_record import StagingRow, record_attributes
 from catalog_sync.magento.catalog_reader import DEFAULT_WEIGHT_UNIT, Attribute, CatalogContext, StoreView
 from catalog_sync.magento.categories import ViewCategory, slugify, view_categories
-from catalog_sync.settings import ConfigurationError
 from catalog_sync.targets.base import FeedItem, canonical
 from catalog_sync.targets.ingestion_api.config import FeedOptions
-from catalog_sync.targets.ingestion_api.feeds import CATEGORIES, METADATA, PRICE_BOOKS, PRICES, PRODUCTS
+from catalog_sync.targets.ingestion_api.feeds import CATEGORIES, METADATA, PRICE_BOOKS, PRICES, PRODUCT_LAYERS, PRODUCTS
+from catalog_sync.targets.ingestion_api.layers import LayerGap, layer_key, product_layer
 
 ENABLED = "ENABLED"
 DISABLED = "DISABLED"
@@ -603,7 +603,10 @@ class CatalogMapper:
         self.options = options
         self.catalog = ProductCatalog(ctx)
         self.locales = {v.code: v.locale for v in ctx.store_views}
-        check_distinct_locales(self.locales)
+        self.ranks = {v.code: v.locale_rank for v in ctx.store_views}
+        # Each locale's base view (rank 0): its labels and categories are the locale's.
+        self.base_views = [v for v in sorted(ctx.store_views, key=lambda v: v.store_id) if v.locale_rank == 0]
+        self.gaps: list[LayerGap] = []
         # A website's prices (one price book) are judged in one store view: its default one, as
         # Magento's price index judges a website's dates in its default store's time zone.
         self.price_views: dict[str, str] = {}
@@ -614,8 +617,7 @@ class CatalogMapper:
                 self.currencies[view.website_code] = view.base_currency  # prices are in the base currency
 
     def catalog_items(self) -> Iterator[FeedItem]:
-        # Store views have distinct locales (check_distinct_locales): each locale's labels are its view's.
-        store_ids = {v.locale: v.store_id for v in self.ctx.store_views}
+        store_ids = {v.locale: v.store_id for v in self.base_views}
         for body in metadata_items(metadata_attributes(self.ctx), self.locales.values(), store_ids):
             yield FeedItem(METADATA.name, metadata_key(body), body)
         for website in sorted(self.price_views):
@@ -627,12 +629,9 @@ class CatalogMapper:
         yield from self.category_items()
 
     def category_views(self) -> Iterator[tuple[StoreView, dict[int, ViewCategory]]]:
-        """Each locale's store view and the categories it exports (one view per locale: check_distinct_locales)."""
-        seen: set[str] = set()
-        for view in sorted(self.ctx.store_views, key=lambda v: v.store_id):
-            if view.locale not in seen:
-                seen.add(view.locale)
-                yield view, view_categories_of(self.ctx, view.store_id)
+        """Each locale's base view and the categories it exports."""
+        for view in self.base_views:
+            yield view, view_categories_of(self.ctx, view.store_id)
 
     def category_items(self) -> Iterator[FeedItem]:
         """The categories feed: each locale's store view's exported categories, parents before children."""
@@ -661,12 +660,32 @@ class CatalogMapper:
             yield ("json_extract_string(key, '$.source.locale') = ? AND body IS NOT NULL "
                    "AND list_has_any(json_extract_string(body, '$.routes[*].path'), ?::VARCHAR[])", [locale, sorted(found)])
 
-    def product_items(self, row: StagingRow) -> Iterator[FeedItem]:
+    def product_items(self, rows: Sequence[StagingRow]) -> Iterator[FeedItem]:
+        """One product's items, from its staging rows (one per store view). In each locale, the view of the
+        lowest rank the product is in gives the product; each other view of the locale, a layer over it."""
+        bases: dict[str, tuple[str, dict[str, Any] | None]] = {}  # locale -> (view, its product; None: unmapped)
+        order = sorted(range(len(rows)), key=lambda i: self.ranks.get(rows[i].record.get("store_view_code") or "", 0))
+        for index in order:
+            for item in self._view_items(rows[index], bases):
+                item.row = index
+                yield item
+
+    def take_gaps(self) -> list[LayerGap]:
+        gaps, self.gaps = self.gaps, []
+        return gaps
+
+    def _view_items(self, row: StagingRow, bases: dict[str, tuple[str, dict[str, Any] | None]]) -> Iterator[FeedItem]:
         record = row.record
-        sku, view, website = record.get("sku") or "", record.get("store_view_code"), record.get("website_code")
-        key = product_key(sku, self.locales.get(view) or record.get("locale") or "")
-        if row.quarantine_reason:
-            yield FeedItem(PRODUCTS.name, key, None, row.quarantine_reason)
+        sku, view, website = record.get("sku") or "", record.get("store_view_code") or "", record.get("website_code")
+        locale = self.locales.get(view) or record.get("locale") or ""
+        base = bases.get(locale)
+        if base is None:
+            feed, key = PRODUCTS.name, product_key(sku, locale)
+        else:
+            feed, key = PRODUCT_LAYERS.name, layer_key(sku, api_locale(locale), view)
+        if row.quarantine_reason or (base is not None and base[1] is None):
+            bases.setdefault(locale, (view, None))
+            yield FeedItem(feed, key, None, row.quarantine_reason or f"its base view {base[0]} cannot be mapped")
             return
         try:
             product = feed_product(record, self.catalog)
@@ -677,9 +696,17 @@ class CatalogMapper:
                 price = prices(record, self.options.price_book(website), day)
                 children = group_prices(record, self.options.price_book(website), day, self.ctx.customer_groups)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            yield FeedItem(PRODUCTS.name, key, None, f"cannot map the staging record: {type(exc).__name__}: {exc}")
+            bases.setdefault(locale, (view, None))
+            yield FeedItem(feed, key, None, f"cannot map the staging record: {type(exc).__name__}: {exc}")
             return
-        yield FeedItem(PRODUCTS.name, key, product)
+        if base is None:
+            bases[locale] = (view, product)
+            yield FeedItem(feed, key, product)
+        else:
+            layer, gaps = product_layer(base[1], product, view)
+            self.gaps += [LayerGap(sku, view, base[0], field) for field in gaps]
+            if layer is not None:
+                yield FeedItem(feed, key, layer)
         for body in ([price] if price is not None else []) + children:
             yield FeedItem(PRICES.name, price_key(sku, body["priceBookId"]), body, judged_on=row.judged_on,
                            recheck_on=price_recheck_on(record, day))
@@ -696,16 +723,3 @@ def adopted_items(record: dict[str, Any], options: FeedOptions, with_bodies: boo
         yield FeedItem(PRICES.name, price_key(sku, book), None)
         yield FeedItem(PRICE_BOOKS.name, price_book_key(book), None)
 
-
-def check_distinct_locales(store_view_locales: dict[str, str]) -> None:
-    """The ingestion API keys products by (sku, locale): two store views on one locale would overwrite each other."""
-    by_locale: dict[str, list[str]] = {}
-    for view, locale in store_view_locales.items():
-        by_locale.setdefault(locale, []).append(view)
-    clashes = {locale: views for locale, views in by_locale.items() if len(views) > 1}
-    if clashes:
-        described = "; ".join(f"{', '.join(sorted(v))} -> {locale}" for locale, v in sorted(clashes.items()))
-        raise ConfigurationError(
-            f"store views share a locale ({described}): the ingestion API keeps one product per sku and locale. "
-            "Give each store view its own general/locale/code in Magento (choosing one view per locale is not supported yet)"
-        )

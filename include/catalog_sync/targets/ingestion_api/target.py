@@ -11,7 +11,7 @@ from catalog_sync.magento import categories
 from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.targets.base import DELETE, FeedItem, FeedSpec, ItemResult, SendItem, source_fingerprint
 from catalog_sync.targets.ingestion_api import config as api_config
-from catalog_sync.targets.ingestion_api import feeds, mapping
+from catalog_sync.targets.ingestion_api import feeds, layers, mapping
 from catalog_sync.targets.ingestion_api.client import IngestionApiClient
 from catalog_sync.targets.ingestion_api.config import IngestionApiConfig
 from catalog_sync.targets.ingestion_api.connection import FORM
@@ -33,7 +33,7 @@ class IngestionApiTarget:
         return CatalogMapper(ctx, self.config.feed)
 
     def mapping_fingerprint(self) -> str:
-        return source_fingerprint(mapping, feeds, categories, options=sorted(self.config.feed.price_books.items()))
+        return source_fingerprint(mapping, feeds, layers, categories, options=sorted(self.config.feed.price_books.items()))
 
     def adopt(self, record: dict[str, Any]) -> Iterator[FeedItem]:
         # Earlier releases sent each product as this mapping makes it; prices were never kept.
