@@ -194,6 +194,23 @@ def test_a_category_rename_sends_the_category_only(shop):
 
 
 @pytest.mark.mariadb
+def test_two_categories_that_swap_url_keys_in_one_hour_swap_their_products_routes(shop):
+    # Bolsas (6) and Acessórios (7) trade url_keys (attribute 119) and url_paths (120): each slug is the other's now.
+    shop.env.execute("UPDATE catalog_category_entity_varchar SET value = CASE entity_id WHEN 6 THEN 'acessorios' "
+                     "ELSE 'bolsas' END WHERE entity_id IN (6, 7) AND attribute_id IN (119, 120) AND store_id = 0")
+    summary, sent, changed = shop.next_run()
+    assert summary["mode"] == "incremental"
+    assert sent == {"categories": {"upsert": 2}, "products": {"upsert": 10}}
+    assert changed == {"categories": categories("acessorios", "bolsas"), "products": products(*range(6, 16))}
+    assert shop.categories()["acessorios"] == category("acessorios", "Bolsas")
+    assert shop.routes() == expected_routes({**SLUGS, 6: "acessorios", 7: "bolsas"})
+    assert shop.converged()
+
+    summary, sent, changed = shop.next_run()
+    assert sent == {} and changed == {}
+
+
+@pytest.mark.mariadb
 def test_a_products_position_in_a_category_is_its_routes_position(shop):
     # The jacket (2) moved to third place in roupas (4): catalog_category_product.position, 0 in the dump.
     shop.env.execute("UPDATE catalog_category_product SET position = 3 WHERE category_id = 4 AND product_id = 2")

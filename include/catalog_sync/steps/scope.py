@@ -27,7 +27,7 @@ from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_SCHEMA
 from catalog_sync.steps.buckets import bucket_of
 from catalog_sync.steps.modes import FULL, SKUS
 from catalog_sync.steps.run import RunPlan, Workspace
-from catalog_sync.targets.base import RETRYABLE, UNCONFIRMED, FeedScope
+from catalog_sync.targets.base import RETRYABLE, UNCONFIRMED, FeedScope, canonical, sha1_hex
 
 log = logging.getLogger("catalog_sync.steps")
 
@@ -91,17 +91,21 @@ def recategorized_ids(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader,
     """The products whose routes a category change moves, read-only, from the target's categories feed as the
     target holds it (the snapshot) and as the catalog gives it now: a category the target does not hold yet (enabled,
     moved, or given another url_key) re-reads the products assigned to it in Magento; one the target holds but the
-    catalog no longer gives (disabled, moved away, deleted) re-reads the products whose sent routes name it. A
-    category renamed only changes the categories feed, no route. A target without a categories feed: none."""
+    catalog no longer gives (disabled, moved away, deleted) re-reads the products whose sent routes name it; and one
+    held with another body (renamed, or two categories that swapped url_keys: the key is another category's now)
+    re-reads both. A target without a categories feed: none."""
     mapper = ws.target.mapper(ctx)
     if not hasattr(mapper, "category_keys"):
         return set()
     now: dict[str, int] = mapper.category_keys()
+    bodies = {canonical(i.key).decode(): sha1_hex(canonical(i.body)) for i in mapper.category_items()}
     base = run.base(mapper.category_feed).file
-    held = {r[0] for r in duckdb_session.fetch_all("SELECT key FROM read_parquet(?)", [ws.snapshot_url(base)])} if base else set()
-    found = categories.category_products(reader.engine, {cid for key, cid in now.items() if key not in held})
+    held: dict[str, str] = dict(duckdb_session.fetch_all(
+        "SELECT key, sha1 FROM read_parquet(?)", [ws.snapshot_url(base)])) if base else {}
+    changed = {key for key in now if held.get(key) != bodies.get(key)}
+    found = categories.category_products(reader.engine, {cid for key, cid in now.items() if key in changed})
     # A store view no longer exported is not asked about here: its products go with it (dropped_views).
-    for where, params in mapper.routes_naming(sorted(held - now.keys())):
+    for where, params in mapper.routes_naming(sorted((held.keys() - now.keys()) | (changed & held.keys()))):
         found |= snapshot.product_ids(where, params)
     return found
 
