@@ -25,7 +25,7 @@ from sync_helpers import PINNED_NOW, SyncEnv, key_text, mapped_source, product_k
 
 TOKEN = "test-token-123"
 PT = {"locale": "pt-BR"}
-NAME, IS_ACTIVE = 45, 46  # catalog_category attributes
+NAME, IS_ACTIVE, DESCRIPTION, META_TITLE = 45, 46, 47, 49  # catalog_category attributes
 
 # sku by product id (catalog_product_entity)
 SKUS = {
@@ -184,7 +184,7 @@ def test_a_category_rename_sends_the_category_only(shop):
                      f"WHERE entity_id = 6 AND attribute_id = {NAME} AND store_id = 0")
     summary, sent, changed = shop.next_run()
     assert summary["mode"] == "incremental"
-    assert sent == {"categories": {"upsert": 1}}
+    assert sent == {"categories": {"update": 1}}  # a PATCH: the contract's POST creates, its PATCH updates
     assert changed == {"categories": categories("bolsas")}
     assert shop.categories()["bolsas"] == category("bolsas", "Bolsas e Mochilas")
     assert shop.converged()
@@ -194,13 +194,35 @@ def test_a_category_rename_sends_the_category_only(shop):
 
 
 @pytest.mark.mariadb
+def test_an_update_that_takes_a_field_away_clears_it_at_the_target(shop):
+    # Bolsas (6) gets a description (attribute 47, text) and a meta title (49), then loses both: the dump holds
+    # both rows at store 0 with a NULL value.
+    shop.env.execute(f"UPDATE catalog_category_entity_text SET value = 'Bolsas de couro e de lona.' "
+                     f"WHERE entity_id = 6 AND attribute_id = {DESCRIPTION} AND store_id = 0",
+                     f"UPDATE catalog_category_entity_varchar SET value = 'Bolsas femininas' "
+                     f"WHERE entity_id = 6 AND attribute_id = {META_TITLE} AND store_id = 0")
+    summary, sent, _ = shop.next_run()
+    assert sent == {"categories": {"update": 1}}
+    assert shop.categories()["bolsas"] == {**category("bolsas", "Bolsas"), "description": "Bolsas de couro e de lona.",
+                                          "metaTags": {"title": "Bolsas femininas"}}
+
+    shop.env.execute(f"UPDATE catalog_category_entity_text SET value = NULL WHERE entity_id = 6 AND attribute_id = {DESCRIPTION}",
+                     f"UPDATE catalog_category_entity_varchar SET value = NULL WHERE entity_id = 6 AND attribute_id = {META_TITLE}")
+    summary, sent, _ = shop.next_run()
+    assert sent == {"categories": {"update": 1}}
+    # The PATCH sends the description as null (removed) and the meta title empty: FeedCategoryUpdate's
+    # metaTags fields cannot be null, and the contract merges objects, so an absent field would keep it.
+    assert shop.categories()["bolsas"] == {**category("bolsas", "Bolsas"), "metaTags": {"title": ""}}
+
+
+@pytest.mark.mariadb
 def test_two_categories_that_swap_url_keys_in_one_hour_swap_their_products_routes(shop):
     # Bolsas (6) and Acessórios (7) trade url_keys (attribute 119) and url_paths (120): each slug is the other's now.
     shop.env.execute("UPDATE catalog_category_entity_varchar SET value = CASE entity_id WHEN 6 THEN 'acessorios' "
                      "ELSE 'bolsas' END WHERE entity_id IN (6, 7) AND attribute_id IN (119, 120) AND store_id = 0")
     summary, sent, changed = shop.next_run()
     assert summary["mode"] == "incremental"
-    assert sent == {"categories": {"upsert": 2}, "products": {"upsert": 10}}
+    assert sent == {"categories": {"update": 2}, "products": {"upsert": 10}}
     assert changed == {"categories": categories("acessorios", "bolsas"), "products": products(*range(6, 16))}
     assert shop.categories()["acessorios"] == category("acessorios", "Bolsas")
     assert shop.routes() == expected_routes({**SLUGS, 6: "acessorios", 7: "bolsas"})

@@ -27,8 +27,8 @@ def _die(where: str) -> None:
 def _kill_in_export() -> None:
     deliver, answered = IngestionApiClient._deliver, []
 
-    def dying_deliver(self, endpoint, bodies):
-        results = deliver(self, endpoint, bodies)
+    def dying_deliver(self, endpoint, bodies, method="POST"):
+        results = deliver(self, endpoint, bodies, method)
         answered.append(endpoint)
         if len(answered) == 2:
             _die(f"in export, after the answer to request 2 ({endpoint})")

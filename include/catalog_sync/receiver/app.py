@@ -1,7 +1,7 @@
 """The reference receiver: a local implementation of the Catalog Data Ingestion API.
 
 `create_app(ReceiverOptions(...))` returns a FastAPI app that answers the
-contract's POST operations (contracts/catalog-data-ingestion-v1.yaml):
+contract's POST operations, and the PATCH of categories (contracts/catalog-data-ingestion-v1.yaml):
 
     /v1/catalog/products                 FeedProduct        create or replace, key (sku, source.locale)
     /v1/catalog/products/delete          FeedProductDelete  delete (idempotent)
@@ -12,6 +12,7 @@ contract's POST operations (contracts/catalog-data-ingestion-v1.yaml):
     /v1/catalog/products/prices          FeedPrices         key (sku, priceBookId)
     /v1/catalog/products/prices/delete   FeedPricesDelete
     /v1/catalog/categories[/delete]      FeedCategory[Delete]      key (slug, source.locale)
+    PATCH /v1/catalog/categories         FeedCategoryUpdate        merged into the held category (none: no effect)
     /v1/catalog/products/layers[/delete] FeedProductLayer[Delete]  key (sku, source.locale, source.layer)
 
 Base URL: the contract's server URL is `https://<host>/{tenantId}`, so clients
@@ -79,6 +80,11 @@ CONTRACT_ENDPOINTS: dict[str, tuple[str, str]] = {
     "/v1/catalog/categories/delete": ("categories", "delete"),
     "/v1/catalog/products/layers": ("product_layers", "upsert"),
     "/v1/catalog/products/layers/delete": ("product_layers", "delete"),
+}
+
+# contract path -> store kind, for the PATCH (update) operations the receiver serves
+UPDATE_ENDPOINTS: dict[str, str] = {
+    "/v1/catalog/categories": "categories",
 }
 
 # /_receiver/<name> -> store kind
@@ -378,7 +384,7 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
     tenant_param = base[2:-1] if base.startswith("/{") and base.endswith("}") and base.count("/") == 1 else None
 
     def process(path: str, kind: str, operation: str, items: list[Any], settings: dict[str, Any]) -> Response:
-        schema_name = state.validator.item_schema("post", path)
+        schema_name = state.validator.item_schema("patch" if operation == "update" else "post", path)
         errors: list[ItemError] = []
         if settings["validate"]:
             errors = state.validator.validate_items(schema_name, items)
@@ -396,13 +402,16 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
             return _json(failed_response(errors), 400)
         if operation == "upsert":
             state.store.upsert(kind, items)
+        elif operation == "update":
+            state.store.update(kind, items)
         else:
             state.store.delete(kind, items)
         state.stats.accepted(kind, operation, len(items))
         return _json({"status": "ACCEPTED", "acceptedCount": len(items)})
 
     async def handle(request: Request, path: str, kind: str, operation: str) -> Response:
-        endpoint = f"POST {path}"
+        method = "PATCH" if operation == "update" else "POST"
+        endpoint = f"{method} {path}"
         if tenant_param and options.tenant_id is not None:
             tenant = request.path_params.get(tenant_param)
             if tenant is not None and tenant != options.tenant_id:
@@ -441,7 +450,7 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
         if response is None:
             if not isinstance(body, list):
                 response = _request_error(
-                    f"Body must be a JSON array of {state.validator.item_schema('post', path)} items"
+                    f"Body must be a JSON array of {state.validator.item_schema(method.lower(), path)} items"
                 )
             elif settings["late_skus"] and state.take_late(body):
                 state.stats.fault("late")
@@ -460,19 +469,24 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
         return response
 
     def add_contract_route(path: str, kind: str, operation: str) -> None:
+        method = "PATCH" if operation == "update" else "POST"
+
         async def endpoint(request: Request) -> Response:
             return await handle(request, path, kind, operation)
 
-        endpoint.__name__ = "contract_" + path.strip("/").replace("/", "_").replace("-", "_")
+        endpoint.__name__ = f"contract_{method.lower()}_" + path.strip("/").replace("/", "_").replace("-", "_")
         # Plain Starlette routes: the handler takes the Request and builds its Response itself, so
         # FastAPI's per-request parameter and response machinery would only add CPU.
-        app.router.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
+        app.router.add_route(path, endpoint, methods=[method], include_in_schema=False)
         if tenant_param:
-            app.router.add_route(base + path, endpoint, methods=["POST"], include_in_schema=False)
+            app.router.add_route(base + path, endpoint, methods=[method], include_in_schema=False)
 
     for path, (kind, operation) in CONTRACT_ENDPOINTS.items():
         if ("post", path) in state.validator.item_schemas:
             add_contract_route(path, kind, operation)
+    for path, kind in UPDATE_ENDPOINTS.items():
+        if ("patch", path) in state.validator.item_schemas:
+            add_contract_route(path, kind, "update")
 
     # ---- /_receiver/: outside the contract, never faulted ----
 

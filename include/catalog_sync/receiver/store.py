@@ -9,8 +9,9 @@ One table per entity kind, keyed like the real service keys them:
     categories      (slug, locale)           FeedCategory
     product_layers  (sku, locale, layer)     FeedProductLayer  (locale "" when omitted)
 
-`body` holds the full accepted JSON item. A create replaces the whole row,
-a delete removes it (deleting a missing row is fine: deletes are idempotent).
+`body` holds the full accepted JSON item. A create replaces the whole row, an update (PATCH, categories)
+merges into a held row and does nothing to a missing one, a delete removes it (deleting a missing row is
+fine: deletes are idempotent).
 As the contract says: deleting a price book deletes its child price books and every
 price of them, and a price that references a price book that does not exist is ignored
 (accepted, not stored). One connection guarded by a lock: safe to share between threads.
@@ -56,6 +57,20 @@ def _layer(item: dict[str, Any]) -> str:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def merge_patch(held: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`held` updated by `patch`: objects merged field by field, a null removing the field; anything else
+    (a scalar, an array) replaced."""
+    merged = dict(held)
+    for field, value in patch.items():
+        if value is None:
+            merged.pop(field, None)
+        elif isinstance(value, dict) and isinstance(merged.get(field), dict):
+            merged[field] = merge_patch(merged[field], value)
+        else:
+            merged[field] = value
+    return merged
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,30 @@ class ReceiverStore:
                 self._conn.execute("ROLLBACK")
                 raise
         return len(rows)
+
+    def update(self, kind_name: str, items: Iterable[dict[str, Any]]) -> int:
+        """Apply updates (PATCH) to held items, one transaction: the contract's merge strategy for scalar and
+        object fields (a null removes the field, as in a JSON merge patch) and its replace strategy for arrays.
+        An update of an item not held has no effect, as the contract says. Returns how many were changed."""
+        kind = KINDS[kind_name]
+        where = " AND ".join(f"{c} = ?" for c in kind.columns)
+        changed, now = 0, time.time()
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                for item in items:
+                    key = kind.key(item)
+                    row = self._conn.execute(f"SELECT body FROM {kind.table} WHERE {where}", key).fetchone()
+                    if row is None:
+                        continue
+                    body = orjson.dumps(merge_patch(orjson.loads(row[0]), item)).decode()
+                    self._conn.execute(f"UPDATE {kind.table} SET body = ?, accepted_at = ? WHERE {where}", (body, now, *key))
+                    changed += 1
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return changed
 
     def delete(self, kind_name: str, items: Iterable[dict[str, Any]]) -> int:
         """Delete items by key (one transaction). Returns how many rows existed and were removed."""

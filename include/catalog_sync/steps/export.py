@@ -112,6 +112,7 @@ def _export(settings: SyncSettings, run: RunPlan, part: str, scope: FeedScope, o
 def _send(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, feed: FeedSpec, op: str, part: str,
           counts: ExportCounts) -> None:
     missing = _missing_requirement(ws, run, staging, target, feed) if op == UPSERT else None
+    held_bodies = _held_bodies(ws, run, feed) if op == UPSERT and feed.patched else {}
     deadline = ws.settings.deadline_at
     held: list[ItemResult] = []
     results: list[ItemResult] = []
@@ -130,7 +131,8 @@ def _send(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, f
                     elif missing is not None and (why := missing(key)):
                         held.append(ItemResult(key, RETRYABLE, why))
                     else:
-                        yield SendItem(key, body if op == UPSERT else None)
+                        yield SendItem(key, body if op == UPSERT else None,
+                                       held_bodies.get(key) if item_op == "update" else None)
 
     order = [f.name for f in target.feeds]
     step = order.index(feed.name) + 1 if op == UPSERT else 2 * len(order) - order.index(feed.name)
@@ -144,6 +146,15 @@ def _send(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, f
                       "reason": [r.reason for r in results], "unconfirmed": [r.unconfirmed for r in results]},
                      schema=RESULTS_SCHEMA)
     pq.write_table(table, staging.path(staging.results(feed.name, f"{part}-{op}")), filesystem=staging.fs)
+
+
+def _held_bodies(ws: Workspace, run: RunPlan, feed: FeedSpec) -> dict[str, str]:
+    """The bodies the target holds of a patched feed (a catalog-wide one, small): key -> body."""
+    base = run.base(feed.name).file
+    if not base:
+        return {}
+    return dict(duckdb_session.fetch_all("SELECT key, body FROM read_parquet(?) WHERE body IS NOT NULL",
+                                         [ws.snapshot_url(base)]))
 
 
 def _missing_requirement(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, feed: FeedSpec):

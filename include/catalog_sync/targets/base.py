@@ -56,6 +56,8 @@ class FeedSpec:
     scope: FeedScope
     primary: bool = False  # the run's headline counts ("products") are this feed's
     requires: Requirement | None = None
+    # Its updates go as changes to the body the target holds, which the export hands over (SendItem.previous).
+    patched: bool = False
 
 
 @dataclass(slots=True)
@@ -87,6 +89,8 @@ class SendItem:
 
     key: str  # canonical JSON of the key
     body: str | None  # canonical JSON of the body; None for a delete
+    # An update of a patched feed: the body the target holds (canonical JSON). None: the target holds none.
+    previous: str | None = None
 
 
 @dataclass(slots=True)

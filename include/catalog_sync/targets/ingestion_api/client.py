@@ -129,9 +129,9 @@ class IngestionApiClient:
         self._limiter = RateLimiter(max_requests_per_minute, sleep=sleep)
         self._http = _pool_manager(self.base_url, self.max_in_flight + 1)
 
-    def send(self, endpoint: str, items: Iterable[SendItem]) -> Iterator[ItemResult]:
-        """POST the items to `endpoint` (a delete sends each item's key, an upsert its body) in
-        batches, `max_in_flight` at a time; yields one result per item as batches complete."""
+    def send(self, endpoint: str, items: Iterable[SendItem], method: str = "POST") -> Iterator[ItemResult]:
+        """POST (or `method`) the items to `endpoint` (a delete sends each item's key, an upsert its body)
+        in batches, `max_in_flight` at a time; yields one result per item as batches complete."""
         in_flight: set[Future[tuple[list[str], list[BodyResult]]]] = set()
         executor = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="ingestion")
 
@@ -151,11 +151,11 @@ class IngestionApiClient:
                 keys.append(item.key)
                 bodies.append((item.key if item.body is None else item.body).encode())
                 if len(bodies) >= self.batch_size:
-                    in_flight.add(executor.submit(self._deliver_keyed, endpoint, keys, bodies))
+                    in_flight.add(executor.submit(self._deliver_keyed, method, endpoint, keys, bodies))
                     keys, bodies = [], []
                     yield from collect(self.max_in_flight - 1)
             if bodies:
-                in_flight.add(executor.submit(self._deliver_keyed, endpoint, keys, bodies))
+                in_flight.add(executor.submit(self._deliver_keyed, method, endpoint, keys, bodies))
             yield from collect(0)
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -163,17 +163,18 @@ class IngestionApiClient:
     def close(self) -> None:
         self._http.clear()
 
-    def _deliver_keyed(self, endpoint: str, keys: list[str], bodies: list[bytes]) -> tuple[list[str], list[BodyResult]]:
-        return keys, self._deliver(endpoint, bodies)
+    def _deliver_keyed(self, method: str, endpoint: str, keys: list[str],
+                       bodies: list[bytes]) -> tuple[list[str], list[BodyResult]]:
+        return keys, self._deliver(endpoint, bodies, method)
 
-    def _deliver(self, endpoint: str, bodies: list[bytes]) -> list[BodyResult]:
+    def _deliver(self, endpoint: str, bodies: list[bytes], method: str = "POST") -> list[BodyResult]:
         """400: listed items rejected, the rest re-sent; 413: halves. Returns one result per body."""
         results: list[BodyResult] = []
         unsure: set[int] = set()
         queue: deque[list[int]] = deque([list(range(len(bodies)))])
         while queue:
             batch = queue.popleft()
-            outcome = self._post(endpoint, [bodies[i] for i in batch])
+            outcome = self._post(endpoint, [bodies[i] for i in batch], method)
             if outcome.unanswered:
                 unsure.update(batch)
             if outcome.kind == "ok":
@@ -196,7 +197,7 @@ class IngestionApiClient:
             result.unconfirmed = result.index in unsure
         return results
 
-    def _post(self, endpoint: str, bodies: list[bytes]) -> _Outcome:
+    def _post(self, endpoint: str, bodies: list[bytes], method: str = "POST") -> _Outcome:
         """One batch (the items' JSON texts) until it gets an answer that settles it (or retries run out)."""
         url = self.base_url + endpoint
         # The JSON array orjson.dumps(list) would write, from the items' texts; gzip (wbits 31), no mtime.
@@ -207,7 +208,7 @@ class IngestionApiClient:
             headers = {**self.auth.headers(), "Content-Type": "application/json",
                        "Content-Encoding": "gzip", "Accept": "application/json"}
             try:
-                response = self._http.request("POST", url, body=data, headers=headers, retries=False,
+                response = self._http.request(method, url, body=data, headers=headers, retries=False,
                                               timeout=urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s))
             except HTTPError as exc:
                 error = _network_error(exc, self.timeout_s)

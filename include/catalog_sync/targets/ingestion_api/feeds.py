@@ -14,7 +14,8 @@ from catalog_sync.targets.base import FeedScope, FeedSpec, Requirement
 
 METADATA = FeedSpec("metadata", ("code", "source.locale"), FeedScope.CATALOG)
 PRICE_BOOKS = FeedSpec("price_books", ("priceBookId",), FeedScope.CATALOG)
-CATEGORIES = FeedSpec("categories", ("slug", "source.locale"), FeedScope.CATALOG)
+# The contract creates categories with POST and updates them with PATCH (target.py).
+CATEGORIES = FeedSpec("categories", ("slug", "source.locale"), FeedScope.CATALOG, patched=True)
 PRODUCTS = FeedSpec("products", ("sku", "source.locale"), FeedScope.PRODUCT, primary=True)
 # A store view sharing its locale with the locale's base view: what it changes of the base product (layers.py).
 PRODUCT_LAYERS = FeedSpec("product_layers", ("sku", "source.locale", "source.layer"), FeedScope.PRODUCT)

@@ -9,7 +9,7 @@ import orjson
 
 from catalog_sync.magento import categories
 from catalog_sync.magento.catalog_reader import CatalogContext
-from catalog_sync.targets.base import DELETE, FeedItem, FeedSpec, ItemResult, SendItem, source_fingerprint
+from catalog_sync.targets.base import DELETE, FeedItem, FeedSpec, ItemResult, SendItem, canonical, source_fingerprint
 from catalog_sync.targets.ingestion_api import config as api_config
 from catalog_sync.targets.ingestion_api import feeds, layers, mapping
 from catalog_sync.targets.ingestion_api.client import IngestionApiClient
@@ -17,6 +17,23 @@ from catalog_sync.targets.ingestion_api.config import IngestionApiConfig
 from catalog_sync.targets.ingestion_api.connection import FORM
 from catalog_sync.targets.ingestion_api.feeds import ENDPOINTS, FEEDS
 from catalog_sync.targets.ingestion_api.mapping import CatalogMapper, adopted_items
+
+# What clears a field of a held category in a PATCH, which merges scalars and objects and replaces arrays:
+# FeedCategoryUpdate lets `description` be null; metaTags' fields cannot be, so they are emptied.
+_CLEARED_META_TAGS = {"title": "", "description": "", "keywords": []}
+
+
+def category_update(previous: str, body: str) -> str:
+    """A FeedCategoryUpdate that makes the held category (`previous`) read as `body` (both canonical JSON)."""
+    held, wanted = orjson.loads(previous), orjson.loads(body)
+    patch = dict(wanted)
+    for field, value in held.items():
+        if field == "metaTags":
+            kept = wanted.get("metaTags") or {}
+            patch["metaTags"] = {**{k: _CLEARED_META_TAGS.get(k, "") for k in value if k not in kept}, **kept}
+        elif field not in wanted:
+            patch[field] = [] if isinstance(value, list) else None
+    return canonical(patch).decode()
 
 
 class IngestionApiTarget:
@@ -65,13 +82,22 @@ class IngestionApiTarget:
         """Categories one slug depth at a time, each depth done before the next starts (the client sends
         batches side by side): upserts parents first, so a child's parent exists; deletes deepest first, so
         that deleting a parent never cascades to a child deleted in this run, and re-creating that parent
-        later (the contract restores what its delete took, within a week) brings back no stale child."""
+        later (the contract restores what its delete took, within a week) brings back no stale child.
+        The contract's POST creates a category and its PATCH updates one: a category the target holds
+        (`previous`) goes as a PATCH of what changed (category_update)."""
         by_depth: dict[int, list[SendItem]] = {}
         for item in items:
             slug = orjson.loads(item.key).get("slug") or ""
             by_depth.setdefault(slug.count("/"), []).append(item)
         for depth in sorted(by_depth, reverse=op == DELETE):
-            yield from self.client.send(path, by_depth[depth])
+            level = by_depth[depth]
+            created = [i for i in level if i.previous is None or i.body is None]
+            updated = [SendItem(i.key, category_update(i.previous, i.body)) for i in level
+                       if i.previous is not None and i.body is not None]
+            if created:
+                yield from self.client.send(path, created)
+            if updated:
+                yield from self.client.send(path, updated, method="PATCH")
 
     def close(self) -> None:
         if self._client is not None:
