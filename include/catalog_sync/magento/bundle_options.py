@@ -20,7 +20,8 @@ TABLES = (m.catalog_product_bundle_option, m.catalog_product_bundle_option_value
 
 def available(engine: sa.Engine) -> bool:
     """Whether the shop has Magento_Bundle's tables."""
-    return all(sa.inspect(engine).has_table(t.name) for t in TABLES)
+    present = m.present_tables(engine)
+    return all(t.name in present for t in TABLES)
 
 
 def options_query(id_filter: IdFilter) -> sa.Select:

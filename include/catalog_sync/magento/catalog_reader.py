@@ -6,6 +6,7 @@ Everything here is a SELECT. Catalog Sync never writes to the shop database
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -267,6 +268,17 @@ def read_only_engine(url: str) -> Engine:
     return engine
 
 
+# MySQL/MariaDB: SELECT command denied (to the table, to a column); PostgreSQL: insufficient_privilege.
+_DENIED_MYSQL_CODES = frozenset({1142, 1143})
+_DENIED_SQLSTATE = "42501"
+
+
+def _permission_denied(exc: sa.exc.DBAPIError) -> bool:
+    orig = exc.orig
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    return code in _DENIED_MYSQL_CODES or getattr(orig, "pgcode", None) == _DENIED_SQLSTATE
+
+
 REQUIRED_TABLES = frozenset(
     t.name for t in (
         m.store, m.store_website, m.store_group, m.core_config_data, m.eav_entity_type, m.eav_attribute,
@@ -308,9 +320,39 @@ class MagentoCatalogReader:
         if missing:
             raise ConfigurationError(
                 f"the source database {redact_url(str(self.engine.url))} is not a Magento 2 catalog: "
-                f"missing table(s) {', '.join(missing)}; check the catalog_sync_source Connection / --source-url "
-                "(and the table prefix: prefixed Magento installs are not supported yet)"
+                f"missing table(s) {', '.join(missing)}; check the catalog_sync_source Connection / --source-url, "
+                "the database user's grants (MySQL lists no table a user may not read), and the table prefix "
+                "(prefixed Magento installs are not supported yet)"
             )
+        denied = self.unreadable_tables()
+        core = [t for t in denied if t not in m.OPTIONAL_TABLES]
+        if core:
+            raise ConfigurationError(
+                f"the database user of {redact_url(str(self.engine.url))} may not SELECT from {', '.join(core)}: "
+                "grant SELECT on each (README, 'Database grants'); without them the sync would read the shop as if "
+                "those tables were empty")
+        if denied:
+            log.warning(
+                "source: the database user may not read %s: MySQL answers so for a table the shop does not have too, "
+                "so the sync reads the shop as if it had none of them; grant SELECT on those it has (README, "
+                "'Database grants')", ", ".join(denied))
+
+    def unreadable_tables(self) -> list[str]:
+        """The tables the sync reads (schema.read_tables, and MSI's stock indexes) that the database user may not
+        SELECT from: each is asked for nothing, and only "permission denied" counts. MySQL hides a table a user may
+        not read from its table list, and answers "denied" for one that does not exist, to such a user: a table of
+        Magento's core is then known to be there, an optional one (schema.OPTIONAL_TABLES) may not be."""
+        with self.engine.connect() as conn:
+            names = [*m.read_tables(), *sorted(inventory.stock_index_names(conn))]
+            denied = []
+            for name in names:
+                try:
+                    with conn.begin_nested() if conn.dialect.name == "postgresql" else contextlib.nullcontext():
+                        conn.execute(sa.select(sa.literal(1)).select_from(sa.table(name)).where(sa.false()))
+                except sa.exc.DBAPIError as exc:
+                    if _permission_denied(exc):
+                        denied.append(name)
+            return denied
 
     # ---- catalog-wide context -------------------------------------------------
 

@@ -52,8 +52,8 @@ class ChangeDetector:
         self.engine = engine
 
     def available_changelogs(self) -> list[str]:
-        inspector = sa.inspect(self.engine)
-        return [name for name in m.CHANGELOG_TABLE_NAMES if inspector.has_table(name)]
+        present = m.present_tables(self.engine)
+        return [name for name in m.CHANGELOG_TABLE_NAMES if name in present]
 
     def current_marks(self) -> ChangeMarks:
         """Where the shop's history stands now; the next sync reads up to here."""

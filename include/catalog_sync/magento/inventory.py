@@ -62,8 +62,8 @@ class StockLayout:
 
 
 def msi_available(engine: sa.Engine | sa.Connection) -> bool:
-    inspector = sa.inspect(engine)
-    return all(inspector.has_table(t.name) for t in MSI_TABLES)
+    present = m.present_tables(engine)
+    return all(t.name in present for t in MSI_TABLES)
 
 
 def read_layout(conn: sa.Connection, website_codes: dict[int, str]) -> StockLayout:

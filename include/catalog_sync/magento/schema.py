@@ -616,3 +616,30 @@ magento_giftcard_amount = Table(
 # Category EAV values beyond names (is_active, include_in_menu: int; description, meta_keywords, meta_description: text).
 catalog_category_entity_int = _value_table("catalog_category_entity", "int")
 catalog_category_entity_text = _value_table("catalog_category_entity", "text")
+
+
+# Tables only the demo generator writes: Magento has them, and the sync reads none of them.
+WRITTEN_ONLY = frozenset({"eav_attribute_option", "eav_attribute_set", "inventory_stock"})
+
+
+# Tables of modules a shop may not have (or a dump may leave out): the sync reads them where they exist.
+OPTIONAL_TABLES = frozenset({
+    *CHANGELOG_TABLE_NAMES, "catalog_product_bundle_option", "catalog_product_bundle_option_value",
+    "catalog_product_bundle_selection", "catalogrule_product_price", "customer_group", "downloadable_link",
+    "downloadable_sample", "inventory_source", "inventory_source_item", "inventory_source_stock_link",
+    "inventory_stock_sales_channel", "magento_giftcard_amount",
+})
+
+
+def present_tables(bind: sa.Engine | sa.Connection) -> set[str]:
+    """The tables and views of the shop the database user may see. MySQL lists none the user may not read
+    (and answers a DESCRIBE of one with an error), so such a table counts as absent: plan warns of each
+    (MagentoCatalogReader.verify_schema)."""
+    inspector = sa.inspect(bind)
+    return {*inspector.get_table_names(), *inspector.get_view_names()}
+
+
+def read_tables() -> list[str]:
+    """Every table the sync may read (those a shop lacks are skipped), for its database user's grants
+    (README, "Database grants") and plan's check of them. MSI's stock indexes, `inventory_stock_<id>`, come on top."""
+    return sorted((set(metadata.tables) | set(adobe_commerce_metadata.tables)) - WRITTEN_ONLY)

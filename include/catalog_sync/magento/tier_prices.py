@@ -30,7 +30,7 @@ def tier_prices_query(id_filter: IdFilter) -> sa.Select:
 
 def customer_groups(conn: sa.Connection) -> dict[int, str]:
     """customer_group_id -> code; empty when the shop has no customer_group table."""
-    if not sa.inspect(conn).has_table(m.customer_group.name):
+    if m.customer_group.name not in m.present_tables(conn):
         return {}
     g = m.customer_group.c
     return {int(r.customer_group_id): r.customer_group_code
