@@ -65,3 +65,16 @@ def test_a_core_table_the_user_may_not_read_stops_the_run_and_is_named(reader_us
                       "inventory_source_item, inventory_source_stock_link, inventory_stock_sales_channel, "
                       "magento_giftcard_amount: MySQL answers so for a table the shop does not have too, so the sync "
                       "reads the shop as if it had none of them; grant SELECT on those it has (README, 'Database grants')"]
+
+
+@pytest.mark.mariadb
+def test_an_adobe_commerce_layout_is_refused_by_name_not_read(magento_fixture_url, tmp_path, capsys):
+    # Adobe Commerce's content staging keys catalog_product_entity by row_id (one row per version of a
+    # product, created_in/updated_in); Open Source by entity_id. The column alone tells them apart.
+    env = SyncEnv(magento_fixture_url, tmp_path / "target", tmp_path / "state")
+    env.execute("ALTER TABLE catalog_product_entity ADD COLUMN row_id INT UNSIGNED NULL")
+    capsys.readouterr()
+
+    assert cli.main(env.cli_args()) == cli.EXIT_CONFIG
+    assert "has Adobe Commerce's catalog layout (catalog_product_entity.row_id: content staging" in capsys.readouterr().err
+    assert not (tmp_path / "target").exists()  # nothing was sent

@@ -324,6 +324,14 @@ class MagentoCatalogReader:
                 "the database user's grants (MySQL lists no table a user may not read), and the table prefix "
                 "(prefixed Magento installs are not supported yet)"
             )
+        found = m.edition(self.engine)
+        if found is m.Edition.COMMERCE:
+            raise ConfigurationError(
+                f"the source database {redact_url(str(self.engine.url))} has Adobe Commerce's catalog layout "
+                "(catalog_product_entity.row_id: content staging, one row per version of a product): Catalog Sync "
+                "reads Magento Open Source's layout only for now, and would read every version of every product "
+                "(README, 'Not there yet')")
+        log.info("source: %s", found.value)
         denied = self.unreadable_tables()
         core = [t for t in denied if t not in m.OPTIONAL_TABLES]
         if core:

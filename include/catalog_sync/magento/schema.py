@@ -7,6 +7,8 @@ declarative schema so the same queries run on a real shop database.
 
 from __future__ import annotations
 
+import enum
+
 import sqlalchemy as sa
 from sqlalchemy import (
     Column,
@@ -629,6 +631,20 @@ OPTIONAL_TABLES = frozenset({
     "downloadable_sample", "inventory_source", "inventory_source_item", "inventory_source_stock_link",
     "inventory_stock_sales_channel", "magento_giftcard_amount",
 })
+
+
+class Edition(str, enum.Enum):
+    """Which catalog layout the shop's database has, told from its columns."""
+
+    OPEN_SOURCE = "Magento Open Source"  # catalog_product_entity keyed by entity_id
+    # Adobe Commerce's content staging: catalog_product_entity keyed by row_id, one row per version
+    # (created_in / updated_in), the EAV value tables on row_id.
+    COMMERCE = "Adobe Commerce (content staging, row_id)"
+
+
+def edition(bind: sa.Engine | sa.Connection) -> Edition:
+    columns = {c["name"] for c in sa.inspect(bind).get_columns(catalog_product_entity.name)}
+    return Edition.COMMERCE if "row_id" in columns else Edition.OPEN_SOURCE
 
 
 def present_tables(bind: sa.Engine | sa.Connection) -> set[str]:
