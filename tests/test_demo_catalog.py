@@ -18,10 +18,12 @@ FULLTEXT, PRICE, STOCK, CATEGORY, ATTRIBUTE, INVENTORY = (
 NAME, PRICE_ATTR, STATUS = 73, 77, 97
 # Tables the demo leaves empty: the changelogs (triggers fill them later), the data the ingestion
 # contract cannot carry, which Catalog Sync only counts (custom options, link attributes, downloadables),
-# and customer groups (the demo's tier prices are for every group: no group has a price book of its own yet).
-LEFT_EMPTY = {*schema.CHANGELOG_TABLE_NAMES, "catalog_product_option", "catalog_product_link_attribute",
-              "catalog_product_link_attribute_decimal", "downloadable_link", "downloadable_sample", "customer_group",
-              "catalogrule_product_price"}
+# and, with one or two store views, customer groups (their tier prices are for every group: no group has
+# a price book of its own). From three store views on (the b2b shop) the customer groups are Magento's.
+LEFT_EMPTY_B2B = {*schema.CHANGELOG_TABLE_NAMES, "catalog_product_option", "catalog_product_link_attribute",
+                  "catalog_product_link_attribute_decimal", "downloadable_link", "downloadable_sample",
+                  "catalogrule_product_price"}
+LEFT_EMPTY = {*LEFT_EMPTY_B2B, "customer_group"}
 varchar = schema.PRODUCT_VALUE_TABLES["varchar"]
 decimal = schema.PRODUCT_VALUE_TABLES["decimal"]
 int_values = schema.PRODUCT_VALUE_TABLES["int"]
@@ -38,7 +40,7 @@ def dump(engine: sa.Engine) -> dict[str, list[tuple]]:
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory) -> tuple[sa.Engine, DemoCatalogSummary]:
-    """A read-only catalog: 400 products, 3 store views."""
+    """A read-only catalog: 400 products, 3 store views (the b2b shop)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'shop.db'}"
     summary = generate_demo_catalog(url, products=400, store_views=3, seed=7)
     engine = sa.create_engine(url)
@@ -67,11 +69,13 @@ def test_same_seed_gives_identical_tables_and_other_seed_differs(tmp_path):
     a, b, c = (dump(sa.create_engine(u)) for u in urls)
 
     assert a == b
-    assert [t for t in a if not a[t] and t not in LEFT_EMPTY] == [], "every other table has rows"
+    assert {t for t in a if not a[t]} == LEFT_EMPTY_B2B, "every other table has rows"
     assert a["catalog_product_entity_varchar"] != c["catalog_product_entity_varchar"]
     assert a["catalog_product_website"] != c["catalog_product_website"]
     # The shop setup does not depend on the seed.
-    for table in ("store", "store_website", "core_config_data", "eav_attribute", "catalog_category_entity"):
+    for table in ("store", "store_website", "store_group", "core_config_data", "eav_attribute", "catalog_eav_attribute",
+                  "catalog_category_entity", "catalog_category_entity_varchar", "catalog_category_entity_int",
+                  "customer_group"):
         assert a[table] == c[table]
 
 
@@ -80,6 +84,16 @@ def test_chunk_size_does_not_change_the_data(tmp_path, monkeypatch):
     generate_demo_catalog(one, products=120, seed=3)
     monkeypatch.setattr(generator, "PRODUCTS_PER_CHUNK", 7)  # splits configurable families across chunks
     generate_demo_catalog(other, products=120, seed=3)
+    tables = dump(sa.create_engine(one))
+    assert tables == dump(sa.create_engine(other))
+    assert {t for t in tables if not tables[t]} == LEFT_EMPTY  # two store views: no customer groups
+
+
+def test_chunk_size_does_not_change_the_b2b_shop(tmp_path, monkeypatch):
+    one, other = f"sqlite:///{tmp_path / 'one.db'}", f"sqlite:///{tmp_path / 'other.db'}"
+    generate_demo_catalog(one, products=120, store_views=4, seed=3)
+    monkeypatch.setattr(generator, "PRODUCTS_PER_CHUNK", 7)
+    generate_demo_catalog(other, products=120, store_views=4, seed=3)
     assert dump(sa.create_engine(one)) == dump(sa.create_engine(other))
 
 
@@ -111,36 +125,73 @@ def test_summary_matches_the_database(catalog):
     assert 400 < summary.feed_records < 3 * 400
 
 
+def config_of(engine: sa.Engine) -> dict[tuple[str, int, str], str]:
+    return {(s, i, p): v for s, i, p, v in rows(engine, "SELECT scope, scope_id, path, value FROM core_config_data")}
+
+
 def test_stores_websites_locales_and_currencies(catalog):
     engine, _ = catalog
+    # Three store views: view 3 is b2b, on website base in its store group, with default.
     assert rows(engine, "SELECT store_id, code, website_id, group_id FROM store ORDER BY store_id") == [
-        (0, "admin", 0, 0), (1, "default", 1, 1), (2, "store_view_2", 2, 2), (3, "store_view_3", 1, 1),
+        (0, "admin", 0, 0), (1, "default", 1, 1), (2, "store_view_2", 2, 2), (3, "b2b", 1, 1),
     ]
-    assert rows(engine, "SELECT website_id, code, is_default FROM store_website ORDER BY website_id") == [
-        (0, "admin", 0), (1, "base", 1), (2, "second", 0),
+    assert rows(engine, "SELECT website_id, code, is_default, default_group_id FROM store_website ORDER BY website_id") == [
+        (0, "admin", 0, 0), (1, "base", 1, 1), (2, "second", 0, 2),
     ]
-    assert rows(engine, "SELECT group_id, website_id, root_category_id FROM store_group ORDER BY group_id") == [
-        (0, 0, 0), (1, 1, 2), (2, 2, 2),
-    ]
-    config = {(s, i, p): v for s, i, p, v in rows(engine, "SELECT scope, scope_id, path, value FROM core_config_data")}
+    assert rows(engine, "SELECT group_id, website_id, root_category_id, default_store_id, code FROM store_group"
+                        " ORDER BY group_id") == [
+        (0, 0, 0, 0, "default"), (1, 1, 2, 1, "main_website_store"), (2, 2, 100, 2, "second_website_store"),
+    ]  # website second's store group is on the second category tree
+    config = config_of(engine)
     assert config[("default", 0, "general/locale/code")] == "en_US"
     assert config[("stores", 2, "general/locale/code")] == "fr_FR"
-    assert config[("stores", 3, "general/locale/code")] == "de_DE"
     assert ("stores", 1, "general/locale/code") not in config
+    assert ("stores", 3, "general/locale/code") not in config  # b2b inherits en_US, like default
     assert config[("default", 0, "currency/options/base")] == "USD"
     assert config[("default", 0, "currency/options/default")] == "USD"
     assert config[("websites", 2, "currency/options/base")] == "EUR"
     assert config[("websites", 2, "currency/options/default")] == "EUR"
-    assert config[("default", 0, "catalog/price/scope")] == "0"
+    assert config[("default", 0, "catalog/price/scope")] == "1"  # website price scope
 
 
-@pytest.mark.parametrize("views", [1, 2, 5, generator.MAX_STORE_VIEWS])
-def test_store_layout_locales_are_distinct_and_each_website_has_a_view(views):
+def test_two_store_views_have_one_store_group_per_website_and_global_prices(tmp_path):
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    generate_demo_catalog(url, products=30, store_views=2)
+    engine = sa.create_engine(url)
+    assert rows(engine, "SELECT store_id, code, website_id, group_id FROM store ORDER BY store_id") == [
+        (0, "admin", 0, 0), (1, "default", 1, 1), (2, "store_view_2", 2, 2)]
+    assert rows(engine, "SELECT group_id, website_id, root_category_id FROM store_group ORDER BY group_id") == [
+        (0, 0, 0), (1, 1, 2), (2, 2, 2)]
+    assert config_of(engine)[("default", 0, "catalog/price/scope")] == "0"
+    assert rows(engine, "SELECT attribute_id, is_global FROM catalog_eav_attribute WHERE attribute_id IN (77, 78)"
+                        " ORDER BY attribute_id") == [(77, 1), (78, 1)]
+    assert scalar(engine, "SELECT MAX(entity_id) FROM catalog_category_entity") == 14
+    for table in ("customer_group", "catalog_product_entity_decimal WHERE store_id <> 0",
+                  "catalog_product_entity_int WHERE store_id <> 0", "catalog_product_entity_text WHERE store_id <> 0",
+                  "catalog_product_entity_tier_price WHERE all_groups = 0"):
+        assert scalar(engine, f"SELECT COUNT(*) FROM {table}") == 0, table
+
+
+@pytest.mark.parametrize("views", [1, 2, 3, 5, generator.MAX_STORE_VIEWS])
+def test_store_layout_locales_are_distinct_but_b2bs_and_each_website_has_a_view(views):
     layout = generator.plan_stores(views)
-    assert [v.code for v in layout.views][:2] == ["default", "store_view_2"][:views]
-    assert len({v.locale for v in layout.views}) == views
+    assert [v.code for v in layout.views][:4] == ["default", "store_view_2", "b2b", "store_view_4"][:views]
+    locales = [v.locale for v in layout.views]
+    # Only b2b (view 3) shares a locale, default's; the others are distinct.
+    assert len(set(locales)) == views - (views >= 3)
+    assert locales[2:3] == ["en_US"][:views - 2]
+    assert [v.website_id for v in layout.views] == [1 if i % 2 else 2 for i in range(1, views + 1)]
     assert layout.websites == ((1,) if views == 1 else (1, 2))
     assert all(layout.views_of([w]) for w in layout.websites)
+    assert layout.has_b2b == (views >= 3)
+    # Every view is in its website's store group; website 2's is on the second tree from three views on.
+    groups = generator.store_rows(layout)
+    assert [(g["group_id"], g["website_id"], g["root_category_id"]) for g in groups[schema.store_group]] == [
+        (0, 0, 0), (1, 1, 2), (2, 2, 100 if views >= 3 else 2)][:len(layout.websites) + 1]
+    assert [(s["store_id"], s["group_id"]) for s in groups[schema.store]] == [(0, 0)] + [
+        (i, 1 if i % 2 else 2) for i in range(1, views + 1)]
+    if views == generator.MAX_STORE_VIEWS:
+        assert set(locales) == {generator.DEFAULT_LOCALE, *generator.STORE_LOCALES}
 
 
 def test_too_many_store_views_is_refused():
@@ -158,7 +209,9 @@ def test_magento_entity_types_and_attribute_ids(catalog):
     assert attrs[45] == (3, "name", "varchar", "text", 0)
     assert attrs[73] == (4, "name", "varchar", "text", 0)
     assert attrs[74] == (4, "sku", "static", "text", 1)
-    assert attrs[77] == (4, "price", "decimal", "price", 1)
+    # Website price scope: Magento makes the price attributes website-scoped (SwitchPriceAttributeScopeOnConfigChange).
+    assert attrs[77] == (4, "price", "decimal", "price", 2)
+    assert attrs[78] == (4, "special_price", "decimal", "price", 2)
     assert attrs[79][2] == "datetime" and attrs[80][2] == "datetime"
     assert attrs[83] == (4, "manufacturer", "int", "select", 1)
     assert attrs[90] == (4, "media_gallery", "static", "gallery", 1)
@@ -181,16 +234,22 @@ def test_products_skus_and_store_scoped_names(catalog):
     skus = [r[0] for r in rows(engine, "SELECT sku FROM catalog_product_entity ORDER BY entity_id")]
     assert skus[:3] == ["MS-0000001", "MS-0000002", "MS-0000003"]
     assert len(set(skus)) == 400
-    # Every product has a default name; ~30% also a name in one non-default store view.
+    # Every product has a default name; ~30% also a name in one non-default store view other than b2b.
     assert scalar(engine, "SELECT COUNT(*) FROM catalog_product_entity_varchar"
                           " WHERE attribute_id = 73 AND store_id = 0") == 400
     overrides = rows(engine, """
-        SELECT o.store_id, o.value, d.value FROM catalog_product_entity_varchar o
+        SELECT o.store_id, o.entity_id, o.value, d.value FROM catalog_product_entity_varchar o
         JOIN catalog_product_entity_varchar d ON d.entity_id = o.entity_id AND d.attribute_id = 73 AND d.store_id = 0
         WHERE o.attribute_id = 73 AND o.store_id <> 0""")
-    assert 60 < len(overrides) < 200
-    assert {store for store, _, _ in overrides} <= {2, 3}
-    assert any(local != default for _, local, default in overrides)
+    local = [(v, default) for store, _, v, default in overrides if store == 2]
+    assert 60 < len(local) < 200
+    assert {store for store, *_ in overrides} == {2, 3}
+    assert any(v != default for v, default in local)
+    # b2b's own names: products 5, 15, 25, ... of its website, the default name with a suffix.
+    on_base = {r[0] for r in rows(engine, "SELECT product_id FROM catalog_product_website WHERE website_id = 1")}
+    b2b = {entity: (v, default) for store, entity, v, default in overrides if store == 3}
+    assert sorted(b2b) == [i for i in range(5, 401, 10) if i in on_base]
+    assert all(v == default + " (Wholesale Pack)" for v, default in b2b.values())
     # Names carry accents (utf-8), and no 4-byte characters.
     names = [r[0] for r in rows(engine, "SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = 73")]
     assert any(not n.isascii() for n in names)
@@ -253,21 +312,22 @@ def test_prices_stock_images_categories_and_options(catalog):
         JOIN catalog_product_entity_media_gallery_value_to_entity e ON e.value_id = g.value_id
              AND e.entity_id = v.entity_id
         WHERE g.attribute_id = 90 AND v.position = 1""") == 400
-    per_product = [r[0] for r in rows(engine, "SELECT COUNT(*) FROM catalog_category_product GROUP BY product_id")]
+    per_product = [r[0] for r in rows(engine, "SELECT COUNT(*) FROM catalog_category_product WHERE category_id < 100"
+                                              " GROUP BY product_id")]
     assert len(per_product) == 400 and set(per_product) <= {1, 2, 3}
     assert rows(engine, "SELECT path, level, position FROM catalog_category_entity"
                         " WHERE entity_id IN (2, 3, 4, 7, 8) ORDER BY entity_id") == [
         ("1/2", 1, 1), ("1/2/3", 2, 1), ("1/2/4", 2, 2), ("1/2/3/7", 3, 1), ("1/2/3/8", 3, 2),
     ]
     assert rows(engine, "SELECT children_count FROM catalog_category_entity WHERE entity_id IN (1, 2, 3)"
-                        " ORDER BY entity_id") == [(13,), (12,), (2,)]
+                        " ORDER BY entity_id") == [(20,), (12,), (2,)]  # 1: both trees, 13 + 7
     assert scalar(engine, "SELECT COUNT(*) FROM catalog_category_entity WHERE level IN (2, 3)") >= 12
     assert rows(engine, "SELECT value FROM catalog_category_entity_varchar WHERE entity_id = 3 AND attribute_id = 45"
-                        " ORDER BY store_id") == [("Men",), ("Homme",), ("Herren",)]
+                        " ORDER BY store_id") == [("Men",), ("Homme",)]  # b2b (store 3) is English
     # Option labels: admin label at store 0, translations for store views in other languages.
     assert rows(engine, """
         SELECT v.store_id, v.value FROM eav_attribute_option o JOIN eav_attribute_option_value v ON v.option_id = o.option_id
-        WHERE o.attribute_id = 93 AND o.sort_order = 2 ORDER BY v.store_id""") == [(0, "Red"), (2, "Rouge"), (3, "Rot")]
+        WHERE o.attribute_id = 93 AND o.sort_order = 2 ORDER BY v.store_id""") == [(0, "Red"), (2, "Rouge")]
     # Multiselect values are comma-separated option ids of the activity attribute.
     activity_options = {r[0] for r in rows(engine, "SELECT option_id FROM eav_attribute_option WHERE attribute_id = 138")}
     values = [r[0] for r in rows(engine, "SELECT value FROM catalog_product_entity_varchar WHERE attribute_id = 138")]
@@ -275,6 +335,103 @@ def test_prices_stock_images_categories_and_options(catalog):
     statuses = dict(rows(engine, "SELECT value, COUNT(*) FROM catalog_product_entity_int"
                                  " WHERE attribute_id = 97 GROUP BY value"))
     assert statuses[1] > 350 and set(statuses) <= {1, 2}
+
+
+# --------------------------------------------------------------------------- the b2b shop (three store views or more)
+
+
+def test_b2b_shares_en_us_and_the_store_group_with_default(catalog):
+    engine, _ = catalog
+    config = config_of(engine)
+
+    def locale(store_id: int) -> str:  # Magento's fallback: store view, website, default
+        website = scalar(engine, "SELECT website_id FROM store WHERE store_id = :s", s=store_id)
+        return (config.get(("stores", store_id, "general/locale/code"))
+                or config.get(("websites", website, "general/locale/code")) or config[("default", 0, "general/locale/code")])
+
+    assert [locale(s) for s in (1, 2, 3)] == ["en_US", "fr_FR", "en_US"]
+    groups = rows(engine, """SELECT s.code, s.website_id, g.group_id, g.root_category_id FROM store s
+                             JOIN store_group g ON g.group_id = s.group_id ORDER BY s.store_id""")
+    # b2b in default's store group, on its tree (root 2); the second tree (100) is website second's.
+    assert groups == [("admin", 0, 0, 0), ("default", 1, 1, 2), ("store_view_2", 2, 2, 100), ("b2b", 1, 1, 2)]
+    # The website's default store view is still default's (website 1 -> group 1 -> store 1).
+    assert rows(engine, """SELECT g.default_store_id FROM store_website w JOIN store_group g ON g.group_id = w.default_group_id
+                           WHERE w.website_id = 1""") == [(1,)]
+
+
+def test_the_second_root_category_tree(catalog):
+    engine, _ = catalog
+    tree = rows(engine, "SELECT entity_id, parent_id, path, level FROM catalog_category_entity"
+                        " WHERE path = '1/100' OR path LIKE '1/100/%' ORDER BY entity_id")
+    assert tree[0] == (100, 1, "1/100", 1)  # a root: level 1 under the Root Catalog, like Default Category
+    assert rows(engine, "SELECT group_id, website_id FROM store_group WHERE root_category_id = 100") == [(2, 2)]
+    below = tree[1:]
+    assert {level for *_, level in below} == {2, 3, 4}  # nested three levels deep
+    assert all(path == f"{dict((c, p) for c, _, p, _ in tree)[parent]}/{cid}" for cid, parent, path, _ in below)
+    ids = [cid for cid, *_ in below]
+    names = dict(rows(engine, "SELECT entity_id, value FROM catalog_category_entity_varchar WHERE attribute_id = 45"
+                              f" AND store_id = 0 AND entity_id IN ({','.join(map(str, [100, *ids]))})"))
+    assert names == {100: "Second Catalog", 101: "Bulk Apparel", 102: "Team Equipment", 103: "Corporate Tops",
+                     104: "Workwear", 105: "Gym Fit-Out", 106: "Printed Tees"}
+    url_keys = dict(rows(engine, "SELECT entity_id, value FROM catalog_category_entity_varchar WHERE attribute_id = 119"
+                                 " AND entity_id >= 100"))
+    assert url_keys == {101: "bulk-apparel", 102: "team-equipment", 103: "corporate-tops", 104: "workwear",
+                        105: "gym-fit-out", 106: "printed-tees"}
+    assert rows(engine, "SELECT DISTINCT store_id, value FROM catalog_category_entity_int WHERE attribute_id = 46"
+                        " AND entity_id >= 100") == [(0, 1)]
+    # Products in it: every third product that is not a variant, in one category below the root, with a position.
+    assigned = rows(engine, "SELECT product_id, category_id, position FROM catalog_category_product"
+                            " WHERE category_id >= 100 ORDER BY product_id")
+    variants = {r[0] for r in rows(engine, "SELECT product_id FROM catalog_product_super_link")}
+    assert [p for p, *_ in assigned] == [i for i in range(3, 401, 3) if i not in variants]
+    assert {c for _, c, _ in assigned} == {102, 103, 104, 105, 106}
+    assert all(position >= 1 for *_, position in assigned)
+    assert len({(c, position) for _, c, position in assigned}) == len(assigned)  # one place per product in a category
+
+
+def test_customer_groups_and_wholesale_group_prices(catalog):
+    engine, _ = catalog
+    assert rows(engine, "SELECT customer_group_id, customer_group_code, tax_class_id FROM customer_group ORDER BY 1") == [
+        (0, "NOT LOGGED IN", 3), (1, "General", 3), (2, "Wholesale", 3), (3, "Retailer", 3)]
+    simple = {r[0] for r in rows(engine, "SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple'")}
+    price = {e: Decimal(str(v)) for e, v in rows(engine, "SELECT entity_id, value FROM catalog_product_entity_decimal"
+                                                         " WHERE attribute_id = 77 AND store_id = 0")}
+    group_rows = rows(engine, "SELECT entity_id, customer_group_id, qty, value, website_id, percentage_value"
+                              " FROM catalog_product_entity_tier_price WHERE all_groups = 0 ORDER BY entity_id")
+    assert [r[0] for r in group_rows] == sorted(i for i in simple if i % 20 == 13)
+    for entity_id, group, qty, value, website, percentage in group_rows:
+        assert (group, Decimal(str(qty)), website, percentage) == (2, 1, 0, None)
+        assert Decimal(str(value)) == (price[entity_id] * Decimal("0.85")).quantize(Decimal("0.01")) < price[entity_id]
+
+
+def test_website_prices_and_b2bs_own_values(catalog):
+    engine, _ = catalog
+    websites: dict[int, set[int]] = {}
+    for product, website in rows(engine, "SELECT product_id, website_id FROM catalog_product_website"):
+        websites.setdefault(product, set()).add(website)
+    simple = {r[0] for r in rows(engine, "SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple'")}
+    price = {e: Decimal(str(v)) for e, v in rows(engine, "SELECT entity_id, value FROM catalog_product_entity_decimal"
+                                                         " WHERE attribute_id = 77 AND store_id = 0")}
+    # Website 2's prices (price scope website), at its store view, as Magento keeps them.
+    website_prices = rows(engine, "SELECT entity_id, attribute_id, store_id, value FROM catalog_product_entity_decimal"
+                                  " WHERE store_id <> 0 ORDER BY entity_id")
+    assert [e for e, *_ in website_prices] == sorted(i for i in simple if i % 10 == 6 and 2 in websites[i])
+    for entity_id, attribute_id, store_id, value in website_prices:
+        assert (attribute_id, store_id) == (77, 2)
+        assert Decimal(str(value)) == (price[entity_id] * Decimal("0.92")).quantize(Decimal("0.01"))
+    # b2b's own values: names (see above), some descriptions and, every 50th product, not visible individually.
+    at_b2b = {(table, r[0]) for table in ("varchar", "int", "text", "decimal", "datetime")
+              for r in rows(engine, f"SELECT DISTINCT attribute_id FROM catalog_product_entity_{table} WHERE store_id = 3")}
+    assert at_b2b == {("varchar", 73), ("text", 75), ("int", 99)}
+    on_base = sorted(p for p, w in websites.items() if 1 in w)
+    assert rows(engine, "SELECT entity_id, value FROM catalog_product_entity_int WHERE store_id = 3 ORDER BY 1") == [
+        (i, 1) for i in on_base if i % 50 == 20]
+    descriptions = rows(engine, """SELECT b.entity_id, b.value, d.value FROM catalog_product_entity_text b
+        JOIN catalog_product_entity_text d ON d.entity_id = b.entity_id AND d.attribute_id = 75 AND d.store_id = 0
+        WHERE b.attribute_id = 75 AND b.store_id = 3 ORDER BY b.entity_id""")
+    assert [e for e, *_ in descriptions] == [i for i in on_base if i % 25 == 8]
+    assert all(b2b != default and b2b.endswith("Sold to business customers in cases of 10, on invoice.</p>")
+               for _, b2b, default in descriptions)
 
 
 # --------------------------------------------------------------------------- grouped products
@@ -632,17 +789,35 @@ def test_mariadb_catalog_matches_sqlite_and_triggers_behave_like_magento(mariadb
         engine.dispose()
 
 
+@pytest.mark.mariadb
+def test_mariadb_b2b_shop_matches_sqlite(mariadb_url, tmp_path):
+    """Customer group 0 keeps its id on MariaDB too (customer_group_id is AUTO_INCREMENT)."""
+    sqlite_url = f"sqlite:///{tmp_path / 'twin.db'}"
+    summary = generate_demo_catalog(mariadb_url, products=60, store_views=3, seed=5)
+    assert summary == generate_demo_catalog(sqlite_url, products=60, store_views=3, seed=5)
+    engine = sa.create_engine(mariadb_url)
+    try:
+        mariadb, sqlite = dump(engine), dump(sa.create_engine(sqlite_url))
+        for table in ("customer_group", "store", "store_group", "core_config_data", "catalog_category_entity",
+                      "catalog_product_entity_tier_price", "catalog_product_entity_decimal", "catalog_category_product"):
+            assert mariadb[table] == sqlite[table], table
+        assert [r[0] for r in mariadb["customer_group"]] == [0, 1, 2, 3]
+    finally:
+        engine.dispose()
+
+
 def test_every_twentieth_simple_product_has_tier_prices(catalog):
     engine, _ = catalog
     simple = {r[0] for r in rows(engine, "SELECT entity_id FROM catalog_product_entity WHERE type_id = 'simple'")}
     expected = sorted(i for i in simple if i % 20 == 7)
-    assert expected and rows(engine, "SELECT DISTINCT entity_id FROM catalog_product_entity_tier_price ORDER BY 1") == [
-        (i,) for i in expected]
+    assert expected and rows(engine, "SELECT DISTINCT entity_id FROM catalog_product_entity_tier_price"
+                                     " WHERE all_groups = 1 ORDER BY 1") == [(i,) for i in expected]
     price = dict(rows(engine, "SELECT entity_id, value FROM catalog_product_entity_decimal WHERE store_id = 0 AND "
                               "attribute_id = (SELECT attribute_id FROM eav_attribute WHERE attribute_code = 'price' "
                               "AND entity_type_id = 4)"))
     for entity_id, all_groups, qty, value, website, percentage in rows(
-            engine, "SELECT entity_id, all_groups, qty, value, website_id, percentage_value FROM catalog_product_entity_tier_price"):
+            engine, "SELECT entity_id, all_groups, qty, value, website_id, percentage_value FROM catalog_product_entity_tier_price"
+                    " WHERE all_groups = 1"):
         assert (all_groups, website) == (1, 0)
         if Decimal(str(qty)) == 5:
             assert Decimal(str(value)) == (Decimal(str(price[entity_id])) * Decimal("0.9")).quantize(Decimal("0.01"))

@@ -102,7 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-catalog", help="write a deterministic demo catalog with Magento's schema")
     demo.add_argument("--db", required=True, help="SQLAlchemy URL, e.g. sqlite:///demo.db or mysql+pymysql://...")
     demo.add_argument("--products", type=int, required=True)
-    demo.add_argument("--store-views", type=int, default=2)
+    demo.add_argument("--store-views", type=int, default=2,
+                      help="store views (default 2); from 3 on a multi-store shop: view 3 'b2b' on the first view's "
+                           "locale (a product layer), the second website's store on a second category tree, website "
+                           "price scope with the second website's base currency EUR, and customer group prices")
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(handler=_cmd_demo)
     return parser

@@ -4,7 +4,8 @@
 with a shop that looks like a real one (Magento's own attribute ids, EAV value
 tables, store views on two websites, configurables with children, bundles, grouped
 products, related, up-sell and cross-sell links, localized option and attribute labels,
-media gallery, Multi-Source Inventory stock, categories) and then adds Magento's
+media gallery, Multi-Source Inventory stock, categories; from three store views on a b2b store view,
+a second category tree for the second website, website prices and customer group prices) and then adds Magento's
 changelog triggers. The same seed always gives the same rows: two ``random.Random``
 streams seeded from it, drawn in product-id order, and fixed timestamps, never the clock.
 
@@ -14,7 +15,7 @@ simple products, they are not added):
 - a configurable at 1, 11, 21, ... with its three variants (simple, not visible) right after it;
 - a bundle at every 50th (from the variants of the configurable 9 before it);
 - tier prices at 7, 27, 47, ... when that product is simple: 10% off from 5, and 15% off from 10
-  (`catalog_product_entity_tier_price`, every customer group and website);
+  (`catalog_product_entity_tier_price`, every customer group and website; group prices: see below);
 - a grouped product at 45, 145, 245, ... (1 %): visible, no price or weight of its own
   (as in Magento), grouping 2 to 4 of the standalone simple products 35..40 (mod 100)
   before it as `catalog_product_link` rows of type 'super' (link_type_id 3), with
@@ -35,6 +36,31 @@ The demo has no stock index (``inventory_stock_<id>``), so the reader computes s
 the source items. Configurables, bundles and grouped products have no source items of
 their own (Magento keeps none for them), so at stock level the reader sees them out of
 stock with qty null; their legacy stock item is in stock with qty 0.
+
+Store views (``plan_stores``): view 1 'default' (en_US) on website 1 'base' (USD); from two views on,
+view 2 'store_view_2' (fr_FR) on website 2 'second' (EUR, its base currency at websites scope). One and
+two store views are the shop as it always was; the rest of this paragraph and the next one apply from
+three on, the b2b shop. View 3 is 'b2b': en_US like 'default' (so the target's mapping makes it a product
+layer over 'default'), on website 'base' in the same store group as 'default' (1 'main_website_store', root 2
+"Default Category"), so both show the same category tree. The store group of website 'second' (2
+'second_website_store') then has a second category tree as its root: 100 "Second Catalog" (level 1 under the
+Root Catalog) with categories three levels deep below it (101..106, active, English only, url_keys from their
+admin names); with one or two views it keeps root 2. Views 4, 5, ... are 'store_view_<i>', on website 'base'
+(store group 1, root 2) when odd and 'second' (store group 2, root 100) when even, with locale
+STORE_LOCALES[i - 3] (all distinct, none en_US). A b2b view of its own values: a name (the default one +
+" (Wholesale Pack)") for products 5, 15, 25, ... and a description for 8, 33, 58, ... (what a layer carries),
+visibility 1 (not visible individually) for 20, 70, 120, ... (what a layer cannot carry), all only for
+products of website 'base'; the random store-view names never go to b2b. Every third product that is not a
+variant (3, 6, 9, ...) is also in one category of the second tree, with a position. In the views of website
+'second' only the second tree is below their store group's root, so products there are in no other category.
+
+The b2b shop also sets `catalog/price/scope` 1 (website), and the price attributes' scope with it
+(`catalog_eav_attribute.is_global` 2, as Magento's observer does): website 'second' then prices in its own
+base currency, EUR. Simple products 6, 16, 26, ... sold there have a website price (92 % of the default),
+kept as Magento keeps a website-scoped value: at every store view of the website. Magento's customer groups
+(0 NOT LOGGED IN, 1 General, 2 Wholesale, 3 Retailer; tax class 3) are installed, and simple products 13, 33,
+53, ... have a Wholesale group price: a tier price row for customer group 2 only (`all_groups` 0) at
+quantity 1, 85 % of the price, for every website. None of this depends on the seed.
 
 Products are generated and inserted chunk by chunk, so memory stays flat
 from a hundred products to a few hundred thousand.
@@ -64,12 +90,25 @@ PRODUCTS_PER_CHUNK = 2500  # about 75k rows: large statements, bounded memory
 CHILDREN_PER_CONFIGURABLE = 3
 CONFIGURABLE_EVERY = 10
 TIER_PRICE_EVERY = 20  # every 20th product (at 7, 27, ...) has tier prices
+# The b2b shop's product rows (three store views or more), by entity id: (every, at).
+B2B_WEBSITE = 1  # the b2b view's website (and store group: the website's own)
+B2B_NAME_EVERY, B2B_NAME_AT = 10, 5  # a b2b name of its own: 5, 15, 25, ...
+B2B_NAME_SUFFIX = " (Wholesale Pack)"
+B2B_DESCRIPTION_EVERY, B2B_DESCRIPTION_AT = 25, 8  # a b2b description of its own: 8, 33, 58, ...
+B2B_DESCRIPTION = "Sold to business customers in cases of 10, on invoice."
+B2B_HIDDEN_EVERY, B2B_HIDDEN_AT = 50, 20  # not visible individually in b2b: 20, 70, 120, ...
+SECOND_TREE_CATEGORY_EVERY = 3  # products 3, 6, 9, ... (not variants) are also in a category of the second tree
+GROUP_PRICE_EVERY, GROUP_PRICE_AT = 20, 13  # a Wholesale group price: 13, 33, ... (when simple)
+GROUP_PRICE_FACTOR = Decimal("0.85")
+WEBSITE_PRICE_WEBSITE = 2  # website prices (price scope website) are the second website's, in EUR
+WEBSITE_PRICE_EVERY, WEBSITE_PRICE_AT = 10, 6  # 6, 16, 26, ... (when simple and on website 2)
+WEBSITE_PRICE_FACTOR = Decimal("0.92")
 
 PRODUCT_TYPE_ID = 4  # eav_entity_type: catalog_product
 CATEGORY_TYPE_ID = 3  # eav_entity_type: catalog_category
 PRODUCT_SET_ID = 4  # eav_attribute_set "Default" of catalog_product
 CATEGORY_SET_ID = 3
-ROOT_CATEGORY_ID = 2  # "Default Category", root of every store group
+ROOT_CATEGORY_ID = 2  # "Default Category", root of every store group (but website 2's in the b2b shop)
 
 # catalog_eav_attribute.is_global (Magento's ScopedAttributeInterface)
 SCOPE_STORE, SCOPE_GLOBAL, SCOPE_WEBSITE = 0, 1, 2
@@ -251,13 +290,13 @@ ACTIVITIES = (
 # Brand names are not translated.
 MANUFACTURERS = ("Acme Outdoor", "Nordlys", "Müller & Söhne", "Café Sport", "Łódź Textiles", "Åsa Design", "Pêra Verde")
 
-# Locales of store views 2, 3, ... (store view 1 uses the default en_US). All distinct,
-# because two store views on one locale is a configuration error for the target.
+# Locales of store views 2, 4, 5, ... (store view 1 uses the default en_US; view 3, b2b, too): view 2
+# takes the first, view i >= 4 the (i - 2)th. All distinct, so b2b is the only view that shares a locale.
 STORE_LOCALES = (
     "fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "en_GB", "fr_CA", "de_AT", "es_MX", "pt_PT", "it_CH", "de_CH",
 )
 DEFAULT_LOCALE = "en_US"
-MAX_STORE_VIEWS = len(STORE_LOCALES) + 1
+MAX_STORE_VIEWS = len(STORE_LOCALES) + 2
 
 
 def _word(entry: Sequence[str], lang: str) -> str:
@@ -278,6 +317,10 @@ class StoreView:
     def language(self) -> str:
         return self.locale[:2]
 
+    @property
+    def is_b2b(self) -> bool:
+        return self.store_id == B2B_VIEW_ID
+
 
 @dataclass(frozen=True)
 class StoreLayout:
@@ -287,8 +330,33 @@ class StoreLayout:
     def views_of(self, website_ids: Sequence[int]) -> list[StoreView]:
         return [v for v in self.views if v.website_id in website_ids]
 
+    @property
+    def has_b2b(self) -> bool:
+        """From three store views on: the b2b view (in website 1's store group, next to 'default'), the second
+        category tree as the root of website 2's store group, website price scope with website prices, and
+        customer groups with group prices."""
+        return any(v.is_b2b for v in self.views)
+
+    def root_category_id(self, website_id: int) -> int:
+        """The root category of a website's store group (one per website, same id as the website)."""
+        return SECOND_TREE_ROOT_ID if self.has_b2b and website_id == SECOND_TREE_WEBSITE else ROOT_CATEGORY_ID
+
+    @property
+    def price_scope(self) -> int:
+        """catalog/price/scope: 0 global, 1 website (with the b2b shop)."""
+        return PRICE_SCOPE_WEBSITE if self.has_b2b else PRICE_SCOPE_GLOBAL
+
 
 WEBSITES = {1: ("base", "Main Website"), 2: ("second", "Second Website")}
+# The b2b shop (three store views or more): store view 3 on website 1, in the website's own store group
+# (root 2, like 'default'); website 2's store group gets a second category tree as its root.
+B2B_VIEW_ID = 3
+SECOND_TREE_ROOT_ID, SECOND_TREE_WEBSITE = 100, 2
+PRICE_SCOPE_GLOBAL, PRICE_SCOPE_WEBSITE = 0, 1
+# Magento_Customer's data patch: the groups of a fresh install (tax class 3, "Retail Customer").
+CUSTOMER_GROUPS = ((0, "NOT LOGGED IN"), (1, "General"), (2, "Wholesale"), (3, "Retailer"))
+CUSTOMER_TAX_CLASS_ID = 3
+WHOLESALE_GROUP_ID = 2
 
 
 @dataclass(frozen=True)
@@ -318,20 +386,24 @@ HELD_SHARE = 0.03
 
 def plan_stores(store_views: int) -> StoreLayout:
     """Store view 1 is 'default' on website 'base'; with two or more views a second website
-    takes the even-numbered views, so each website has at least one."""
+    takes the even-numbered views, so each website has at least one. View 3 is 'b2b': en_US like
+    'default', on website 'base' (in its store group, like 'default'). Views 4, 5, ... are
+    'store_view_<i>', on website 'base' when odd, and take STORE_LOCALES[i - 3]."""
     if not 1 <= store_views <= MAX_STORE_VIEWS:
         raise ValueError(f"store_views must be between 1 and {MAX_STORE_VIEWS}, got {store_views}")
     websites = (1,) if store_views == 1 else (1, 2)
-    views = tuple(
-        StoreView(
+
+    def view(i: int) -> StoreView:
+        if i == B2B_VIEW_ID:
+            return StoreView(i, "b2b", B2B_WEBSITE, DEFAULT_LOCALE)
+        return StoreView(
             store_id=i,
             code="default" if i == 1 else f"store_view_{i}",
             website_id=1 if i % 2 else 2,
-            locale=DEFAULT_LOCALE if i == 1 else STORE_LOCALES[i - 2],
+            locale=DEFAULT_LOCALE if i == 1 else STORE_LOCALES[i - 2 if i == 2 else i - 3],
         )
-        for i in range(1, store_views + 1)
-    )
-    return StoreLayout(websites, views)
+
+    return StoreLayout(websites, tuple(view(i) for i in range(1, store_views + 1)))
 
 
 # --------------------------------------------------------------------------- products
@@ -486,7 +558,7 @@ class ProductPlanner:
 
     def _name_store(self, websites: tuple[int, ...]) -> StoreView | None:
         """~30% of products get a name in one non-default store view, preferably one they are sold in."""
-        others = [v for v in self.layout.views if v.store_id != 1]
+        others = [v for v in self.layout.views if v.store_id != 1 and not v.is_b2b]  # b2b's values are its own
         if not others or self.rng.random() >= 0.30:
             return None
         sold_in = [v for v in others if v.website_id in websites]
@@ -592,12 +664,18 @@ COMPOSITE_TYPES = ("configurable", "bundle", "grouped")
 
 
 class RowWriter:
-    """Turns ProductSpecs into table rows. Holds the running media-gallery and source-item ids."""
+    """Turns ProductSpecs into table rows. Holds the running media-gallery and source-item ids.
 
-    def __init__(self, options: OptionIds):
+    With a layout that has the b2b view (three store views or more), also the b2b shop's product rows:
+    b2b's own values, website prices for website 2, group prices and the second category tree's products."""
+
+    def __init__(self, options: OptionIds, layout: StoreLayout | None = None):
         self.options = options
         self.next_gallery_id = 1
         self.next_source_item_id = 1
+        self.b2b = layout is not None and layout.has_b2b
+        # With website price scope, Magento keeps a website's price at every store view of the website.
+        self.website_price_stores = tuple(v.store_id for v in layout.views_of([WEBSITE_PRICE_WEBSITE])) if self.b2b else ()
 
     def rows(self, specs: Sequence[ProductSpec]) -> Rows:
         out: Rows = defaultdict(list)
@@ -641,10 +719,18 @@ class RowWriter:
         self._value(out, "description", p, f"<p>{name}. {first} {second}</p>")
         self._value(out, "short_description", p, f"{name}: {material.lower()} {noun.lower()}.")
         self._value(out, "meta_keyword", p, f"{noun}, {material}, {COLLECTIONS[p.name.collection]}")
+        if self.b2b and B2B_WEBSITE in p.websites:  # b2b's own texts (a product layer carries them)
+            if p.entity_id % B2B_NAME_EVERY == B2B_NAME_AT:
+                self._value(out, "name", p, name + B2B_NAME_SUFFIX, B2B_VIEW_ID)
+            if p.entity_id % B2B_DESCRIPTION_EVERY == B2B_DESCRIPTION_AT:
+                self._value(out, "description", p, f"<p>{name}. {B2B_DESCRIPTION}</p>", B2B_VIEW_ID)
 
     def _numbers(self, out: Rows, p: ProductSpec) -> None:
         self._value(out, "status", p, p.status)
         self._value(out, "visibility", p, p.visibility)
+        if self.b2b and B2B_WEBSITE in p.websites and p.entity_id % B2B_HIDDEN_EVERY == B2B_HIDDEN_AT:
+            # not visible individually in b2b only: a product layer cannot say so
+            self._value(out, "visibility", p, VISIBILITY_NOT_VISIBLE, B2B_VIEW_ID)
         if p.name.color is not None:
             self._value(out, "color", p, self.options.color[p.name.color])
         if p.manufacturer is not None:
@@ -660,6 +746,17 @@ class RowWriter:
                  "value": (p.price * Decimal("0.9")).quantize(Decimal("0.01")), "website_id": 0, "percentage_value": None},
                 {"entity_id": p.entity_id, "all_groups": 1, "customer_group_id": 0, "qty": 10, "value": 0, "website_id": 0,
                  "percentage_value": Decimal(15)}]
+        if self.b2b and p.entity_id % GROUP_PRICE_EVERY == GROUP_PRICE_AT and p.type_id == "simple":
+            # Magento's group price: a tier at quantity 1 for one customer group, on every website.
+            out[schema.catalog_product_entity_tier_price].append(
+                {"entity_id": p.entity_id, "all_groups": 0, "customer_group_id": WHOLESALE_GROUP_ID, "qty": 1,
+                 "value": (p.price * GROUP_PRICE_FACTOR).quantize(Decimal("0.01")), "website_id": 0,
+                 "percentage_value": None})
+        if (self.b2b and p.entity_id % WEBSITE_PRICE_EVERY == WEBSITE_PRICE_AT and p.type_id == "simple"
+                and WEBSITE_PRICE_WEBSITE in p.websites):
+            website_price = (p.price * WEBSITE_PRICE_FACTOR).quantize(Decimal("0.01"))
+            for store_id in self.website_price_stores:
+                self._value(out, "price", p, website_price, store_id)
         if p.special is not None:
             special_price, start, end = p.special
             self._value(out, "special_price", p, special_price)
@@ -674,6 +771,11 @@ class RowWriter:
             out[schema.catalog_category_product].append(
                 {"category_id": category_id, "product_id": p.entity_id, "position": position}
             )
+        if self.b2b and p.parent_id is None and p.entity_id % SECOND_TREE_CATEGORY_EVERY == 0:  # in the second tree too
+            n = p.entity_id // SECOND_TREE_CATEGORY_EVERY
+            out[schema.catalog_category_product].append(
+                {"category_id": SECOND_TREE_PRODUCT_CATEGORIES[n % len(SECOND_TREE_PRODUCT_CATEGORIES)],
+                 "product_id": p.entity_id, "position": n // len(SECOND_TREE_PRODUCT_CATEGORIES) + 1})
         if p.is_configurable:  # its variants differ by color (one option; its id: the configurable's)
             out[schema.catalog_product_super_attribute].append(
                 {"product_super_attribute_id": p.entity_id, "product_id": p.entity_id, "attribute_id": ATTR["color"],
@@ -775,6 +877,23 @@ CATEGORIES = (
     (14, 6, ("Outlet", "Déstockage", "Outlet", "Outlet", "Outlet", "Outlet")),
 )
 PRODUCT_CATEGORIES = tuple(c[0] for c in CATEGORIES if c[0] > ROOT_CATEGORY_ID)
+# The second tree (the b2b shop): the root of website 2's store group (SECOND_TREE_ROOT_ID) and its
+# categories, English only (no store-view names, also at website 2's fr_FR view).
+SECOND_TREE_CATEGORIES = (
+    (SECOND_TREE_ROOT_ID, 1, ("Second Catalog",)),
+    (101, SECOND_TREE_ROOT_ID, ("Bulk Apparel",)),
+    (102, SECOND_TREE_ROOT_ID, ("Team Equipment",)),
+    (103, 101, ("Corporate Tops",)),
+    (104, 101, ("Workwear",)),
+    (105, 102, ("Gym Fit-Out",)),
+    (106, 103, ("Printed Tees",)),
+)
+SECOND_TREE_PRODUCT_CATEGORIES = (102, 103, 104, 105, 106)  # a product of the second tree is in one of these
+ROOT_CATEGORY_IDS = frozenset({1, ROOT_CATEGORY_ID, SECOND_TREE_ROOT_ID})  # no url_key, no products
+
+
+def shop_categories(layout: StoreLayout) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+    return CATEGORIES + SECOND_TREE_CATEGORIES if layout.has_b2b else CATEGORIES
 
 
 def store_rows(layout: StoreLayout) -> Rows:
@@ -797,17 +916,18 @@ def store_rows(layout: StoreLayout) -> Rows:
             "website_id": website_id, "code": code, "name": name, "sort_order": website_id - 1,
             "default_group_id": website_id, "is_default": int(website_id == 1),
         })
-        # one store group per website, same id as the website
+        # one store group per website, same id as the website (website 2's on the second tree in the b2b shop)
         rows[schema.store_group].append({
             "group_id": website_id, "website_id": website_id, "name": f"{name} Store",
-            "root_category_id": ROOT_CATEGORY_ID, "default_store_id": default_view.store_id,
+            "root_category_id": layout.root_category_id(website_id), "default_store_id": default_view.store_id,
             "code": "main_website_store" if website_id == 1 else f"{code}_website_store",
         })
     for view in layout.views:
+        name = ("Default Store View" if view.store_id == 1 else "B2B Store View" if view.is_b2b
+                else f"Store View {view.store_id} ({view.locale})")
         rows[schema.store].append({
-            "store_id": view.store_id, "code": view.code, "website_id": view.website_id, "group_id": view.website_id,
-            "name": "Default Store View" if view.store_id == 1 else f"Store View {view.store_id} ({view.locale})",
-            "sort_order": view.store_id - 1, "is_active": 1,
+            "store_id": view.store_id, "code": view.code, "website_id": view.website_id,
+            "group_id": view.website_id, "name": name, "sort_order": view.store_id - 1, "is_active": 1,
         })
     return rows
 
@@ -825,7 +945,7 @@ def config_rows(layout: StoreLayout) -> list[dict]:
         row("currency/options/base", "USD"),
         row("currency/options/default", "USD"),
         row("currency/options/allow", "USD"),
-        row("catalog/price/scope", "0"),  # global price scope
+        row("catalog/price/scope", str(layout.price_scope)),  # 0 global, 1 website (the b2b shop)
     ]
     if 2 in layout.websites:
         rows += [
@@ -839,7 +959,12 @@ def config_rows(layout: StoreLayout) -> list[dict]:
     return rows
 
 
-def eav_rows() -> Rows:
+def customer_group_rows() -> list[dict]:
+    return [{"customer_group_id": group_id, "customer_group_code": code, "tax_class_id": CUSTOMER_TAX_CLASS_ID}
+            for group_id, code in CUSTOMER_GROUPS]
+
+
+def eav_rows(price_scope: int = PRICE_SCOPE_GLOBAL) -> Rows:
     rows: Rows = defaultdict(list)
     rows[schema.eav_entity_type] += [
         {"entity_type_id": CATEGORY_TYPE_ID, "entity_type_code": schema.CATEGORY_ENTITY_TYPE_CODE,
@@ -859,8 +984,10 @@ def eav_rows() -> Rows:
             "backend_type": a.backend, "frontend_input": a.input, "frontend_label": a.label,
             "source_model": a.source_model, "is_required": int(a.required), "is_user_defined": int(a.user_defined),
         })
+        # Magento sets the price attributes' scope from catalog/price/scope (SwitchPriceAttributeScopeOnConfigChange).
+        scope = SCOPE_WEBSITE if price_scope == PRICE_SCOPE_WEBSITE and a.input == "price" else a.scope
         rows[schema.catalog_eav_attribute].append({
-            "attribute_id": a.id, "is_global": a.scope, "is_visible": 1, "is_searchable": int(a.searchable),
+            "attribute_id": a.id, "is_global": scope, "is_visible": 1, "is_searchable": int(a.searchable),
             "is_filterable": int(a.filterable), "used_in_product_listing": int(a.in_listing),
         })
     return rows
@@ -894,13 +1021,14 @@ def option_rows(layout: StoreLayout, options: OptionIds) -> Rows:
 
 def category_rows(layout: StoreLayout) -> Rows:
     rows: Rows = defaultdict(list)
-    parents = {cid: parent for cid, parent, _ in CATEGORIES}
+    categories = shop_categories(layout)
+    parents = {cid: parent for cid, parent, _ in categories}
 
     def path(cid: int) -> list[int]:
         return path(parents[cid]) + [cid] if cid else []
 
     translated_views = [v for v in layout.views if v.language != "en"]
-    for cid, parent, names in CATEGORIES:
+    for cid, parent, names in categories:
         ancestry = path(cid)
         position = [c for c, p in parents.items() if p == parent].index(cid) + 1 if parent else 0
         descendants = sum(1 for other in parents if cid in path(other)[:-1])
@@ -917,18 +1045,18 @@ def category_rows(layout: StoreLayout) -> Rows:
             {"attribute_id": CATEGORY_IS_ACTIVE_ATTR, "store_id": 0, "entity_id": cid,
              "value": int(cid not in INACTIVE_CATEGORIES)}
         )
-        if cid <= ROOT_CATEGORY_ID:
+        if cid in ROOT_CATEGORY_IDS:
             continue
         # Magento makes a category's url_key from its admin name; its description is a store-view text.
         rows[schema.catalog_category_entity_varchar].append(
             {"attribute_id": CATEGORY_URL_KEY_ATTR, "store_id": 0, "entity_id": cid, "value": slugify(names[0])}
         )
-        if parent == ROOT_CATEGORY_ID:
+        if parent in (ROOT_CATEGORY_ID, SECOND_TREE_ROOT_ID):
             rows[schema.catalog_category_entity_text].append(
                 {"attribute_id": CATEGORY_DESCRIPTION_ATTR, "store_id": 0, "entity_id": cid,
                  "value": f"Everything in {names[0]}."}
             )
-        for view in translated_views:
+        for view in translated_views if len(names) > 1 else ():  # the second tree is English only
             rows[schema.catalog_category_entity_varchar].append(
                 {"attribute_id": CATEGORY_NAME_ATTR, "store_id": view.store_id, "entity_id": cid,
                  "value": _word(names, view.language)}
@@ -995,6 +1123,18 @@ def _insert(conn: sa.Connection, rows: Rows) -> None:
     for table in schema.metadata.sorted_tables:
         if rows.get(table):
             conn.execute(table.insert(), rows[table])
+
+
+def _insert_customer_groups(conn: sa.Connection) -> None:
+    """customer_group_id is AUTO_INCREMENT: on MySQL/MariaDB, group 0 (NOT LOGGED IN) keeps its id only with
+    NO_AUTO_VALUE_ON_ZERO, which Magento's setup sets too (startSetup)."""
+    mysql = conn.dialect.name in ("mysql", "mariadb")
+    if mysql:
+        mode = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+        conn.exec_driver_sql("SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'NO_AUTO_VALUE_ON_ZERO')")
+    _insert(conn, {schema.customer_group: customer_group_rows()})
+    if mysql:
+        conn.exec_driver_sql("SET SESSION sql_mode = %s", (mode,))
 
 
 def _insert_chunk(engine: sa.Engine, rows: Rows) -> None:
@@ -1071,14 +1211,16 @@ def generate_demo_catalog(
         with engine.begin() as conn:
             _insert(conn, store_rows(layout))
             _insert(conn, {schema.core_config_data: config_rows(layout)})
-            _insert(conn, eav_rows())
+            _insert(conn, eav_rows(layout.price_scope))
             _insert(conn, option_rows(layout, options))
             _insert(conn, category_rows(layout))
             _insert(conn, {schema.mview_state: mview_rows(), schema.catalog_product_link_type: link_type_rows()})
             _insert(conn, msi_rows(layout))
+            if layout.has_b2b:
+                _insert_customer_groups(conn)
 
         planner = ProductPlanner(random.Random(seed), random.Random(f"{seed}/extra"), layout, PRODUCT_CATEGORIES)
-        counts = _load_products(engine, planner.plan(products), RowWriter(options), layout)
+        counts = _load_products(engine, planner.plan(products), RowWriter(options, layout), layout)
         triggers.create_changelog_triggers(engine)
     finally:
         engine.dispose()
