@@ -38,6 +38,18 @@ def steps_until_commit(settings, run) -> None:
     steps.export_catalog(settings, run, "delete")
 
 
+def pinned_env_and_receiver(source_url: str, tmp_path: Path, monkeypatch, token: str) -> tuple[SyncEnv, Any]:
+    """A SyncEnv on `source_url` with the run clock pinned (PINNED_NOW), and a validating reference receiver
+    (receiver_helpers.ThreadedReceiver, tenant acme) that wants `token`, which the sync is given. Stop the receiver."""
+    from catalog_sync.receiver import ReceiverOptions
+    from receiver_helpers import ThreadedReceiver
+
+    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
+    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", token)
+    receiver = ThreadedReceiver(str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id="acme", required_token=token))
+    return SyncEnv(source_url, tmp_path / "unused", tmp_path / "state"), receiver
+
+
 def key_text(key: dict) -> str:
     return orjson.dumps(key, option=orjson.OPT_SORT_KEYS).decode()
 

@@ -18,10 +18,9 @@ from datetime import datetime, timezone
 import pytest
 
 from catalog_sync import clock
-from catalog_sync.receiver import ReceiverOptions
 from catalog_sync.receiver.store import RESTORE_WINDOW_S, ReceiverStore
 from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
-from sync_helpers import PINNED_NOW, SyncEnv, key_text, mapped_source, product_key
+from sync_helpers import SyncEnv, key_text, mapped_source, pinned_env_and_receiver, product_key
 
 TOKEN = "test-token-123"
 PT = {"locale": "pt-BR"}
@@ -106,12 +105,9 @@ def categories(*slugs: str) -> list[str]:
 
 
 def open_shop(magento_fixture_url, tmp_path, capsys, monkeypatch, *setup: str) -> Shop:
-    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
-    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
-    env = SyncEnv(magento_fixture_url, tmp_path / "unused", tmp_path / "state")
+    env, receiver = pinned_env_and_receiver(magento_fixture_url, tmp_path, monkeypatch, TOKEN)
     if setup:
         env.execute(*setup)
-    receiver = ThreadedReceiver(str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id="acme", required_token=TOKEN))
     shop = Shop(env, receiver, capsys)
     assert shop.sync()["mode"] == "full"
     return shop

@@ -13,9 +13,8 @@ from __future__ import annotations
 import pytest
 
 from catalog_sync import cli
-from catalog_sync.receiver import ReceiverOptions
 from receiver_helpers import ThreadedReceiver, receiver_state
-from sync_helpers import PINNED_NOW, SyncEnv, key_text
+from sync_helpers import SyncEnv, key_text, pinned_env_and_receiver
 
 pytestmark = pytest.mark.mariadb
 
@@ -48,10 +47,7 @@ class Shop:
 
 @pytest.fixture
 def shop(magento_fixture_url, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
-    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
-    receiver = ThreadedReceiver(str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id="acme", required_token=TOKEN))
-    shop = Shop(SyncEnv(magento_fixture_url, tmp_path / "unused", tmp_path / "state"), receiver, capsys)
+    shop = Shop(*pinned_env_and_receiver(magento_fixture_url, tmp_path, monkeypatch, TOKEN), capsys)
     shop.env.execute("INSERT INTO store (store_id, code, website_id, group_id, name, sort_order, is_active) "
                      "VALUES (2, 'b2b', 1, 1, 'Empresas', 1, 1)")
     summary, _ = shop.next_run()
@@ -59,7 +55,7 @@ def shop(magento_fixture_url, tmp_path, capsys, monkeypatch):
     assert summary["mode"] == "full" and summary["layer_gaps"] == 0
     assert len(shop.held("products")) == 23 and shop.held("product_layers") == {}
     yield shop
-    receiver.stop()
+    shop.receiver.stop()
 
 
 def with_b2b_name_and_description(shop: Shop) -> None:

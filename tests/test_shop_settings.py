@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_sync.receiver import ReceiverOptions
 from receiver_helpers import ThreadedReceiver, receiver_state
-from sync_helpers import PINNED_NOW, SyncEnv, mapped_source
+from sync_helpers import SyncEnv, mapped_source, pinned_env_and_receiver
 
 pytestmark = pytest.mark.mariadb
 
@@ -33,14 +32,11 @@ class Shop:
 
 @pytest.fixture
 def shop(magento_fixture_url, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("CATALOG_SYNC_NOW", PINNED_NOW)
-    monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
-    receiver = ThreadedReceiver(str(tmp_path / "receiver.db"), ReceiverOptions(tenant_id="acme", required_token=TOKEN))
-    shop = Shop(SyncEnv(magento_fixture_url, tmp_path / "unused", tmp_path / "state"), receiver, capsys)
+    shop = Shop(*pinned_env_and_receiver(magento_fixture_url, tmp_path, monkeypatch, TOKEN), capsys)
     summary, _ = shop.sent_by_next_run()
     assert summary["mode"] == "full" and shop.locales() == {"pt-BR"}
     yield shop
-    receiver.stop()
+    shop.receiver.stop()
 
 
 def test_a_store_views_locale_changed_is_a_full_reconcile_that_names_the_setting(shop):
