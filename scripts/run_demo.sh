@@ -67,12 +67,12 @@ fi
 
 # --- the demo catalog (generated once) --------------------------------------------
 if [ ! -f "$SOURCE_DB" ]; then
-    echo "[demo] generating the demo catalog (10000 products, 2 store views) in $SOURCE_DB"
+    echo "[demo] generating the demo catalog (10000 products, 3 store views) in $SOURCE_DB"
     # Build it under a temporary name, so a failed run never leaves a partial
     # catalog behind that the next run would take as done.
     rm -f "$SOURCE_DB.partial"*
     "$PY" -m catalog_sync demo-catalog --db "sqlite:///$SOURCE_DB.partial" \
-        --products 10000 --store-views 2 --seed 42
+        --products 10000 --store-views 3 --seed 42
     mv "$SOURCE_DB.partial" "$SOURCE_DB"
 fi
 

@@ -45,10 +45,14 @@ STOP_TIMEOUT = 20  # SIGTERM -> SIGKILL
 # rather than wait out three retries with exponential backoff.
 BAD_TI_STATES = {"failed", "upstream_failed", "up_for_retry", "removed"}
 
+# One product per (sku, locale): a product of each website, once per locale of the website's active views
+# (the demo sets locales at default and store scope only; b2b inherits default's en_US).
 FEED_RECORDS_SQL = (
-    "SELECT count(*) FROM catalog_product_website w "
-    "JOIN store s ON s.website_id = w.website_id "
-    "WHERE s.store_id > 0 AND s.is_active = 1"
+    "SELECT count(*) FROM (SELECT DISTINCT w.product_id, coalesce(c.value, d.value) AS locale "
+    "FROM catalog_product_website w JOIN store s ON s.website_id = w.website_id "
+    "JOIN core_config_data d ON d.scope = 'default' AND d.path = 'general/locale/code' "
+    "LEFT JOIN core_config_data c ON c.scope = 'stores' AND c.scope_id = s.store_id AND c.path = 'general/locale/code' "
+    "WHERE s.store_id > 0 AND s.is_active = 1)"
 )
 
 pytestmark = pytest.mark.airflow
@@ -262,12 +266,14 @@ def test_readme_run_command_lists_both_dags_and_the_first_sync_succeeds(demo):
         assert states == {task_id: "success" for task_id in TASK_IDS}, note + f"task states: {states}"
 
         # ... and sent the whole demo catalog to the target, the reference receiver: one product per
-        # (sku, store view), each store view on its own locale.
+        # (sku, locale), and the b2b view's layers over en-US.
         expected = demo_feed_records(demo.dir / "magento-demo.db")
-        assert expected > 10_000  # 10,000 products on 2 store views, most products on both
+        assert expected > 10_000  # 10,000 products on 2 websites, most products on both
         received = requests.get(f"http://127.0.0.1:{demo.receiver_port}/_receiver/products", timeout=30).json()
         assert len(received) == expected, note + f"receiver holds {len(received)} products, demo catalog feed: {expected}"
         assert {key.rsplit("|", 1)[1] for key in received} == {"en-US", "fr-FR"}
+        layers = requests.get(f"http://127.0.0.1:{demo.receiver_port}/_receiver/product-layers", timeout=30).json()
+        assert len(layers) > 100 and {tuple(key.rsplit("|", 2)[1:]) for key in layers} == {("en-US", "b2b")}
 
         # The Catalog Sync page of the demo's API server tells the same story.
         page = demo.get("/catalog-sync/api/status")
