@@ -78,3 +78,19 @@ def test_an_adobe_commerce_layout_is_refused_by_name_not_read(magento_fixture_ur
     assert cli.main(env.cli_args()) == cli.EXIT_CONFIG
     assert "has Adobe Commerce's catalog layout (catalog_product_entity.row_id: content staging" in capsys.readouterr().err
     assert not (tmp_path / "target").exists()  # nothing was sent
+
+
+def test_a_prefixed_install_is_named_as_such(tmp_path, capsys):
+    # A shop installed with db.table_prefix 'mg_': every Magento table carries it.
+    url = f"sqlite:///{tmp_path / 'prefixed.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in schema.metadata.sorted_tables:
+            conn.exec_driver_sql(f"CREATE TABLE mg_{table.name} (id INTEGER)")
+    engine.dispose()
+    env = SyncEnv(url, tmp_path / "target", tmp_path / "state")
+    capsys.readouterr()
+
+    assert cli.main(env.cli_args()) == cli.EXIT_CONFIG
+    assert ("carry the prefix 'mg_' (db.table_prefix in app/etc/env.php, e.g. mg_catalog_product_entity): prefixed "
+            "installs are not supported yet") in capsys.readouterr().err

@@ -279,6 +279,15 @@ def _permission_denied(exc: sa.exc.DBAPIError) -> bool:
     return code in _DENIED_MYSQL_CODES or getattr(orig, "pgcode", None) == _DENIED_SQLSTATE
 
 
+def _table_prefix(present: set[str], missing: list[str]) -> str | None:
+    """The prefix every missing required table is found under, if any (a shop installed with db.table_prefix)."""
+    if not missing:
+        return None
+    found = {name[: -len(table)] for table in missing for name in present if name.endswith(table) and name != table}
+    prefixes = [p for p in found if all(p + table in present for table in missing)]
+    return min(prefixes, key=len) if prefixes else None
+
+
 REQUIRED_TABLES = frozenset(
     t.name for t in (
         m.store, m.store_website, m.store_group, m.core_config_data, m.eav_entity_type, m.eav_attribute,
@@ -317,6 +326,12 @@ class MagentoCatalogReader:
                 f"{getattr(exc, 'orig', exc)}"
             ) from exc
         missing = sorted(REQUIRED_TABLES - present)
+        prefix = _table_prefix(present, missing)
+        if prefix:
+            raise ConfigurationError(
+                f"the Magento tables of {redact_url(str(self.engine.url))} carry the prefix {prefix!r} (db.table_prefix "
+                f"in app/etc/env.php, e.g. {prefix}catalog_product_entity): prefixed installs are not supported yet "
+                "(README, 'Not there yet')")
         if missing:
             raise ConfigurationError(
                 f"the source database {redact_url(str(self.engine.url))} is not a Magento 2 catalog: "
