@@ -144,6 +144,9 @@ def test_status_times_and_leases_follow_the_operational_clock_not_the_pinned_ins
     manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
     for feed, files in manifest["feeds"].items():
         exported = pq.read_table(sync_env.state_dir / files["file"], columns=["exported_at", "judged_on"])
+        if feed == "product_layers":  # two store views on two locales: no view is a layer
+            assert exported.num_rows == 0
+            continue
         assert set(exported.column("exported_at").to_pylist()) == {"2020-01-01T00:00:00+00:00"}, feed
     prices = pq.read_table(sync_env.state_dir / manifest["feeds"]["prices"]["file"], columns=["judged_on"])
     assert set(prices.column("judged_on").to_pylist()) == {"2020-01-01"}
