@@ -209,8 +209,9 @@ def test_a_state_without_manifests_is_refused_when_the_status_store_records_comm
 
     message = _refused(sync_env, capsys)
 
+    # snapshot/ keeps six feeds' files, a snapshot and a pending file each.
     found = ("is empty (manifest.json, manifests/ and snapshot/ are missing)" if lost == "everything" else
-             "has no manifest to recover from (manifest.json and manifests/ are missing, snapshot/ holds 10 file(s))")
+             "has no manifest to recover from (manifest.json and manifests/ are missing, snapshot/ holds 12 file(s))")
     assert f"the state at {state} {found}, but the status store records 1 committed run(s) of target 'default'" in message
     assert "run `python -m catalog_sync sync --rebuild`" in message
 
