@@ -95,10 +95,13 @@ def recategorized_ids(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader,
     held with another body (renamed, or two categories that swapped url_keys: the key is another category's now)
     re-reads both. A target without a categories feed: none."""
     mapper = ws.target.mapper(ctx)
-    if not hasattr(mapper, "category_keys"):
+    if not hasattr(mapper, "category_entries"):
         return set()
-    now: dict[str, int] = mapper.category_keys()
-    bodies = {canonical(i.key).decode(): sha1_hex(canonical(i.body)) for i in mapper.category_items()}
+    now: dict[str, int] = {}  # key (canonical JSON text) -> category id
+    bodies: dict[str, str] = {}  # key -> sha1 of the body
+    for cid, item in mapper.category_entries():
+        key = canonical(item.key).decode()
+        now[key], bodies[key] = cid, sha1_hex(canonical(item.body))
     base = run.base(mapper.category_feed).file
     held: dict[str, str] = dict(duckdb_session.fetch_all(
         "SELECT key, sha1 FROM read_parquet(?)", [ws.snapshot_url(base)])) if base else {}

@@ -20,7 +20,7 @@ from typing import Any
 from catalog_sync.feed.feed_record import StagingRow, record_attributes
 from catalog_sync.magento.catalog_reader import DEFAULT_WEIGHT_UNIT, Attribute, CatalogContext, StoreView
 from catalog_sync.magento.categories import ViewCategory, slugify, view_categories
-from catalog_sync.targets.base import FeedItem, canonical
+from catalog_sync.targets.base import FeedItem
 from catalog_sync.targets.ingestion_api.config import FeedOptions
 from catalog_sync.targets.ingestion_api.feeds import CATEGORIES, METADATA, PRICE_BOOKS, PRICES, PRODUCT_LAYERS, PRODUCTS
 from catalog_sync.targets.ingestion_api.layers import LayerGap, layer_key, product_layer
@@ -634,19 +634,18 @@ class CatalogMapper:
             yield view, view_categories_of(self.ctx, view.store_id)
 
     def category_items(self) -> Iterator[FeedItem]:
-        """The categories feed: each locale's store view's exported categories, parents before children."""
-        for view, found in self.category_views():
-            for category in found.values():
-                yield FeedItem(CATEGORIES.name, category_key(category.slug, view.locale),
-                               feed_category(category, view.locale, view.media_url))
+        """The categories feed: each locale's base view's exported categories, parents before children."""
+        return (item for _, item in self.category_entries())
 
     # What an incremental run's scope asks about categories (steps/scope.py, recategorized_ids).
     category_feed = CATEGORIES.name
 
-    def category_keys(self) -> dict[str, int]:
-        """The categories feed's keys (canonical JSON text), each with its Magento category id."""
-        return {canonical(category_key(category.slug, view.locale)).decode(): cid
-                for view, found in self.category_views() for cid, category in found.items()}
+    def category_entries(self) -> Iterator[tuple[int, FeedItem]]:
+        """The categories feed's items, each with its Magento category id."""
+        for view, found in self.category_views():
+            for cid, category in found.items():
+                yield cid, FeedItem(CATEGORIES.name, category_key(category.slug, view.locale),
+                                    feed_category(category, view.locale, view.media_url))
 
     @staticmethod
     def routes_naming(category_keys: Iterable[str]) -> Iterator[tuple[str, list[Any]]]:
