@@ -68,15 +68,19 @@ def test_a_core_table_the_user_may_not_read_stops_the_run_and_is_named(reader_us
 
 
 @pytest.mark.mariadb
-def test_an_adobe_commerce_layout_is_refused_by_name_not_read(magento_fixture_url, tmp_path, capsys):
+def test_a_half_migrated_adobe_commerce_layout_is_refused_naming_what_it_lacks(magento_fixture_url, tmp_path, capsys):
     # Adobe Commerce's content staging keys catalog_product_entity by row_id (one row per version of a
-    # product, created_in/updated_in); Open Source by entity_id. The column alone tells them apart.
+    # product, created_in/updated_in); Open Source by entity_id. The row_id alone makes it Adobe Commerce's
+    # layout: without the rest of that layout the run stops before it reads anything.
     env = SyncEnv(magento_fixture_url, tmp_path / "target", tmp_path / "state")
     env.execute("ALTER TABLE catalog_product_entity ADD COLUMN row_id INT UNSIGNED NULL")
     capsys.readouterr()
 
     assert cli.main(env.cli_args()) == cli.EXIT_CONFIG
-    assert "has Adobe Commerce's catalog layout (catalog_product_entity.row_id: content staging" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has Adobe Commerce's catalog layout (catalog_product_entity.row_id) without the column(s) " in err
+    assert "catalog_product_entity.created_in, catalog_product_entity.updated_in" in err
+    assert "catalog_product_entity_varchar.row_id" in err
     assert not (tmp_path / "target").exists()  # nothing was sent
 
 
@@ -92,5 +96,6 @@ def test_a_prefixed_install_is_named_as_such(tmp_path, capsys):
     capsys.readouterr()
 
     assert cli.main(env.cli_args()) == cli.EXIT_CONFIG
-    assert ("carry the prefix 'mg_' (db.table_prefix in app/etc/env.php, e.g. mg_catalog_product_entity): prefixed "
-            "installs are not supported yet") in capsys.readouterr().err
+    assert ("carry the prefix 'mg_' (db.table_prefix in app/etc/env.php, e.g. mg_catalog_product_entity): set it as "
+            "the catalog_sync_source Connection's extra table_prefix, CATALOG_SYNC_TABLE_PREFIX or --table-prefix"
+            ) in capsys.readouterr().err

@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
                                            "exported views share; the others become product layers over it (env "
                                            "CATALOG_SYNC_BASE_VIEWS; default: the locale's website-default view with the "
                                            "lowest store id)")
+    sync.add_argument("--table-prefix", help="the shop's db.table_prefix (app/etc/env.php), if it was installed with one "
+                                             "(env CATALOG_SYNC_TABLE_PREFIX)")
+    sync.add_argument("--edition", choices=("auto", "open_source", "commerce"),
+                      help="the catalog layout: Magento Open Source, or Adobe Commerce's content staging (row_id); "
+                           "default auto: told from the columns (env CATALOG_SYNC_EDITION)")
     sync.add_argument("--deadline", type=_duration, metavar="DURATION",
                       help="stop sending once the run has taken this long (e.g. 900, 90s, 15m, 2h): what was sent is "
                            "committed, the rest is retried by the next run (exit 4)")
@@ -127,7 +132,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         status_url=args.status_url, chunk_size=args.chunk_size, buckets=args.buckets,
         deadline_at=None if args.deadline is None else clock.now() + args.deadline,
         websites=codes(args.websites) or None, store_views=codes(args.store_views) or None,
-        base_views=codes(args.base_views) or None,
+        base_views=codes(args.base_views) or None, table_prefix=args.table_prefix, edition=args.edition,
     )
     skus = tuple(s.strip() for s in (args.skus or "").split(",") if s.strip())
     request = SyncRequest(SyncRequest.new_run_id(), full=args.full, cleanup=args.cleanup, skus=skus, dry_run=args.dry_run,

@@ -10,6 +10,7 @@ the target's own settings are an opaque `target` config that its kind built (see
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from catalog_sync.magento.catalog_reader import ViewSelection
+    from catalog_sync.magento.layout import Edition
 
 DEFAULT_CHUNK_SIZE = 10000
 # The sync lock's lease. Each step renews it every quarter lease while it works, so it only has to
@@ -65,6 +67,10 @@ class SyncSettings:
     store_views: tuple[str, ...] = ()
     # The base view of a locale several exported views share (the others become layers over it); by code.
     base_views: tuple[str, ...] = ()
+    # The shop's db.table_prefix (env.php), and its edition: "open_source", "commerce" (Adobe Commerce's
+    # content staging layout), or "" to detect it from the columns (magento/layout.py).
+    table_prefix: str = ""
+    edition: str = ""
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,12 +87,22 @@ class SyncSettings:
                                      f"must be a whole number of seconds, at least {MIN_LOCK_TTL_S}; got {self.lock_ttl_s!r}")
         if self.late_write_window_s < 0:
             raise ConfigurationError("the late-write window must be 0 seconds or more")
+        if not re.fullmatch(r"[A-Za-z0-9_]*", self.table_prefix):
+            raise ConfigurationError(f"the table prefix may hold only letters, digits and underscores; got {self.table_prefix!r}")
+        self.source_edition  # an unknown edition fails here
         if not self.status_url:
             object.__setattr__(self, "status_url", default_status_url(self.state_url))
         if self.target is None:
             from catalog_sync.targets.registry import config_from_env
 
             object.__setattr__(self, "target", config_from_env(self.target_url, {}))
+
+    @property
+    def source_edition(self) -> Edition | None:
+        """The edition as set; None: detected."""
+        from catalog_sync.magento.layout import Edition
+
+        return Edition.from_setting(self.edition)
 
     @property
     def view_selection(self) -> ViewSelection:
@@ -115,6 +131,8 @@ class SyncSettings:
             "websites": codes(env.get("CATALOG_SYNC_WEBSITES")),
             "store_views": codes(env.get("CATALOG_SYNC_STORE_VIEWS")),
             "base_views": codes(env.get("CATALOG_SYNC_BASE_VIEWS")),
+            "table_prefix": env.get("CATALOG_SYNC_TABLE_PREFIX", ""),
+            "edition": env.get("CATALOG_SYNC_EDITION", ""),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         if values["target_url"]:

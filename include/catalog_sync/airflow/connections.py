@@ -2,6 +2,7 @@
 
 Connections (each has its own connection type, whose form asks for every setting; see README):
     catalog_sync_source   the Magento database                     MagentoDatabaseHook
+                          (extra: table_prefix, edition: open_source, commerce or auto)
     catalog_sync_target   the target (ingestion API, or feed files) CatalogTargetHook
     catalog_sync_status   optional: the status store database       StatusStoreHook
     catalog_sync_state    optional: the state's object storage      StateStorageHook
@@ -59,8 +60,10 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
     target = CatalogTargetHook(get_connection=get_connection).get_config(
         {"batch_size": get_variable("catalog_sync_batch_size", None)})
     default_state = os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "catalog_sync_state")
+    source = MagentoDatabaseHook(get_connection=get_connection)
     return SyncSettings(
-        source_url=MagentoDatabaseHook(get_connection=get_connection).get_uri(),
+        source_url=source.get_uri(),
+        **source.get_layout(),
         target_url=target.url,
         target=target,
         state_url=get_variable(STATE_URL_VARIABLE, default_state),

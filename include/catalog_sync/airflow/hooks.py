@@ -119,6 +119,10 @@ class MagentoDatabaseHook(_ConnectionHook):
     def get_uri(self) -> str:
         return sqlalchemy_url(self.connection)
 
+    def get_layout(self) -> dict[str, str]:
+        """The shop's table prefix and edition, from the Connection's extra (`table_prefix`, `edition`)."""
+        return {key: str(extra_field(self.connection, key) or "").strip() for key in ("table_prefix", "edition")}
+
 
 class StatusStoreHook(_ConnectionHook):
     default_conn_name = "catalog_sync_status"

@@ -29,7 +29,13 @@ def _type(conn_type: str, hook: str, name: str, fields: dict[str, dict], behavio
 def connection_types() -> list[dict[str, Any]]:
     return [
         _type("catalog_sync_magento", "MagentoDatabaseHook", "Catalog Sync: Magento database",
-              {"database_type": _DATABASE_TYPE}, {
+              {"database_type": _DATABASE_TYPE,
+               "table_prefix": {"label": "Table prefix", "schema": _TEXT,
+                                "description": "db.table_prefix in app/etc/env.php, if the shop was installed with one."},
+               "edition": {"label": "Edition",
+                           "schema": {"type": ["string", "null"], "enum": [None, "auto", "open_source", "commerce"]},
+                           "description": "auto (the default) tells Adobe Commerce's content staging layout (row_id) "
+                                          "from Magento Open Source's by its columns."}}, {
                   "hidden-fields": ["extra"],
                   "relabeling": {"schema": "Database", "login": "User (SELECT only)"},
                   "placeholders": {"host": "magento-db.internal", "schema": "magento", "port": "3306"},

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links, tier_prices
+from catalog_sync.magento import bundle_options, configurable_options, inventory, layout, product_links, tier_prices
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.id_lists import slices
 from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
@@ -241,8 +241,9 @@ class ProductChunk:
     bundle_selections: list[tuple] = field(default_factory=list)
 
 
-def read_only_engine(url: str) -> Engine:
-    """An engine whose sessions cannot write: the shop's database is only ever read.
+def read_only_engine(url: str, table_prefix: str = "", edition: layout.Edition | None = None) -> Engine:
+    """An engine whose sessions cannot write: the shop's database is only ever read. It reads the shop's
+    layout (`layout`): its table prefix, and its edition as set, else detected.
 
     MySQL/MariaDB sessions are READ ONLY and utf8mb4 (so 4-byte characters such as
     emoji survive); SQLite connections are query_only.
@@ -265,6 +266,8 @@ def read_only_engine(url: str) -> Engine:
         cursor.close()
         dbapi_connection.commit()  # PostgreSQL would roll a SET back with the implicit transaction
 
+    if backend != "sqlite" or not parsed.database or Path(parsed.database).exists():  # (not creating a missing file)
+        layout.attach(engine, table_prefix, edition)
     return engine
 
 
@@ -318,35 +321,43 @@ class MagentoCatalogReader:
         if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
             # Connecting would silently create an empty database file.
             raise ConfigurationError(f"the source SQLite database {url.database} does not exist")
+        shop = layout.of(self.engine)
         try:
-            present = set(sa.inspect(self.engine).get_table_names())
+            present = m.present_tables(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise ConfigurationError(
                 f"cannot read the Magento database at {redact_url(str(self.engine.url))}: {exc.__class__.__name__}: "
                 f"{getattr(exc, 'orig', exc)}"
             ) from exc
         missing = sorted(REQUIRED_TABLES - present)
-        prefix = _table_prefix(present, missing)
+        prefix = _table_prefix(set(sa.inspect(self.engine).get_table_names()), [shop.name(t) for t in missing])
         if prefix:
             raise ConfigurationError(
-                f"the Magento tables of {redact_url(str(self.engine.url))} carry the prefix {prefix!r} (db.table_prefix "
-                f"in app/etc/env.php, e.g. {prefix}catalog_product_entity): prefixed installs are not supported yet "
-                "(README, 'Not there yet')")
+                f"the Magento tables of {redact_url(str(self.engine.url))} carry the prefix "
+                f"{shop.prefix + prefix!r} (db.table_prefix in app/etc/env.php, e.g. {shop.prefix + prefix}"
+                f"catalog_product_entity): set it as the catalog_sync_source Connection's extra table_prefix, "
+                "CATALOG_SYNC_TABLE_PREFIX or --table-prefix")
         if missing:
+            given = f" under the table prefix {shop.prefix!r}" if shop.prefix else ""
             raise ConfigurationError(
-                f"the source database {redact_url(str(self.engine.url))} is not a Magento 2 catalog: "
+                f"the source database {redact_url(str(self.engine.url))} is not a Magento 2 catalog{given}: "
                 f"missing table(s) {', '.join(missing)}; check the catalog_sync_source Connection / --source-url, "
                 "the database user's grants (MySQL lists no table a user may not read), and the table prefix "
-                "(prefixed Magento installs are not supported yet)"
+                "(the Connection's extra table_prefix)"
             )
-        found = m.edition(self.engine)
-        if found is m.Edition.COMMERCE:
+        found = layout.detect(self.engine, shop.prefix)
+        if found is not shop.edition:
+            raise ConfigurationError(
+                f"the source database {redact_url(str(self.engine.url))} has the catalog layout of {found.value}, "
+                f"but the edition is set to {shop.edition.value}: set the catalog_sync_source Connection's extra "
+                "edition (or --edition) to match, or leave it unset to detect it")
+        gaps = layout.commerce_gaps(self.engine, present) if found is layout.Edition.COMMERCE else []
+        if gaps:
             raise ConfigurationError(
                 f"the source database {redact_url(str(self.engine.url))} has Adobe Commerce's catalog layout "
-                "(catalog_product_entity.row_id: content staging, one row per version of a product): Catalog Sync "
-                "reads Magento Open Source's layout only for now, and would read every version of every product "
-                "(README, 'Not there yet')")
-        log.info("source: %s", found.value)
+                f"(catalog_product_entity.row_id) without the column(s) {', '.join(gaps)} that layout has: is its "
+                "schema upgrade (setup:upgrade) complete?")
+        log.info("source: %s", shop.describe())
         denied = self.unreadable_tables()
         core = [t for t in denied if t not in m.OPTIONAL_TABLES]
         if core:

@@ -74,7 +74,7 @@ def read_categories(conn: sa.Connection) -> tuple[dict[int, Any], dict[tuple[int
         sa.select(a.attribute_id, a.attribute_code)
         .join_from(m.eav_attribute, m.eav_entity_type, a.entity_type_id == t.entity_type_id)
         .where(t.entity_type_code == m.CATEGORY_ENTITY_TYPE_CODE))}
-    present = set(sa.inspect(conn).get_table_names())
+    present = m.present_tables(conn)
     values: dict[int, list[tuple[str, int, Any]]] = {}
     names: dict[tuple[int, int], str] = {}
     name_id = attribute_ids.get("name")

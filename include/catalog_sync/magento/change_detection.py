@@ -7,18 +7,23 @@ touch Magento's `mview_state`.
 
 Fallback ("Update on Save" shops without changelogs): an `updated_at`
 watermark with a safety overlap, plus a key-only scan so deletes are seen.
+
+On Adobe Commerce, a scheduled update (content staging) changes which version of a
+product is in force at its start and at its end, and no trigger fires then. The
+marks also keep the run's instant (`versions_at`): the products with a version
+starting or ending between two runs' instants changed too.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalog_sync.magento import inventory
+from catalog_sync.magento import inventory, layout
 from catalog_sync.magento import schema as m
 
 log = logging.getLogger(__name__)
@@ -36,15 +41,18 @@ class ChangeMarks:
     method: str
     changelog_versions: dict[str, int] = field(default_factory=dict)
     updated_at: str | None = None
+    versions_at: int | None = None  # Adobe Commerce: the instant (UNIX seconds) whose versions were read
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "changelog_versions": dict(self.changelog_versions), "updated_at": self.updated_at}
+        return {"method": self.method, "changelog_versions": dict(self.changelog_versions), "updated_at": self.updated_at,
+                "versions_at": self.versions_at}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "ChangeMarks | None":
         if not data:
             return None
-        return cls(data["method"], {k: int(v) for k, v in data.get("changelog_versions", {}).items()}, data.get("updated_at"))
+        return cls(data["method"], {k: int(v) for k, v in data.get("changelog_versions", {}).items()}, data.get("updated_at"),
+                   data.get("versions_at"))
 
 
 class ChangeDetector:
@@ -57,6 +65,11 @@ class ChangeDetector:
 
     def current_marks(self) -> ChangeMarks:
         """Where the shop's history stands now; the next sync reads up to here."""
+        marks = self._history_marks()
+        shop = layout.of(self.engine)
+        return replace(marks, versions_at=shop.instant()) if shop.edition is layout.Edition.COMMERCE else marks
+
+    def _history_marks(self) -> ChangeMarks:
         changelogs = self.available_changelogs()
         with self.engine.connect() as conn:
             if changelogs:
@@ -105,6 +118,25 @@ class ChangeDetector:
 
     def changed_ids(self, since: ChangeMarks, until: ChangeMarks) -> set[int]:
         """Entity ids that changed in (since, until]."""
+        return self._logged_ids(since, until) | self.scheduled_ids(since, until)
+
+    def scheduled_ids(self, since: ChangeMarks, until: ChangeMarks) -> set[int]:
+        """Adobe Commerce: the products a version of which started or ended in (since, until] (scheduled updates,
+        which no changelog row tells of). Marks without an instant (Open Source, or an older release's): none."""
+        lower, upper = since.versions_at, until.versions_at
+        if lower is None or upper is None or upper <= lower:
+            return set()
+        v = layout.all_versions(self.engine, m.catalog_product_entity.name)
+        started = v.c.created_in.between(lower + 1, upper)
+        ended = v.c.updated_in.between(lower + 1, upper)
+        with self.engine.connect() as conn:
+            ids = {int(i) for i in conn.execute(sa.select(v.c.entity_id).distinct().where(started | ended)).scalars()}
+        if ids:
+            log.info("change detection: %d product(s) with a scheduled update (content staging) that started or ended "
+                     "between %s and %s", len(ids), _utc(lower), _utc(upper))
+        return ids
+
+    def _logged_ids(self, since: ChangeMarks, until: ChangeMarks) -> set[int]:
         with self.engine.connect() as conn:
             if since.method == CHANGELOG:
                 ids: set[int] = set()
@@ -153,6 +185,7 @@ def _index_caps(conn: sa.Connection, changelogs: list[str]) -> dict[str, int]:
 def _last_assigned_version(conn: sa.Connection, table: str) -> int | None:
     """The highest version_id ever assigned in a changelog, even if its rows were deleted."""
     dialect = conn.dialect.name
+    table = layout.of(conn).name(table)
     if dialect in ("mysql", "mariadb"):
         next_id = conn.execute(
             sa.text("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"),
@@ -165,6 +198,10 @@ def _last_assigned_version(conn: sa.Connection, table: str) -> int | None:
             seq = conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table}).scalar()
             return None if seq is None else int(seq)
     return None
+
+
+def _utc(unix: int) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _format_ts(value: object) -> str | None:

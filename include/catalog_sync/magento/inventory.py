@@ -91,9 +91,7 @@ def feeds_an_index(changelog: str, index_names: set[str]) -> bool:
 
 def stock_index_names(conn: sa.Connection) -> set[str]:
     """The names of the shop's stock index tables and views (`inventory_stock_<id>`)."""
-    inspector = sa.inspect(conn)
-    return {name for name in (*inspector.get_table_names(), *inspector.get_view_names())
-            if _INDEX_NAME.fullmatch(name)}
+    return {name for name in m.present_tables(conn) if _INDEX_NAME.fullmatch(name)}
 
 
 def layout_fingerprint(conn: sa.Connection) -> str:

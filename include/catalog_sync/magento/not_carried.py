@@ -27,7 +27,7 @@ from collections.abc import Collection, Mapping
 
 import sqlalchemy as sa
 
-from catalog_sync.magento import id_lists
+from catalog_sync.magento import id_lists, layout
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.configurable_options import IdFilter
 from catalog_sync.magento.id_lists import slices
@@ -61,8 +61,8 @@ class NotCarried:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         inspector = sa.inspect(engine)
-        self._present = set(inspector.get_table_names())  # one statement, whatever the number of tables
-        self._gift_card_key = _gift_card_key(inspector) if self._has(m.magento_giftcard_amount) else None
+        self._present = m.present_tables(engine)  # one statement, whatever the number of tables
+        self._gift_card_key = _gift_card_key(inspector, layout.of(engine)) if self._has(m.magento_giftcard_amount) else None
         self.kinds = tuple(k for k in KINDS if self._selects(k, _no_filter))
         if len(self.kinds) < len(KINDS):
             log.debug("not_carried: the shop has no table for %s: not counted",
@@ -153,15 +153,15 @@ def _distinct_count(selects: list[sa.Select]) -> sa.Select:
     return sa.select(sa.func.count()).select_from(ids)
 
 
-def _gift_card_key(inspector: sa.Inspector):
-    """How magento_giftcard_amount names its product: `entity_id` (Open Source-shaped), or Adobe Commerce's
-    `row_id`, a row version of catalog_product_entity (content staging), read through that table's row_id
-    to the product's entity_id (a product counts when any of its versions has amounts). None: neither."""
+def _gift_card_key(inspector: sa.Inspector, shop: layout.SourceLayout):
+    """How magento_giftcard_amount names its product: `entity_id` (Open Source-shaped; on Adobe Commerce's layout
+    the version in force gives it, see layout), or `row_id` in an otherwise Open Source-shaped shop, read through
+    catalog_product_entity's row_id (a product counts when any of its versions has amounts). None: neither."""
     g = m.magento_giftcard_amount
-    columns = {c["name"] for c in inspector.get_columns(g.name)}
-    if "entity_id" in columns:
+    columns = {c["name"] for c in inspector.get_columns(shop.name(g.name))}
+    if "entity_id" in columns or shop.edition is layout.Edition.COMMERCE:
         return lambda id_filter: sa.select(g.c.entity_id.label("product_id")).where(id_filter(g.c.entity_id))
-    product_columns = {c["name"] for c in inspector.get_columns(m.catalog_product_entity.name)}
+    product_columns = {c["name"] for c in inspector.get_columns(shop.name(m.catalog_product_entity.name))}
     if "row_id" in columns and "row_id" in product_columns:
         amount = sa.table(g.name, sa.column("row_id"))
         versions = sa.table(m.catalog_product_entity.name, sa.column("row_id"), sa.column("entity_id"))

@@ -7,8 +7,6 @@ declarative schema so the same queries run on a real shop database.
 
 from __future__ import annotations
 
-import enum
-
 import sqlalchemy as sa
 from sqlalchemy import (
     Column,
@@ -633,26 +631,15 @@ OPTIONAL_TABLES = frozenset({
 })
 
 
-class Edition(str, enum.Enum):
-    """Which catalog layout the shop's database has, told from its columns."""
-
-    OPEN_SOURCE = "Magento Open Source"  # catalog_product_entity keyed by entity_id
-    # Adobe Commerce's content staging: catalog_product_entity keyed by row_id, one row per version
-    # (created_in / updated_in), the EAV value tables on row_id.
-    COMMERCE = "Adobe Commerce (content staging, row_id)"
-
-
-def edition(bind: sa.Engine | sa.Connection) -> Edition:
-    columns = {c["name"] for c in sa.inspect(bind).get_columns(catalog_product_entity.name)}
-    return Edition.COMMERCE if "row_id" in columns else Edition.OPEN_SOURCE
-
-
 def present_tables(bind: sa.Engine | sa.Connection) -> set[str]:
-    """The tables and views of the shop the database user may see. MySQL lists none the user may not read
+    """The tables and views of the shop the database user may see, by their names here (without the shop's
+    table prefix). MySQL lists none the user may not read
     (and answers a DESCRIBE of one with an error), so such a table counts as absent: plan warns of each
     (MagentoCatalogReader.verify_schema)."""
+    from catalog_sync.magento import layout
+
     inspector = sa.inspect(bind)
-    return {*inspector.get_table_names(), *inspector.get_view_names()}
+    return layout.of(bind).unprefixed({*inspector.get_table_names(), *inspector.get_view_names()})
 
 
 def read_tables() -> list[str]:

@@ -79,7 +79,7 @@ class FeedDiff:
 def diff(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, Any]:
     """Map this bucket's staging records and compare every feed; returns the counts per feed."""
     started = clock.monotonic()
-    with Workspace(settings) as ws:
+    with Workspace(settings, at=run.at) as ws:
         staging = ws.staging(run)
         target = ws.target
         ctx = ws.reader().load_context()

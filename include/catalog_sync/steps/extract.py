@@ -35,7 +35,7 @@ _DICTIONARY_COLUMNS = [f.name for f in EXTRACT_SCHEMA if f.name not in ("payload
 def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, Any]:
     """Read the products in scope (of this sku bucket) from Magento into staging records."""
     started = clock.monotonic()
-    with Workspace(settings) as ws:
+    with Workspace(settings, at=run.at) as ws:
         staging = ws.staging(run)
         reader = ws.reader()
         ctx = reader.load_context()

@@ -21,7 +21,8 @@ log = logging.getLogger("catalog_sync.steps")
 
 
 def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
-    with Workspace(settings) as ws:
+    instant = run_clock.run_instant(settings.now)
+    with Workspace(settings, at=instant) as ws:
         ws.target  # an unusable target configuration fails here, before any work
         ws.reader().verify_schema()
         # Renewed while plan works (upgrading the state may take long), released if plan fails; a stale
@@ -51,7 +52,7 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
                 since_marks=manifest.change_marks,
                 until_marks=until.to_dict(),
                 started_at=started.isoformat(timespec="seconds"),
-                instant=run_clock.format_instant(run_clock.run_instant(settings.now)),
+                instant=run_clock.format_instant(instant),
                 buckets=check_buckets(settings.buckets),
                 fingerprints=fingerprints,
                 label_changes=changed_labels(manifest, fingerprints) if mode == INCREMENTAL else {},

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from catalog_sync import clock, run_clock
+from catalog_sync.magento import layout
 from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state.location import open_state
@@ -97,8 +98,9 @@ class Workspace:
     """The services one step needs, built from settings and opened on first use; a context
     manager, so that no step leaks a connection when it fails."""
 
-    def __init__(self, settings: SyncSettings):
+    def __init__(self, settings: SyncSettings, at: datetime | None = None):
         self.settings = settings
+        self.at = at  # the run's instant: Adobe Commerce's versions in force then are read
         self.state = open_state(settings.state_url, settings.state_storage_options)
         self.snapshots = SnapshotStore(self.state, settings.keep_snapshot_versions)
         self._status: StatusStore | None = None
@@ -120,7 +122,10 @@ class Workspace:
     @property
     def source(self) -> sa.Engine:
         if self._source is None:
-            self._source = read_only_engine(self.settings.source_url)
+            self._source = read_only_engine(self.settings.source_url, self.settings.table_prefix,
+                                            self.settings.source_edition)
+            if self.at is not None:
+                layout.read_at(self._source, self.at)
         return self._source
 
     def reader(self) -> MagentoCatalogReader:

@@ -57,7 +57,8 @@ class PageContext:
 
     def get(self) -> "PageContext":
         settings = self._settings()
-        key = (settings.state_url, settings.status_url, settings.source_url, settings.target_name, settings.target_url)
+        key = (settings.state_url, settings.status_url, settings.source_url, settings.table_prefix, settings.edition,
+               settings.target_name, settings.target_url)
         with self._lock:
             if key != self._key:
                 self.close()
@@ -65,7 +66,8 @@ class PageContext:
                 self.target = open_target(settings.target)
                 self.products = SyncedProducts(settings.state_url, self.target.feeds, settings.state_storage_options)
                 self.status = StatusStore(settings.status_url, settings.target_name)
-                self.magento = MagentoLookup(settings.source_url, settings.view_selection)
+                self.magento = MagentoLookup(settings.source_url, settings.view_selection, settings.table_prefix,
+                                             settings.source_edition)
                 self._key = key
             self.settings = settings
         return self

@@ -15,8 +15,10 @@ import sqlalchemy as sa
 
 from catalog_sync import clock
 from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
+from catalog_sync.magento import layout
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, ViewSelection, read_only_engine
+from catalog_sync.magento.layout import Edition
 from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.ui.paging import Page, offset_in
 
@@ -33,8 +35,9 @@ class CatalogHit:
 
 
 class MagentoLookup:
-    def __init__(self, source_url: str, views: ViewSelection = ViewSelection()):
-        self.engine = read_only_engine(source_url)
+    def __init__(self, source_url: str, views: ViewSelection = ViewSelection(), table_prefix: str = "",
+                 edition: Edition | None = None):
+        self.engine = read_only_engine(source_url, table_prefix, edition)  # Adobe Commerce: the versions in force now
         self.reader = MagentoCatalogReader(self.engine, views)  # the store views the sync exports
         self._context: tuple[float, CatalogContext] | None = None
 
@@ -50,6 +53,7 @@ class MagentoLookup:
     def current_rows(self, sku: str, instant: datetime) -> dict[str, FeedRow]:
         """store view -> the staging record Magento gives now, judged at `instant` (empty: the SKU is
         gone or in no website)."""
+        layout.read_at(self.engine, instant)
         ids = self.reader.ids_for_skus([sku])
         if not ids:
             return {}
