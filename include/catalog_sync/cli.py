@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                            "locale (a product layer), the second website's store on a second category tree, website "
                            "price scope with the second website's base currency EUR, and customer group prices")
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--edition", choices=("open_source", "commerce"), default="open_source",
+                      help="the database layout: Magento Open Source's (default), or Adobe Commerce's content staging "
+                           "(row_id versions, sequence tables, staging_update), with the same shop in it")
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
@@ -241,6 +244,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from catalog_sync.demo.generator import generate_demo_catalog
 
-    summary = generate_demo_catalog(args.db, args.products, args.store_views, args.seed)
+    summary = generate_demo_catalog(args.db, args.products, args.store_views, args.seed, edition=args.edition)
     print(json.dumps(summary.__dict__))
     return 0

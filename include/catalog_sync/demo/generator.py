@@ -82,10 +82,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from slugify import slugify
 
-from catalog_sync.demo import triggers
+from catalog_sync.demo import commerce_layout, triggers
 from catalog_sync.magento import schema
 
 BASE_TIME = datetime(2026, 1, 1)
+EDITIONS = ("open_source", "commerce")  # generate_demo_catalog(edition=...): commerce is Adobe Commerce's staging layout
 PRODUCTS_PER_CHUNK = 2500  # about 75k rows: large statements, bounded memory
 CHILDREN_PER_CONFIGURABLE = 3
 CONFIGURABLE_EVERY = 10
@@ -1195,12 +1196,17 @@ def _load_products(engine: sa.Engine, specs: Iterator[ProductSpec], writer: RowW
 
 
 def generate_demo_catalog(
-    db_url: str, products: int, store_views: int = 2, seed: int = 42, *, drop_existing: bool = True
+    db_url: str, products: int, store_views: int = 2, seed: int = 42, *, drop_existing: bool = True,
+    edition: str = "open_source",
 ) -> DemoCatalogSummary:
     """Create the Magento catalog tables at db_url and fill them with a deterministic demo shop.
 
-    Changelog triggers are created after the bulk load, so the changelogs start empty.
+    Changelog triggers are created after the bulk load, so the changelogs start empty. edition "commerce"
+    converts the loaded shop to Adobe Commerce's content-staging layout (commerce_layout) before the
+    triggers, which then take Adobe Commerce's shape.
     """
+    if edition not in EDITIONS:
+        raise ValueError(f"edition must be one of {', '.join(EDITIONS)}, got {edition!r}")
     if products < 1:
         raise ValueError(f"products must be at least 1, got {products}")
     layout = plan_stores(store_views)
@@ -1221,7 +1227,11 @@ def generate_demo_catalog(
 
         planner = ProductPlanner(random.Random(seed), random.Random(f"{seed}/extra"), layout, PRODUCT_CATEGORIES)
         counts = _load_products(engine, planner.plan(products), RowWriter(options, layout), layout)
-        triggers.create_changelog_triggers(engine)
+        if edition == "commerce":
+            commerce_layout.derive_commerce_layout(engine)
+            triggers.create_commerce_changelog_triggers(engine)
+        else:
+            triggers.create_changelog_triggers(engine)
     finally:
         engine.dispose()
     return DemoCatalogSummary(

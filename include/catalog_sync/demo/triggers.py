@@ -123,3 +123,113 @@ def create_changelog_triggers(bind: Engine | Connection) -> list[str]:
             bind.exec_driver_sql(_trigger_sql(dialect, sub, event))
             names.append(name)
     return names
+
+
+# --------------------------------------------------------------------------- Adobe Commerce
+
+# Adobe Commerce's content staging keys the EAV value tables (and tier prices, gallery values, a product's links
+# and bundle selections) by the version row, `row_id`. The changelogs still take entity ids, so Magento's
+# subscription on such a table looks the entity up through the row:
+#   SET @entity_id = (SELECT `entity_id` FROM `catalog_product_entity` WHERE `row_id` = NEW.`row_id`);
+# before the INSERT IGNOREs (tests/layouts/README.md gives the sources). Tables whose column holds an entity id
+# keep Open Source's trigger; the update test lists the table's Adobe Commerce columns (row_id, created_in, ...).
+
+
+@dataclass(frozen=True)
+class CommerceSubscription:
+    """A subscription on a table of the Adobe Commerce layout, with its columns as they are there."""
+
+    table: str
+    id_column: str
+    changelogs: tuple[str, ...]
+    columns: tuple[str, ...]
+    ignored_update_columns: frozenset[str] = frozenset()
+    row_of: str | None = None  # id_column holds a row_id of this table: the changelog gets that row's entity_id
+    events: tuple[str, ...] = EVENTS
+
+    def watched_columns(self) -> list[str]:
+        return [c for c in self.columns if c not in self.ignored_update_columns]
+
+
+def commerce_mysql_trigger_sql(sub: CommerceSubscription, event: str, name: str | None = None) -> str:
+    row = "OLD" if event == "delete" else "NEW"
+    lines = []
+    if sub.row_of:
+        lines.append(f"SET @entity_id = (SELECT `entity_id` FROM `{sub.row_of}` WHERE `row_id` = {row}.`{sub.id_column}`);")
+        value = "values(@entity_id)"
+    else:
+        value = f"VALUES ({row}.`{sub.id_column}`)"
+    inserts = [f"INSERT IGNORE INTO `{cl}` (`entity_id`) {value};" for cl in sub.changelogs]
+    if event == "update":
+        changed = " OR ".join(f"NOT(NEW.`{c}` <=> OLD.`{c}`)" for c in sub.watched_columns())
+        inserts = [f"IF ({changed}) THEN {stmt} END IF;" for stmt in inserts]
+    body = "\n".join(lines + inserts)
+    return (
+        f"CREATE TRIGGER {name or trigger_name(sub.table, event)} AFTER {event.upper()} ON `{sub.table}` "
+        f"FOR EACH ROW\nBEGIN\n{body}\nEND"
+    )
+
+
+def commerce_sqlite_trigger_sql(sub: CommerceSubscription, event: str, name: str | None = None) -> str:
+    """SQLite has no session variables: the entity lookup becomes INSERT ... SELECT."""
+    row = "OLD" if event == "delete" else "NEW"
+    when = ""
+    if event == "update":
+        when = "WHEN " + " OR ".join(f'NEW."{c}" IS NOT OLD."{c}"' for c in sub.watched_columns()) + "\n"
+    if sub.row_of:
+        source = f'SELECT entity_id FROM "{sub.row_of}" WHERE row_id = {row}."{sub.id_column}"'
+    else:
+        source = f'VALUES ({row}."{sub.id_column}")'
+    body = "\n".join(f'INSERT INTO "{cl}" (entity_id) {source};' for cl in sub.changelogs)
+    return (
+        f'CREATE TRIGGER {name or trigger_name(sub.table, event)} AFTER {event.upper()} ON "{sub.table}" '
+        f"FOR EACH ROW\n{when}BEGIN\n{body}\nEND"
+    )
+
+
+def create_commerce_triggers(bind: Connection, subs: list[CommerceSubscription],
+                             names: dict[str, str] | None = None) -> list[str]:
+    """(Re)create the triggers of `subs`; `names` (event -> name) keeps a shop's own trigger names."""
+    dialect = bind.dialect.name
+    if dialect not in ("sqlite", "mysql", "mariadb"):
+        raise NotImplementedError(f"changelog triggers are defined for SQLite and MySQL/MariaDB, not {dialect}")
+    build = commerce_sqlite_trigger_sql if dialect == "sqlite" else commerce_mysql_trigger_sql
+    created = []
+    for sub in subs:
+        for event in sub.events:
+            name = (names or {}).get(event) or trigger_name(sub.table, event)
+            bind.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+            bind.exec_driver_sql(build(sub, event, name))
+            created.append(name)
+    return created
+
+
+# Of SUBSCRIPTIONS, the id columns that hold a product's row_id in Adobe Commerce (table -> its new id column).
+COMMERCE_ROW_ID_COLUMNS: dict[str, str] = {
+    **{t.name: "row_id" for t in _values.values()},
+    schema.catalog_product_entity_tier_price.name: "row_id",
+    schema.catalog_product_link.name: "product_id",
+}
+
+
+def commerce_subscriptions(bind: Engine | Connection) -> list[CommerceSubscription]:
+    """SUBSCRIPTIONS as they are on a catalog converted to Adobe Commerce's layout (columns read from the database)."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(bind)
+    subs = []
+    for sub in SUBSCRIPTIONS:
+        columns = tuple(c["name"] for c in inspector.get_columns(sub.table.name))
+        id_column = COMMERCE_ROW_ID_COLUMNS.get(sub.table.name, sub.id_column)
+        row_of = schema.catalog_product_entity.name if sub.table.name in COMMERCE_ROW_ID_COLUMNS else None
+        subs.append(CommerceSubscription(sub.table.name, id_column, sub.changelogs, columns,
+                                         sub.ignored_update_columns, row_of))
+    return subs
+
+
+def create_commerce_changelog_triggers(bind: Engine | Connection) -> list[str]:
+    """create_changelog_triggers for a catalog in Adobe Commerce's layout."""
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            return create_commerce_changelog_triggers(conn)
+    return create_commerce_triggers(bind, commerce_subscriptions(bind))
