@@ -10,6 +10,7 @@ sys.path.insert(0, str(ROOT / "include"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import airflow_env  # noqa: E402
+import shop_sql  # noqa: E402
 
 airflow_env.configure()
 
@@ -24,10 +25,18 @@ def mariadb_url():
     drop_mariadb_database(url)
 
 
-@pytest.fixture
-def magento_fixture_url(mariadb_url):
-    """A fresh MariaDB database holding the real Magento 2.4.8 catalog, with its triggers."""
-    load_magento_fixture(mariadb_url)
+@pytest.fixture(params=[shop_sql.OPEN_SOURCE, shop_sql.COMMERCE])
+def magento_fixture_url(request, mariadb_url):
+    """A fresh MariaDB database holding the real Magento 2.4.8 catalog, with its triggers: as dumped (Magento
+    Open Source's layout), and derived into Adobe Commerce's content staging layout (tests/magento_layouts.py).
+    Every test on it runs on both, and writes the shop through shop_sql (SyncEnv.execute), once for both."""
+    if request.param == shop_sql.COMMERCE:
+        from magento_layouts import load_commerce_fixture
+
+        load_commerce_fixture(mariadb_url)
+    else:
+        load_magento_fixture(mariadb_url)
+    shop_sql.register(mariadb_url, request.param)
     return mariadb_url
 
 

@@ -11,9 +11,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+import shop_sql
 from catalog_sync import cli
 from catalog_sync.feed.feed_record import FeedRow, build_feed_rows
-from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader
+from catalog_sync.magento import layout
+from catalog_sync.magento.catalog_reader import CatalogContext, MagentoCatalogReader, read_only_engine
 from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.run_clock import parse_instant
 from catalog_sync.targets.files.replay import replay
@@ -99,18 +101,24 @@ class SyncEnv:
         return [line for line in self.sent or [] if line["feed"] == feed and (op is None or line["op"] == op)]
 
     def execute(self, *statements: str, params: dict | None = None) -> None:
+        """Run statements written for Open Source's tables, on the source's layout (shop_sql)."""
         engine = sa.create_engine(self.source_url)
         with engine.begin() as conn:
             for statement in statements:
-                conn.execute(sa.text(statement), params or {})
+                shop_sql.execute(conn, self.layout, statement, params)
         engine.dispose()
 
     def scalar(self, statement: str, params: dict | None = None) -> Any:
         engine = sa.create_engine(self.source_url)
         with engine.connect() as conn:
-            value = conn.execute(sa.text(statement), params or {}).scalar()
+            value = shop_sql.execute(conn, self.layout, statement, params).scalar()
         engine.dispose()
         return value
+
+    @property
+    def layout(self) -> str:
+        """The source's layout: shop_sql.OPEN_SOURCE or COMMERCE."""
+        return shop_sql.layout_of(self.source_url) if "://" in self.source_url else shop_sql.OPEN_SOURCE
 
     def target_state(self) -> State:
         return replay(self.target_url)
@@ -130,7 +138,9 @@ def expected_rows(source_url: str, instant: datetime | None = None) -> dict[tupl
 
 
 def _read(source_url: str, instant: datetime | None) -> tuple[CatalogContext, dict[tuple[str, str], FeedRow]]:
-    engine = sa.create_engine(source_url)
+    engine = read_only_engine(source_url)  # the shop's layout, detected (Adobe Commerce: the versions in force)
+    if instant is not None:
+        layout.read_at(engine, instant)
     reader = MagentoCatalogReader(engine)
     ctx = reader.load_context()
     feed: dict[tuple[str, str], FeedRow] = {}

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import orjson
 import pytest
-import sqlalchemy as sa
 
+import shop_sql
 from catalog_sync.feed.content_hash import content_hash
 from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import build_feed_rows, rows_to_arrow
+from catalog_sync.magento import layout
 from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
-from catalog_sync.magento.catalog_reader import MagentoCatalogReader
+from catalog_sync.magento.catalog_reader import MagentoCatalogReader, read_only_engine
 from catalog_sync.run_clock import parse_instant
 
 INSTANT = parse_instant("2026-12-01T02:30:00Z")  # 23:30 the day before in the fixture's America/Sao_Paulo
 
 
 def _both(url: str, chunk_size: int) -> tuple[dict, dict]:
-    engine = sa.create_engine(url)
+    engine = read_only_engine(url)  # the shop's layout: Open Source, or Adobe Commerce's versions in force
+    layout.read_at(engine, INSTANT)
     reader = MagentoCatalogReader(engine)
     ctx = reader.load_context()
     builder, queries = FeedBuilder(ctx, INSTANT), ArrowQueries(engine)
@@ -81,11 +83,7 @@ COMPOSITES = [
 
 @pytest.mark.mariadb
 def test_builders_agree_on_bundles_links_and_store_labels(magento_fixture_url):
-    engine = sa.create_engine(magento_fixture_url)
-    with engine.begin() as conn:
-        for statement in COMPOSITES:
-            conn.exec_driver_sql(statement)
-    engine.dispose()
+    shop_sql.run(magento_fixture_url, *COMPOSITES)
 
     fast, reference = _both(magento_fixture_url, chunk_size=7)  # bundles and their products in other chunks
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from catalog_sync import cli
 from catalog_sync.magento import schema
+from services import load_magento_fixture
 from sync_helpers import SyncEnv
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -68,11 +69,12 @@ def test_a_core_table_the_user_may_not_read_stops_the_run_and_is_named(reader_us
 
 
 @pytest.mark.mariadb
-def test_a_half_migrated_adobe_commerce_layout_is_refused_naming_what_it_lacks(magento_fixture_url, tmp_path, capsys):
+def test_a_half_migrated_adobe_commerce_layout_is_refused_naming_what_it_lacks(mariadb_url, tmp_path, capsys):
     # Adobe Commerce's content staging keys catalog_product_entity by row_id (one row per version of a
     # product, created_in/updated_in); Open Source by entity_id. The row_id alone makes it Adobe Commerce's
     # layout: without the rest of that layout the run stops before it reads anything.
-    env = SyncEnv(magento_fixture_url, tmp_path / "target", tmp_path / "state")
+    load_magento_fixture(mariadb_url)  # Open Source's layout, then only its row_id of Adobe Commerce's
+    env = SyncEnv(mariadb_url, tmp_path / "target", tmp_path / "state")
     env.execute("ALTER TABLE catalog_product_entity ADD COLUMN row_id INT UNSIGNED NULL")
     capsys.readouterr()
 

@@ -362,14 +362,15 @@ class MagentoCatalogReader:
         core = [t for t in denied if t not in m.OPTIONAL_TABLES]
         if core:
             raise ConfigurationError(
-                f"the database user of {redact_url(str(self.engine.url))} may not SELECT from {', '.join(core)}: "
+                f"the database user of {redact_url(str(self.engine.url))} may not SELECT from "
+                f"{', '.join(shop.name(t) for t in core)}: "
                 "grant SELECT on each (README, 'Database grants'); without them the sync would read the shop as if "
                 "those tables were empty")
         if denied:
             log.warning(
                 "source: the database user may not read %s: MySQL answers so for a table the shop does not have too, "
                 "so the sync reads the shop as if it had none of them; grant SELECT on those it has (README, "
-                "'Database grants')", ", ".join(denied))
+                "'Database grants')", ", ".join(shop.name(t) for t in denied))
 
     def unreadable_tables(self) -> list[str]:
         """The tables the sync reads (schema.read_tables, and MSI's stock indexes) that the database user may not
@@ -382,7 +383,7 @@ class MagentoCatalogReader:
             for name in names:
                 try:
                     with conn.begin_nested() if conn.dialect.name == "postgresql" else contextlib.nullcontext():
-                        conn.execute(sa.select(sa.literal(1)).select_from(sa.table(name)).where(sa.false()))
+                        conn.execute(sa.select(sa.literal(1)).select_from(layout.physical(conn, name)).where(sa.false()))
                 except sa.exc.DBAPIError as exc:
                     if _permission_denied(exc):
                         denied.append(name)

@@ -177,11 +177,16 @@ def _set(engine: sa.Engine, found: SourceLayout) -> None:
         engine.update_execution_options(compiled_cache=None)
 
 
+def physical(bind: sa.Engine | sa.Connection, name: str, *columns: str) -> TableClause:
+    """The shop's table as it is (prefixed, every version of every row), not as the queries read it."""
+    table = sa.table(of(bind).name(name), *(sa.column(c) for c in columns))
+    table.catalog_sync_physical = True  # rendered as named
+    return table
+
+
 def all_versions(bind: sa.Engine | sa.Connection, entity: str) -> TableClause:
     """Every version of a versioned entity (Adobe Commerce): its row_id, entity_id, created_in and updated_in."""
-    table = sa.table(of(bind).name(entity), *(sa.column(c) for c in ("row_id", "entity_id", "created_in", "updated_in")))
-    table.catalog_sync_physical = True  # rendered as named: every version, not the one in force
-    return table
+    return physical(bind, entity, "row_id", "entity_id", "created_in", "updated_in")
 
 
 @compiles(sa.Table)
