@@ -136,7 +136,8 @@ def _worker_generate(cfg: dict) -> dict:
     from catalog_sync.demo.generator import generate_demo_catalog
 
     imported = time.perf_counter()
-    summary = generate_demo_catalog(cfg["db_url"], cfg["products"], cfg["store_views"], cfg["seed"])
+    summary = generate_demo_catalog(cfg["db_url"], cfg["products"], cfg["store_views"], cfg["seed"],
+                                    **({"edition": cfg["edition"]} if cfg.get("edition", "open_source") != "open_source" else {}))
     return {
         "seconds": time.perf_counter() - imported,
         "import_s": imported - started,
@@ -487,10 +488,11 @@ def _code_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path) -> tuple[Path, dict]:
+def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path, edition: str = "open_source") -> tuple[Path, dict]:
     """The cached demo catalog for these parameters; generated (and timed) on a cache miss."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    key = f"catalog-p{products}-v{store_views}-seed{seed}-{_code_hash()}"
+    layout = "" if edition == "open_source" else f"-{edition}"
+    key = f"catalog-p{products}-v{store_views}-seed{seed}{layout}-{_code_hash()}"
     db, meta_path = CACHE / f"{key}.sqlite", CACHE / f"{key}.json"
     if db.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -501,7 +503,7 @@ def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path) -> tup
         leftover.unlink()
     print(f"[bench] demo catalog: generating {products:,} products x {store_views} store views (seed {seed}) ...", flush=True)
     result = _run_worker("generate", {"db_url": f"sqlite:///{partial}", "products": products,
-                                      "store_views": store_views, "seed": seed}, tmp, "generate")
+                                      "store_views": store_views, "seed": seed, "edition": edition}, tmp, "generate")
     for suffix in ("-wal", "-shm"):  # the generator's engine is disposed: the WAL is checkpointed
         side = Path(f"{partial}{suffix}")
         if side.exists() and side.stat().st_size == 0:
@@ -510,7 +512,7 @@ def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path) -> tup
         with sqlite3.connect(partial) as con:
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     os.replace(partial, db)
-    for stale in CACHE.glob(f"catalog-p{products}-v{store_views}-seed{seed}-*"):  # older generator code
+    for stale in CACHE.glob(f"catalog-p{products}-v{store_views}-seed{seed}{layout}-*"):  # older generator code
         if not stale.name.startswith(key):
             stale.unlink()
     meta = {
@@ -541,9 +543,11 @@ def copy_catalog(cached: Path, dest: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def apply_change(db: Path, share: float) -> dict:
-    """Rename every Nth product (store 0) through SQL, so the SQLite triggers fill the changelogs."""
+def apply_change(db: Path, share: float, edition: str = "open_source") -> dict:
+    """Rename every Nth product (store 0) through SQL, so the SQLite triggers fill the changelogs. On Adobe
+    Commerce's layout the value rows are keyed by row_id, which the generated shop has equal to entity_id."""
     step = max(1, round(1 / share))
+    key = "row_id" if edition == "commerce" else "entity_id"
     con = sqlite3.connect(db)
     try:
         changelogs = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_cl' ESCAPE '\\'")]
@@ -552,7 +556,7 @@ def apply_change(db: Path, share: float) -> dict:
         with con:
             cur = con.execute(
                 "UPDATE catalog_product_entity_varchar SET value = value || ' (bench edit)' "
-                "WHERE attribute_id = ? AND store_id = 0 AND entity_id % ? = 0",
+                f"WHERE attribute_id = ? AND store_id = 0 AND {key} % ? = 0",
                 (NAME_ATTRIBUTE_ID, step),
             )
             changed = cur.rowcount
@@ -840,6 +844,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--change-share", type=float, default=0.01,
                         help="share of products renamed before the incremental sync (default 0.01: every 100th)")
     parser.add_argument("--seed", type=int, default=42, help="demo catalog seed (default 42)")
+    parser.add_argument("--edition", choices=("open_source", "commerce"), default="open_source",
+                        help="the demo catalog's database layout: Magento Open Source's (default) or Adobe Commerce's "
+                             "content staging (row_id versions)")
     parser.add_argument("--chunk-size", type=int, default=None, help="products per extract chunk (default: the engine's)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the diff-vs-join measurement; best is kept (default 3)")
     engine = parser.add_mutually_exclusive_group()
@@ -874,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         GENERATOR_ROOT = ENGINE_ROOT if args.catalog_generator == "engine" else DEFAULT_ENGINE_ROOT
         engine = engine_facts(args.rev, rev_commit)
         print(f"[bench] engine: {ENGINE_ROOT}" + (f" (git {rev_commit[:10]})" if rev_commit else ""), flush=True)
-        cached_db, generation = ensure_catalog(args.products, args.store_views, args.seed, tmp)
+        cached_db, generation = ensure_catalog(args.products, args.store_views, args.seed, tmp, args.edition)
         source = tmp / "source.sqlite"
         copy_catalog(cached_db, source)  # the runs change the catalog; the cached copy stays pristine
         load_at_start = os.getloadavg()
@@ -898,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
         cli = run_cli_full(source_url, tmp, args.chunk_size)
         print(f"[bench] CLI: {cli['process_wall_s']:.2f}s wall, peak RSS {_mib(cli['ru_maxrss_kb'])}", flush=True)
 
-        change = apply_change(source, args.change_share)
+        change = apply_change(source, args.change_share, args.edition)
         print(f"[bench] changed {change['products_changed']:,} product names "
               f"(changelog rows: {change['changelog_rows_added']})", flush=True)
         incremental = drive("incremental")
@@ -935,7 +942,8 @@ def main(argv: list[str] | None = None) -> int:
             "started_at": started_at.isoformat(timespec="seconds"),
             "result_file": result_file,
             "parameters": {"products": args.products, "store_views": args.store_views, "change_share": args.change_share,
-                           "seed": args.seed, "chunk_size": args.chunk_size, "reps": args.reps},
+                           "seed": args.seed, "chunk_size": args.chunk_size, "reps": args.reps,
+                           "edition": args.edition},
             "environment": passed_env(),
             "machine": {**machine_facts(), "loadavg_1_5_15_at_start": load_at_start, "loadavg_1_5_15_at_end": os.getloadavg()},
             "engine": {**engine, "source_hash_at_end": engine_hash(), "changed_during_run": engine_changed},
