@@ -55,7 +55,7 @@ ENGINE_ROOT = DEFAULT_ENGINE_ROOT  # the folder holding the catalog_sync package
 # engine measured (--rev) syncs the same catalog; --catalog-generator engine uses the measured one's.
 GENERATOR_ROOT = DEFAULT_ENGINE_ROOT
 # Files whose changes make a cached catalog stale.
-GENERATOR_SOURCES = ("demo/generator.py", "demo/triggers.py", "magento/schema.py")
+GENERATOR_SOURCES = ("demo/generator.py", "demo/triggers.py", "demo/commerce_layout.py", "magento/schema.py")
 
 NAME_ATTRIBUTE_ID = 73  # catalog_product name (eav_attribute), a varchar attribute
 STAGES = ("plan", "extract", "diff", "export_catalog", "export", "commit", "report")
