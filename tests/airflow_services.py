@@ -22,6 +22,7 @@ from urllib.parse import quote
 import requests
 import sqlalchemy as sa
 
+import shop_sql
 from services import POSTGRES_HOST, POSTGRES_PORT
 from sync_helpers import PINNED_NOW  # every run of the services is judged at this instant
 
@@ -81,10 +82,11 @@ def drop_postgres_database(url: str) -> None:
 
 
 def run_sql(url: str, *statements: str) -> None:
+    """Statements written for Open Source's tables, run in the database's layout (shop_sql)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         for statement in statements:
-            conn.execute(sa.text(statement))
+            shop_sql.execute(conn, shop_sql.layout_of(url), statement)
     engine.dispose()
 
 

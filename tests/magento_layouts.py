@@ -17,12 +17,13 @@ from catalog_sync.demo.commerce_layout import MAX_VERSION, PRODUCT, derive_comme
 from services import FIXTURE_SQL, MARIADB_HOST, MARIADB_PORT, load_magento_fixture, unavailable
 
 # The scheduled product: a simple product of the fixture with a gallery image and no links or tier prices.
-SCHEDULED_ENTITY_ID = 11
-SCHEDULED_SKU = "Relógio Analógico Clássico"
-ORIGINAL_NAME = "Relógio Analógico Clássico"
-ORIGINAL_PRICE = "466.000000"
+# No test writes it by id: shop_sql's writes edit row_id = entity_id, the version in force only before the update.
+SCHEDULED_ENTITY_ID = 15
+SCHEDULED_SKU = "Chapéu Fedora Feminino"
+ORIGINAL_NAME = "Chapéu Fedora Feminino"
+ORIGINAL_PRICE = "778.000000"
 PROMO_NAME = ORIGINAL_NAME + " (Promo)"
-PROMO_PRICE = "399.000000"
+PROMO_PRICE = "699.000000"
 # A temporary update: staging_update ids are the start times (UNIX seconds); its end is a rollback update.
 UPDATE_START = 1770897600  # 2026-02-12T12:00:00Z
 UPDATE_END = 1771502400  # 2026-02-19T12:00:00Z
