@@ -60,6 +60,9 @@ export AIRFLOW__API__PORT="$PORT"
 # instead of 32 (the default parallelism) on a small machine.
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+# Every part shares the cores here: a worker's 5 s default wait for the execution API
+# can pass while the API server is busy, and the task is retried before it begins.
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}"
 if [ "$PORT" != 8080 ]; then
     # Tasks reach the execution API through the base URL (default localhost:8080).
     export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://localhost:$PORT}"

@@ -445,6 +445,7 @@ def service_env(home: Path, api_port: int, metadata_url: str, status_url: str, s
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # the test unpauses them through the API
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",  # a 2-core machine
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",  # as run_demo.sh: the cores are shared
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": async_metadata_url(metadata_url),

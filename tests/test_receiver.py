@@ -487,18 +487,30 @@ def test_answer_next_answers_the_next_requests_with_the_queued_statuses():
     assert c.post("/_receiver/faults", json={"answer_next": [200]}).status_code == 400  # only errors can be queued
 
 
-def test_a_late_sku_request_gets_no_answer_and_is_applied_later(live_receiver):
-    base = live_receiver(late_skus={"slow"}, late_apply_s=0.5)
+def test_a_late_sku_request_gets_no_answer_and_is_applied_when_released(live_receiver):
+    base = live_receiver(late_skus={"slow"}, late_apply_s=None)
     with pytest.raises(requests.ConnectionError):
         requests.post(f"{base}/acme/v1/catalog/products", json=[product("slow", name="old")], timeout=5)
-    assert requests.get(f"{base}/_receiver/products", timeout=5).json() == {}  # not applied yet
+    assert requests.get(f"{base}/_receiver/products", timeout=5).json() == {}  # held, not applied
     # The SKU left the list: the next request is answered, and applied at once.
     r = requests.post(f"{base}/acme/v1/catalog/products", json=[product("slow", name="new")], timeout=5)
     assert r.json() == {"status": "ACCEPTED", "acceptedCount": 1}
+    assert requests.get(f"{base}/_receiver/products", timeout=5).json()["slow|en-US"]["name"] == "new"
+    # Released: the late one lands after it, and the receiver holds the old body.
+    assert requests.post(f"{base}/_receiver/late/apply", timeout=5).json() == {"applied": 1}
+    assert requests.get(f"{base}/_receiver/products", timeout=5).json()["slow|en-US"]["name"] == "old"
+    assert requests.post(f"{base}/_receiver/late/apply", timeout=5).json() == {"applied": 0}
+    assert requests.get(f"{base}/_receiver/stats", timeout=5).json()["faults"]["late_applied"] == 1
+    assert requests.get(f"{base}/_receiver/faults", timeout=5).json()["late_skus"] == []
+
+
+def test_a_late_sku_request_with_a_delay_is_applied_by_itself(live_receiver):
+    base = live_receiver(late_skus={"slow"}, late_apply_s=0.2)
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{base}/acme/v1/catalog/products", json=[product("slow", name="old")], timeout=5)
     deadline = time.monotonic() + 10
-    while requests.get(f"{base}/_receiver/stats", timeout=5).json()["items"].get("products", {}).get("upsert", 0) < 2:
+    while requests.get(f"{base}/_receiver/stats", timeout=5).json()["faults"]["late_applied"] < 1:
         assert time.monotonic() < deadline, "the late request was never applied"
         time.sleep(0.05)
-    # ... and the late one landed after it: the receiver holds the old body.
     assert requests.get(f"{base}/_receiver/products", timeout=5).json()["slow|en-US"]["name"] == "old"
     assert requests.get(f"{base}/_receiver/faults", timeout=5).json()["late_skus"] == []

@@ -30,7 +30,7 @@ unknown Content-Encoding, 500/502/503 for injected faults.
 Faults (ReceiverOptions, changeable at runtime with POST /_receiver/faults) only
 apply to the contract endpoints, never to /_receiver/. Per request, in order:
 answer_next (queued statuses), latency, drop, 429, 5xx, then auth, parsing,
-late_skus (no answer, applied later), validation, reject_skus. The random
+late_skus (no answer, applied later or when POST /_receiver/late/apply says), validation, reject_skus. The random
 draws come from one `random.Random(seed)`: three draws per contract request, so
 the same seed and request sequence give the same faults.
 
@@ -53,7 +53,7 @@ import threading
 import zlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 from fastapi import FastAPI, Request
@@ -124,8 +124,9 @@ class ReceiverOptions:
     answer_next: tuple[int, ...] = ()
     # The first request holding one of these SKUs gets no answer (the connection closes), and is
     # applied `late_apply_s` later: a gateway that timed out while the backend still works.
+    # None holds it until POST /_receiver/late/apply, so a test orders the late write itself.
     late_skus: frozenset[str] = field(default_factory=frozenset)
-    late_apply_s: float = 2.0
+    late_apply_s: float | None = 2.0
     seed: int | None = None  # seed of the fault draws (None: random)
     ims: ImsSettings | None = None  # set: serve POST /ims/token/v3 and accept the tokens it issues
 
@@ -163,6 +164,8 @@ def check_fault_values(values: dict[str, Any]) -> None:
                 raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
     for name in ("latency_s", "late_apply_s"):
         value = values.get(name, 0)
+        if name == "late_apply_s" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     statuses = values.get("answer_next", ())
@@ -239,6 +242,7 @@ class ReceiverState:
         self.faults = {name: getattr(options, name) for name in FAULT_FIELDS}
         self.ims = TokenIssuer(options.ims) if options.ims else None
         self._rng = random.Random(options.seed)
+        self.held_late: list[Callable[[], None]] = []  # late requests waiting for POST /_receiver/late/apply
 
     def fault_settings(self) -> dict[str, Any]:
         with self._lock:
@@ -459,7 +463,10 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
                     process(path, kind, operation, body, settings)
                     state.stats.fault("late_applied")
 
-                asyncio.get_running_loop().call_later(settings["late_apply_s"], apply_late)
+                if settings["late_apply_s"] is None:
+                    state.held_late.append(apply_late)
+                else:
+                    asyncio.get_running_loop().call_later(settings["late_apply_s"], apply_late)
                 return await _drop_connection(request)
             else:
                 # In the event loop's own thread: handing each batch to a worker thread cost more CPU
@@ -510,6 +517,13 @@ def create_app(options: ReceiverOptions | None = None) -> FastAPI:
         state.store.reset()
         state.stats.reset()
         return {"status": "reset", "stored": state.store.counts()}
+
+    @app.post("/_receiver/late/apply")
+    async def apply_held_late() -> dict[str, int]:
+        held, state.held_late = state.held_late, []
+        for apply_late in held:
+            apply_late()
+        return {"applied": len(held)}
 
     @app.get("/_receiver/faults")
     async def get_faults() -> dict[str, Any]:
