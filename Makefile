@@ -3,7 +3,8 @@
 #
 #   make run           Airflow standalone with the demo (scripts/run_demo.sh)
 #   make test          the test suite (scripts/test.sh); extra args: make test ARGS="-k diff"
-#   make bench         the benchmark (benchmarks/bench_sync.py); extra args: ARGS="..."
+#   make bench         the benchmark (benchmarks/bench_sync.py); extra args: ARGS="...",
+#                      e.g. ARGS="--profile large" (Magento's toolkit profile, to the reference receiver)
 #   make bench-extract the extraction benchmark on MariaDB (benchmarks/bench_extract.py)
 #   make bench-export  the export benchmark against the reference receiver (benchmarks/bench_export.py)
 #   make bench-ui      the plugin page's queries on 1,000,000 synced items (benchmarks/bench_ui_queries.py)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Catalog Sync benchmark: a full sync, then a 1% incremental sync, of a generated demo catalog.
+"""Catalog Sync benchmark: a full sync, a full reconcile, and incremental syncs of a generated demo catalog.
 
-    make bench                                   # 100,000 products x 2 store views
+    make bench                                   # 100,000 products x 2 store views, file target
     make bench ARGS="--products 5000"            # a quick run
+    make bench ARGS="--profile large"            # Magento's performance-toolkit profile: 300,000 x 5, receiver target
     .venv/bin/python benchmarks/bench_sync.py --help
 
 Steps (see benchmarks/README.md for what each number means):
@@ -14,11 +15,16 @@ Steps (see benchmarks/README.md for what each number means):
     wrapped in timers. The process reports its own peak RSS (getrusage RUSAGE_SELF) at exit.
  3. The real CLI (`python -m catalog_sync sync ...`) once, for the same full sync into a separate
     state folder and target, to show the CLI's end-to-end time matches the driver's.
- 4. A 1% change through SQL (the names of every 100th product, store 0), so Magento's changelog
-    triggers record it; then the incremental sync, in its own process, like step 2.
- 5. Diff vs a bare DuckDB join of the same Parquet inputs, best of N each, in one process:
-    a full reconcile (the full extract against the committed snapshot) and the incremental diff.
- 6. Results: benchmarks/results/bench_sync-<YYYYmmdd-HHMMSS>.json and benchmarks/results/latest.md.
+ 4. A full reconcile (`sync --full`) with nothing changed, in its own process, like step 2.
+ 5. Changes through SQL (product names, store 0: a share of the products, or exact counts with --changes),
+    so Magento's changelog triggers record them; after each, an incremental sync in its own process.
+ 6. Diff vs a bare DuckDB join of the same Parquet inputs, best of N each, in a process of its own
+    right after the run whose inputs it diffs: the full reconcile's and each incremental's.
+ 7. Results: benchmarks/results/bench_sync-<YYYYmmdd-HHMMSS>.json and benchmarks/results/latest.md.
+
+Targets (--target): `file` (JSONL files) or `receiver`, the bundled reference receiver
+(`python -m catalog_sync receiver --no-validate`) in its own process on this machine, the client-side
+rate limit lifted (CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE=0); its CPU during each run is reported.
 
 This file is also its own worker: `bench_sync.py _worker KIND CONFIG.json OUT.json` runs one
 measured step in a fresh process. Only the standard library is imported at the top, so the
@@ -58,6 +64,11 @@ GENERATOR_ROOT = DEFAULT_ENGINE_ROOT
 GENERATOR_SOURCES = ("demo/generator.py", "demo/triggers.py", "demo/commerce_layout.py", "magento/schema.py")
 
 NAME_ATTRIBUTE_ID = 73  # catalog_product name (eav_attribute), a varchar attribute
+# Magento's performance-toolkit profiles (setup/performance-toolkit/profiles/ce/<name>.xml): simple_products
+# x store_views, with websites = store groups = store views (the demo generator's own_websites layout).
+PROFILES = {"medium": (24_000, 3), "large": (300_000, 5), "extra_large": (600_000, 5)}
+PROFILE_CHANGES = (3000, 300)  # products renamed before each incremental sync, the same at every profile
+RECEIVER_TOKEN = "bench"
 STAGES = ("plan", "extract", "diff", "export_catalog", "export", "commit", "report")
 
 # The CLI exactly as `python -m catalog_sync` runs it, plus its own peak RSS written at exit.
@@ -136,8 +147,11 @@ def _worker_generate(cfg: dict) -> dict:
     from catalog_sync.demo.generator import generate_demo_catalog
 
     imported = time.perf_counter()
-    summary = generate_demo_catalog(cfg["db_url"], cfg["products"], cfg["store_views"], cfg["seed"],
-                                    **({"edition": cfg["edition"]} if cfg.get("edition", "open_source") != "open_source" else {}))
+    # Only the options asked for reach the generator, so older generators (--catalog-generator engine) still run.
+    options = {"edition": cfg["edition"]} if cfg.get("edition", "open_source") != "open_source" else {}
+    if cfg.get("own_websites"):
+        options["own_websites"] = True
+    summary = generate_demo_catalog(cfg["db_url"], cfg["products"], cfg["store_views"], cfg["seed"], **options)
     return {
         "seconds": time.perf_counter() - imported,
         "import_s": imported - started,
@@ -372,14 +386,6 @@ def _snapshot_items(run: dict) -> int:
     return sum(c["items"] for c in commit["feeds"].values()) if "feeds" in commit else commit["items"]
 
 
-def _diff_counts(full: dict, inc: dict) -> dict[str, tuple[dict, dict]]:
-    """The diff's counts per feed (" (products)" ...), or the one count of engines before feeds ("")."""
-    f, i = full["counts"]["diff"], inc["counts"]["diff"]
-    if "feeds" not in f:
-        return {"": (f, i)}
-    return {f" ({name})": (f["feeds"][name], i["feeds"].get(name, {})) for name in f["feeds"]}
-
-
 def _diff_inputs(kept: Path, state: Path, plan: dict, scoped: bool) -> dict:
     """The inputs of one diff case, from a run's kept staging folder and the plan it ran with."""
     if "base_feeds" in plan:  # feeds: the products feed
@@ -445,25 +451,101 @@ def _children_cpu_s() -> float:
 
 
 class Noise:
-    """How much CPU other processes used while a measured process ran: the machine's busy time minus the child's."""
+    """How much CPU other processes used while a measured process ran: the machine's busy time minus the child's
+    (and minus the receiver's, a measured process too, when `peer_cpu_s` reads its CPU time)."""
+
+    def __init__(self, peer_cpu_s=None):
+        self.peer_cpu_s = peer_cpu_s
+        self.peer_delta_s = None
 
     def __enter__(self) -> "Noise":
         self.busy, self.child = _system_busy_s(), _children_cpu_s()
+        self.peer = self.peer_cpu_s() if self.peer_cpu_s else None
         return self
 
     def __exit__(self, *exc) -> None:
         busy = _system_busy_s()
         self.child_cpu_s = _children_cpu_s() - self.child
-        self.other_cpu_s = None if busy is None or self.busy is None else max(0.0, busy - self.busy - self.child_cpu_s)
+        if self.peer_cpu_s:
+            self.peer_delta_s = self.peer_cpu_s() - self.peer
+        measured = self.child_cpu_s + (self.peer_delta_s or 0.0)
+        self.other_cpu_s = None if busy is None or self.busy is None else max(0.0, busy - self.busy - measured)
 
 
-def _run_worker(kind: str, config: dict, tmp: Path, label: str) -> dict:
+class Receiver:
+    """The bundled reference receiver (the working tree's, whatever engine is measured), schema validation off,
+    in its own process on this machine; its CPU time from /proc."""
+
+    def __init__(self, tmp: Path):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.db, self.log = tmp / "receiver.db", tmp / "receiver.log"
+        self.url = f"http://127.0.0.1:{self.port}/bench"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "catalog_sync", "receiver", "--port", str(self.port), "--db", str(self.db),
+                 "--no-validate", "--token", RECEIVER_TOKEN, "--log-level", "warning"],
+                env=_child_env(DEFAULT_ENGINE_ROOT), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        for _ in range(300):
+            try:
+                self._get("health")
+                break
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        else:
+            self.stop()
+            raise BenchFailed(f"the receiver did not answer\nits log: {self.log}")
+        if self.proc.poll() is not None:
+            raise BenchFailed(f"the receiver exited {self.proc.returncode}\nits log: {self.log}")
+        self.startup_cpu_s = self.cpu_s()
+
+    def _get(self, what: str) -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_receiver/{what}", timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def requests(self) -> int:
+        """Requests the receiver answered so far, every route."""
+        return sum(sum(by_status.values()) for by_status in self._get("stats")["requests"].values())
+
+    def stats(self) -> dict:
+        return self._get("stats")
+
+    def cpu_s(self) -> float:
+        """user + system CPU time of the receiver process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def env(self, rpm: int) -> dict[str, str]:
+        """What the syncing process needs to send to it: the token, and the client-side rate limit (0: none)."""
+        return {"CATALOG_SYNC_TARGET_TOKEN": RECEIVER_TOKEN, "CATALOG_SYNC_MAX_REQUESTS_PER_MINUTE": str(rpm)}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _run_worker(kind: str, config: dict, tmp: Path, label: str, receiver: Receiver | None = None,
+                env: dict[str, str] | None = None) -> dict:
+    """One worker in a fresh process. With `receiver`, its CPU time and requests during the run are recorded too."""
     cfg_path, out_path, err_path = tmp / f"{label}.config.json", tmp / f"{label}.out.json", tmp / f"{label}.stderr.log"
     cfg_path.write_text(json.dumps(config, indent=2))
+    requests_before = receiver.requests() if receiver else None
     started = time.perf_counter()
-    with open(err_path, "wb") as err, Noise() as noise:
+    with open(err_path, "wb") as err, Noise(receiver.cpu_s if receiver else None) as noise:
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_worker", kind, str(cfg_path), str(out_path)],
-                              env=_child_env(GENERATOR_ROOT if kind == "generate" else None), stdout=err,
+                              env={**_child_env(GENERATOR_ROOT if kind == "generate" else None), **(env or {})}, stdout=err,
                               stderr=subprocess.STDOUT, cwd=REPO)
     wall = time.perf_counter() - started
     result = json.loads(out_path.read_text()) if out_path.exists() else {}
@@ -473,6 +555,8 @@ def _run_worker(kind: str, config: dict, tmp: Path, label: str) -> dict:
         detail = f" in {failed_stage}: {result['error']}" if result.get("error") else f" (exit {proc.returncode})"
         raise BenchFailed(f"the {label} run failed{detail}\nits log: {err_path}")
     result.update(process_wall_s=wall, process_cpu_s=noise.child_cpu_s, other_processes_cpu_s=noise.other_cpu_s)
+    if receiver:
+        result.update(receiver_cpu_s=noise.peer_delta_s, receiver_requests=receiver.requests() - requests_before)
     return result
 
 
@@ -488,11 +572,20 @@ def _code_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path, edition: str = "open_source") -> tuple[Path, dict]:
+def _catalog_key_prefix(products: int, store_views: int, seed: int, edition: str, own_websites: bool) -> str:
+    """The cache key without the generator's hash. The own-websites layout is marked before `-v`, so that
+    globs for the default layout (`catalog-p<N>-v2-*`, bench_export.py's) never match it."""
+    sites = "-ownsites" if own_websites else ""
+    layout = "" if edition == "open_source" else f"-{edition}"
+    return f"catalog-p{products}{sites}-v{store_views}-seed{seed}{layout}"
+
+
+def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path, edition: str = "open_source",
+                   own_websites: bool = False) -> tuple[Path, dict]:
     """The cached demo catalog for these parameters; generated (and timed) on a cache miss."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    layout = "" if edition == "open_source" else f"-{edition}"
-    key = f"catalog-p{products}-v{store_views}-seed{seed}{layout}-{_code_hash()}"
+    prefix = _catalog_key_prefix(products, store_views, seed, edition, own_websites)
+    key = f"{prefix}-{_code_hash()}"
     db, meta_path = CACHE / f"{key}.sqlite", CACHE / f"{key}.json"
     if db.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -501,9 +594,11 @@ def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path, editio
     partial = CACHE / f"{key}.partial.sqlite"
     for leftover in CACHE.glob(f"{key}.partial.sqlite*"):
         leftover.unlink()
-    print(f"[bench] demo catalog: generating {products:,} products x {store_views} store views (seed {seed}) ...", flush=True)
+    print(f"[bench] demo catalog: generating {products:,} products x {store_views} store views (seed {seed}"
+          f"{', each view on its own website' if own_websites else ''}) ...", flush=True)
     result = _run_worker("generate", {"db_url": f"sqlite:///{partial}", "products": products,
-                                      "store_views": store_views, "seed": seed, "edition": edition}, tmp, "generate")
+                                      "store_views": store_views, "seed": seed, "edition": edition,
+                                      "own_websites": own_websites}, tmp, "generate")
     for suffix in ("-wal", "-shm"):  # the generator's engine is disposed: the WAL is checkpointed
         side = Path(f"{partial}{suffix}")
         if side.exists() and side.stat().st_size == 0:
@@ -512,8 +607,9 @@ def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path, editio
         with sqlite3.connect(partial) as con:
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     os.replace(partial, db)
-    for stale in CACHE.glob(f"catalog-p{products}-v{store_views}-seed{seed}{layout}-*"):  # older generator code
-        if not stale.name.startswith(key):
+    stale_name = re.compile(re.escape(prefix) + r"-[0-9a-f]{12}\.(sqlite|json)(-wal|-shm)?")
+    for stale in CACHE.glob(f"{prefix}-*"):  # older generator code (the same layout only)
+        if stale_name.fullmatch(stale.name) and not stale.name.startswith(key):
             stale.unlink()
     meta = {
         "seconds": result["seconds"],
@@ -523,6 +619,7 @@ def ensure_catalog(products: int, store_views: int, seed: int, tmp: Path, editio
         "db_bytes": db.stat().st_size,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "key": key,
+        "own_websites": own_websites,
     }
     meta_path.write_text(json.dumps(meta, indent=2))
     print(f"[bench] demo catalog: generated in {meta['seconds']:.1f}s, {meta['db_bytes'] / 2**20:.0f} MiB")
@@ -543,31 +640,48 @@ def copy_catalog(cached: Path, dest: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def apply_change(db: Path, share: float, edition: str = "open_source") -> dict:
-    """Rename every Nth product (store 0) through SQL, so the SQLite triggers fill the changelogs. On Adobe
-    Commerce's layout the value rows are keyed by row_id, which the generated shop has equal to entity_id."""
-    step = max(1, round(1 / share))
+def apply_change(db: Path, share: float | None, edition: str = "open_source", count: int | None = None,
+                 offset: int = 0) -> dict:
+    """Rename products (store 0) through SQL, so the SQLite triggers fill the changelogs: every Nth (`share`), or
+    exactly `count` of them, spread over the catalog (every (products // count)th, from `offset`, so that the
+    changes of a run differ). On Adobe Commerce's layout the value rows are keyed by row_id, which the generated
+    shop has equal to entity_id."""
     key = "row_id" if edition == "commerce" else "entity_id"
     con = sqlite3.connect(db)
     try:
+        products = con.execute("SELECT count(*) FROM catalog_product_entity").fetchone()[0]
+        step = max(1, round(1 / share)) if count is None else max(1, products // count)
+        rest = offset % step
         changelogs = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_cl' ESCAPE '\\'")]
         before = {cl: con.execute(f'SELECT count(*) FROM "{cl}"').fetchone()[0] for cl in changelogs}
         started = time.perf_counter()
         with con:
-            cur = con.execute(
-                "UPDATE catalog_product_entity_varchar SET value = value || ' (bench edit)' "
-                f"WHERE attribute_id = ? AND store_id = 0 AND {key} % ? = 0",
-                (NAME_ATTRIBUTE_ID, step),
-            )
+            if count is None:
+                cur = con.execute(
+                    "UPDATE catalog_product_entity_varchar SET value = value || ' (bench edit)' "
+                    f"WHERE attribute_id = ? AND store_id = 0 AND {key} % ? = 0",
+                    (NAME_ATTRIBUTE_ID, step),
+                )
+            else:
+                cur = con.execute(
+                    "UPDATE catalog_product_entity_varchar SET value = value || ' (bench edit)' "
+                    f"WHERE attribute_id = ? AND store_id = 0 AND {key} IN ("
+                    "SELECT entity_id FROM catalog_product_entity WHERE entity_id % ? = ? ORDER BY entity_id LIMIT ?)",
+                    (NAME_ATTRIBUTE_ID, step, rest, count),
+                )
             changed = cur.rowcount
         seconds = time.perf_counter() - started
         after = {cl: con.execute(f'SELECT count(*) FROM "{cl}"').fetchone()[0] for cl in changelogs}
-        products = con.execute("SELECT count(*) FROM catalog_product_entity").fetchone()[0]
     finally:
         con.close()
+    if count is not None and changed != count:
+        raise BenchFailed(f"the change renamed {changed:,} products, not {count:,}")
+    what = (f"every product with entity_id % {step} = 0" if count is None else
+            f"the first {count:,} products with entity_id % {step} = {rest}")
     return {
-        "what": f"name (attribute_id {NAME_ATTRIBUTE_ID}, store 0) of every product with entity_id % {step} = 0",
+        "what": f"name (attribute_id {NAME_ATTRIBUTE_ID}, store 0) of {what}",
         "step": step,
+        "requested_count": count,
         "products_changed": changed,
         "share_of_products": changed / products if products else 0,
         "changelog_rows_added": {cl: after[cl] - before[cl] for cl in changelogs if after[cl] != before[cl]},
@@ -704,29 +818,51 @@ def _ms(value: float) -> str:
     return f"{value * 1000:,.0f} ms" if value >= 0.1 else f"{value * 1000:,.1f} ms"
 
 
+def _us(value: float | None) -> str:
+    return "" if value is None else f"{value:,.1f} µs"
+
+
+def _int(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _feed_counts(run: dict) -> dict[str, dict]:
+    """The diff's counts per feed (" (products)" ...), or the one count of engines before feeds ("")."""
+    d = run["counts"]["diff"]
+    return {f" ({name})": counts for name, counts in d["feeds"].items()} if "feeds" in d else {"": d}
+
+
+def _describe_engine(e: dict) -> str:
+    if e.get("rev_commit"):
+        return f"the engine as committed at git {e['rev_commit'][:10]} (`--rev {e['rev']}`)"
+    if e["path"] == str(DEFAULT_ENGINE_ROOT.resolve()):
+        return f"the repository's engine at git {e['repo_commit']}" + (" with uncommitted changes" if e.get("uncommitted_changes") else "")
+    return f"the engine in `{e['path']}` (repository at git {e['repo_commit']})"
+
+
 def render_markdown(r: dict) -> str:
     p, m, g = r["parameters"], r["machine"], r["generation"]
-    full, inc, cli, ch = r["runs"]["full"], r["runs"]["incremental"], r["cli_full"], r["change"]
-    e = r["engine"]
-    if e.get("rev_commit"):
-        where = f"the engine as committed at git {e['rev_commit'][:10]} (`--rev {e['rev']}`)"
-    elif e["path"] == str(DEFAULT_ENGINE_ROOT.resolve()):
-        where = f"the repository's engine at git {e['repo_commit']}" + (" with uncommitted changes" if e.get("uncommitted_changes") else "")
-    else:
-        where = f"the engine in `{e['path']}` (repository at git {e['repo_commit']})"
+    runs, cli, e = r["runs"], r.get("cli_full"), r["engine"]
+    labels = list(runs)
+    receiver = p["target"] == "receiver"
     out = [
         "# Catalog Sync benchmark: latest results",
         "",
-        f"Run {r['started_at']} (UTC) of {where}, sources hash {e['source_hash']}. "
+        f"Run {r['started_at']} (UTC) of {_describe_engine(e)}, sources hash {e['source_hash']}. "
         f"Raw numbers: `results/{r['result_file']}`. How to run and what is measured: `benchmarks/README.md`.",
         "",
     ]
     if e.get("changed_during_run"):
         out += ["**Warning: the engine's sources changed during this run; its runs may have measured different code.**", ""]
+    layout = ("each store view on a website and store group of its own, every product on every website"
+              if p.get("own_websites") else "the demo's default store layout")
+    target = (f"the reference receiver (own process, validation off, client-side limit "
+              f"{'lifted' if not p.get('rpm') else str(p['rpm']) + ' requests/minute'})" if receiver else "file target (JSONL)")
     out += [
-        f"**{p['products']:,} products x {p['store_views']} store views** "
-        f"({g['summary']['feed_records']:,} feed records, {g['summary']['configurables']:,} configurables), "
-        f"SQLite source, file target (JSONL), local state folder, chunk size {full['chunk_size']:,}"
+        (f"Profile **{p['profile']}**: " if p.get("profile") else "")
+        + f"**{p['products']:,} products x {p['store_views']} store views** "
+        f"({g['summary']['feed_records']:,} feed records, {g['summary']['configurables']:,} configurables; {layout}), "
+        f"SQLite source, {target}, local state folder, chunk size {runs['full']['chunk_size']:,}"
         f"{'' if p['chunk_size'] else ' (the engine default)'}.",
         "",
         "Settings from the environment: " + (", ".join(f"`{k}={v}`" for k, v in r["environment"].items()) or "none (engine defaults)") + ".",
@@ -743,82 +879,101 @@ def render_markdown(r: dict) -> str:
         f"| OS | {m['platform']} |",
         f"| load average (1 min) at start / end | {m['loadavg_1_5_15_at_start'][0]:.2f} / {m['loadavg_1_5_15_at_end'][0]:.2f} |",
         "",
-        "## Sync: time per stage",
+        "## Runs (each in its own process, one after the other, on the same state folder)",
         "",
-        f"Incremental change: {ch['what']}: {ch['products_changed']:,} products "
-        f"({ch['share_of_products']:.1%}), applied in {_s(ch['seconds'])}.",
+    ]
+    for label, change in r["changes"].items():
+        out.append(f"- before `{label}`: {change['what']}: {change['products_changed']:,} products "
+                   f"({change['share_of_products']:.1%}), applied in {_s(change['seconds'])}")
+    out += ["", "| | " + " | ".join(f"`{label}`" for label in labels) + " |", "|---|" + "---:|" * len(labels)]
+
+    def row(name: str, fn) -> None:
+        out.append(f"| {name} | " + " | ".join(fn(runs[label]) for label in labels) + " |")
+
+    row("what", lambda x: x["description"])
+    row("mode", lambda x: x["mode"])
+    for stage in STAGES:
+        if any(stage in x["stages_s"] for x in runs.values()):
+            row(stage, lambda x, stage=stage: _s(x["stages_s"].get(stage)))
+    row("**total (plan to report)**", lambda x: f"**{_s(x['total_s'])}**")
+    row("**process wall time** (with interpreter start and imports)", lambda x: f"**{_s(x['process_wall_s'])}**")
+    row("**CPU of the sync process** (user + system, all threads and worker processes)", lambda x: f"**{_s(x['process_cpu_s'])}**")
+    row("sync CPU per record extracted", lambda x: _us(x.get("cpu_us_per_record")))
+    row("sync CPU per item sent", lambda x: _us(x.get("cpu_us_per_item_sent")))
+    if receiver:
+        row("receiver CPU during the run", lambda x: _s(x.get("receiver_cpu_s")))
+        row("receiver CPU per item sent", lambda x: _us(x.get("receiver_us_per_item_sent")))
+        row("requests the receiver answered", lambda x: _int(x.get("receiver_requests")))
+    row("CPU used by other processes meanwhile (noise)", lambda x: _s(x["other_processes_cpu_s"]))
+    row("**peak RSS of the process**", lambda x: f"**{_mib(x['ru_maxrss_kb'])}**")
+    row("peak RSS with its worker processes (sampled every 50 ms)", lambda x: _mib(x.get("tree_peak_rss_kb")))
+    row("RSS after imports, before the sync", lambda x: _mib(x["rss_after_imports_kb"]))
+    row("products extracted", lambda x: _int(x["counts"]["extract"]["products"]))
+    row("records extracted", lambda x: _int(x["counts"]["extract"]["records"]))
+    for feed in _feed_counts(runs["full"]):  # the counts that are 0 in every run are left out (the JSON has them)
+        for key in ("inserted", "updated", "deleted", "unchanged", "quarantined", "held"):
+            if any(_feed_counts(x).get(feed, {}).get(key) for x in runs.values()):
+                row(f"diff{feed}: {key}", lambda x, feed=feed, key=key: _int(_feed_counts(x).get(feed, {}).get(key, 0)))
+    row("items sent (every feed)", lambda x: _int(x["counts"]["sent"]))
+    row("snapshot items after commit (every feed)", lambda x: _int(_snapshot_items(x)))
+    row("extract throughput", lambda x: f"{x['counts']['extract']['records'] / x['stages_s']['extract']:,.0f} records/s"
+        if x["stages_s"].get("extract") else "")
+    out += [
         "",
-        "| stage | full sync | peak RSS so far | incremental sync | peak RSS so far |",
-        "|---|---:|---:|---:|---:|",
+        "Peak RSS of the process so far, after each stage (the stage where it jumps set the peak):",
+        "",
+        "| stage | " + " | ".join(f"`{label}`" for label in labels) + " |",
+        "|---|" + "---:|" * len(labels),
     ]
     for stage in STAGES:
-        out.append(f"| {stage} | {_s(full['stages_s'].get(stage))} | {_mib(full['peak_rss_after_stage_kb'].get(stage))} "
-                   f"| {_s(inc['stages_s'].get(stage))} | {_mib(inc['peak_rss_after_stage_kb'].get(stage))} |")
+        if any(stage in x["peak_rss_after_stage_kb"] for x in runs.values()):
+            out.append(f"| {stage} | " + " | ".join(_mib(runs[label]["peak_rss_after_stage_kb"].get(stage)) for label in labels) + " |")
+    if cli:
+        full = runs["full"]
+        out += [
+            "",
+            "Same full sync through the real CLI (`python -m catalog_sync sync`, fresh state folder):",
+            "",
+            "| | driver | CLI |",
+            "|---|---:|---:|",
+            f"| process wall time | {_s(full['process_wall_s'])} | {_s(cli['process_wall_s'])} |",
+            f"| CPU used by other processes meanwhile (noise) | {_s(full['other_processes_cpu_s'])} | {_s(cli['other_processes_cpu_s'])} |",
+            f"| run duration recorded in the status store | {_s(full['summary'].get('duration_s'))} | {_s(cli['summary'].get('duration_s'))} |",
+            f"| peak RSS | {_mib(full['ru_maxrss_kb'])} | {_mib(cli['ru_maxrss_kb'])} |",
+        ]
+        for stage in ("extract", "diff", "export"):
+            if stage in cli["logged_stage_s"]:
+                out.append(f"| {stage} (CLI: as logged by the engine) | {_s(full['stages_s'][stage])} | {_s(cli['logged_stage_s'][stage])} |")
+    ratio = r.get("diff_ratio")
+    if ratio and ratio.get("cases"):
+        out += [
+            "",
+            f"## Diff vs a bare DuckDB join (best of {ratio['reps']}, one process per run, right after it)",
+            "",
+            "Both with the DuckDB settings of the engine's diff: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(ratio["duckdb_settings"].items()) if k != "temp_directory") + ".",
+            f"Other processes used {_s(ratio['other_processes_cpu_s'])} of CPU during these measurements "
+            f"({_s(ratio['process_wall_s'])} wall).",
+            "",
+            "| case | our diff (products feed; `compute_delta` before feeds) | bare join, all rows | ratio | bare join, changed rows only | ratio |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for case in ratio["cases"].values():
+            b = case["best_s"]
+            rows = case["rows"]
+            out.append(
+                f"| {case['description']} ({rows['extract']:,} extracted vs {rows['snapshot_compared']:,} snapshot rows) "
+                f"| {_ms(b['diff'])} | {_ms(b['join_all_rows'])} | **{case['ratio_diff_vs_join_all_rows']:.2f}x** "
+                f"| {_ms(b['join_changed_rows'])} | {case['ratio_diff_vs_join_changed_rows']:.2f}x |"
+            )
+        out += [
+            "",
+            "The bare join is `COPY (SELECT e.*, s.content_hash FROM extract e FULL OUTER JOIN snapshot s "
+            "ON (sku, store_view_code)) TO parquet (zstd)`: no classification, every joined row written. "
+            "The \"changed rows only\" variant adds `WHERE e.content_hash IS DISTINCT FROM s.content_hash`, "
+            "so it writes about as many rows as our delta. Goal: our diff <= 1.5x the bare join.",
+        ]
     out += [
-        f"| **total (plan to report)** | **{_s(full['total_s'])}** | | **{_s(inc['total_s'])}** | |",
-        f"| process wall time (with interpreter start and imports) | {_s(full['process_wall_s'])} | | {_s(inc['process_wall_s'])} | |",
-        f"| CPU time of the process (user + system, all threads and worker processes) | {_s(full['process_cpu_s'])} | | {_s(inc['process_cpu_s'])} | |",
-        f"| CPU used by other processes meanwhile (noise) | {_s(full['other_processes_cpu_s'])} | | {_s(inc['other_processes_cpu_s'])} | |",
-        f"| **peak RSS of the process** | | **{_mib(full['ru_maxrss_kb'])}** | | **{_mib(inc['ru_maxrss_kb'])}** |",
-        f"| peak RSS of the process and its worker processes together (sampled every 50 ms) | | "
-        f"{_mib(full.get('tree_peak_rss_kb'))} | | {_mib(inc.get('tree_peak_rss_kb'))} |",
-        f"| RSS after imports, before the sync | | {_mib(full['rss_after_imports_kb'])} | | {_mib(inc['rss_after_imports_kb'])} |",
-        "",
-        "\"Peak RSS so far\" is the process's high-water mark after that stage: the stage where it jumps set the peak.",
-        "",
-        "| counts | full sync | incremental sync |",
-        "|---|---:|---:|",
-        f"| mode | {full['mode']} | {inc['mode']} |",
-        f"| products extracted | {full['counts']['extract']['products']:,} | {inc['counts']['extract']['products']:,} |",
-        f"| records extracted | {full['counts']['extract']['records']:,} | {inc['counts']['extract']['records']:,} |",
-    ]
-    for feed, (f_counts, i_counts) in _diff_counts(full, inc).items():
-        for key in ("inserted", "updated", "deleted", "unchanged", "quarantined", "held"):
-            out.append(f"| diff{feed}: {key} | {f_counts.get(key, 0):,} | {i_counts.get(key, 0):,} |")
-    out += [
-        f"| items sent (every feed) | {full['counts']['sent']:,} | {inc['counts']['sent']:,} |",
-        f"| snapshot items after commit (every feed) | {_snapshot_items(full):,} | {_snapshot_items(inc):,} |",
-        f"| extract throughput | {full['counts']['extract']['records'] / full['stages_s']['extract']:,.0f} records/s "
-        f"| {inc['counts']['extract']['records'] / inc['stages_s']['extract']:,.0f} records/s |",
-        "",
-        "Same full sync through the real CLI (`python -m catalog_sync sync`, fresh state folder):",
-        "",
-        "| | driver | CLI |",
-        "|---|---:|---:|",
-        f"| process wall time | {_s(full['process_wall_s'])} | {_s(cli['process_wall_s'])} |",
-        f"| CPU used by other processes meanwhile (noise) | {_s(full['other_processes_cpu_s'])} | {_s(cli['other_processes_cpu_s'])} |",
-        f"| run duration recorded in the status store | {_s(full['summary'].get('duration_s'))} | {_s(cli['summary'].get('duration_s'))} |",
-        f"| peak RSS | {_mib(full['ru_maxrss_kb'])} | {_mib(cli['ru_maxrss_kb'])} |",
-    ]
-    for stage in ("extract", "diff", "export"):
-        if stage in cli["logged_stage_s"]:
-            out.append(f"| {stage} (CLI: as logged by the engine) | {_s(full['stages_s'][stage])} | {_s(cli['logged_stage_s'][stage])} |")
-    out += [
-        "",
-        f"## Diff vs a bare DuckDB join (best of {r['diff_ratio']['reps']}, same process)",
-        "",
-        "Both with the DuckDB settings of the engine's diff: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(r["diff_ratio"]["duckdb_settings"].items()) if k != "temp_directory") + ".",
-        f"Other processes used {_s(r['diff_ratio']['other_processes_cpu_s'])} of CPU during these measurements "
-        f"({_s(r['diff_ratio']['process_wall_s'])} wall).",
-        "",
-        "| case | our diff (products feed; `compute_delta` before feeds) | bare join, all rows | ratio | bare join, changed rows only | ratio |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for case in r["diff_ratio"]["cases"].values():
-        b = case["best_s"]
-        rows = case["rows"]
-        out.append(
-            f"| {case['description']} ({rows['extract']:,} extracted vs {rows['snapshot_compared']:,} snapshot rows) "
-            f"| {_ms(b['diff'])} | {_ms(b['join_all_rows'])} | **{case['ratio_diff_vs_join_all_rows']:.2f}x** "
-            f"| {_ms(b['join_changed_rows'])} | {case['ratio_diff_vs_join_changed_rows']:.2f}x |"
-        )
-    out += [
-        "",
-        "The bare join is `COPY (SELECT e.*, s.content_hash FROM extract e FULL OUTER JOIN snapshot s "
-        "ON (sku, store_view_code)) TO parquet (zstd)`: no classification, every joined row written. "
-        "The \"changed rows only\" variant adds `WHERE e.content_hash IS DISTINCT FROM s.content_hash`, "
-        "so it writes about as many rows as our delta. Goal: our diff <= 1.5x the bare join.",
         "",
         f"Demo catalog generation (not part of any sync): {_s(g['seconds'])}"
         f"{' (cached from ' + g['generated_at'] + ')' if g.get('cached') else ''}, "
@@ -837,18 +992,46 @@ def _write_atomic(path: Path, text: str) -> None:
 # ------------------------------------------------------------------------------------ main
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of product counts: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"product counts must be >= 1: {text!r}")
+    return counts
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Catalog Sync benchmark: full sync, then a 1% incremental sync.")
-    parser.add_argument("--products", type=int, default=100_000, help="products in the demo catalog (default 100000)")
-    parser.add_argument("--store-views", type=int, default=2, help="store views (default 2)")
+    parser = argparse.ArgumentParser(description="Catalog Sync benchmark: full sync, full reconcile, incremental syncs.")
+    parser.add_argument("--profile", choices=tuple(PROFILES),
+                        help="Magento's performance-toolkit profile: medium 24,000 x 3, large 300,000 x 5, extra_large "
+                             "600,000 x 5 (products x store views), each store view on its own website; its defaults: "
+                             "--target receiver, --changes 3000,300 (--products/--store-views override its size)")
+    parser.add_argument("--products", type=int, default=None, help="products in the demo catalog (default 100000, or the profile's)")
+    parser.add_argument("--store-views", type=int, default=None, help="store views (default 2, or the profile's)")
+    parser.add_argument("--own-websites", action="store_true",
+                        help="each store view on a website and store group of its own, every product on every website "
+                             "(the profiles' layout; default off without --profile)")
+    parser.add_argument("--target", choices=("file", "receiver"), default=None,
+                        help="where the syncs send: JSONL files (default without --profile) or the bundled reference "
+                             "receiver in its own process, validation off (default with --profile)")
+    parser.add_argument("--rpm", type=int, default=0,
+                        help="client-side requests/minute toward the receiver (default 0: the limit lifted)")
+    parser.add_argument("--changes", type=_counts, default=None, metavar="N[,N...]",
+                        help="products renamed before each incremental sync, one incremental per count, e.g. 3000,300 "
+                             "(the default with --profile); without it, one incremental after --change-share")
     parser.add_argument("--change-share", type=float, default=0.01,
-                        help="share of products renamed before the incremental sync (default 0.01: every 100th)")
+                        help="without --changes: share of products renamed before the incremental sync (default 0.01: every 100th)")
     parser.add_argument("--seed", type=int, default=42, help="demo catalog seed (default 42)")
     parser.add_argument("--edition", choices=("open_source", "commerce"), default="open_source",
                         help="the demo catalog's database layout: Magento Open Source's (default) or Adobe Commerce's "
                              "content staging (row_id versions)")
     parser.add_argument("--chunk-size", type=int, default=None, help="products per extract chunk (default: the engine's)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions of the diff-vs-join measurement; best is kept (default 3)")
+    parser.add_argument("--reps", type=int, default=3,
+                        help="repetitions of the diff-vs-join measurement; best is kept (default 3; 0 skips it)")
+    parser.add_argument("--no-cli", action="store_true",
+                        help="skip the second full sync through the real CLI (it runs with --target file only)")
     engine = parser.add_mutually_exclusive_group()
     engine.add_argument("--rev", metavar="REV",
                         help="measure the engine as committed at this git revision (exported with git archive), "
@@ -862,13 +1045,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plan_of_run(args: argparse.Namespace) -> dict:
+    """The run's parameters: the profile's, overridden by the flags given."""
+    size = PROFILES.get(args.profile)
+    products = args.products if args.products is not None else size[0] if size else 100_000
+    store_views = args.store_views if args.store_views is not None else size[1] if size else 2
+    changes = args.changes if args.changes is not None else PROFILE_CHANGES if size else None
+    if products < 1 or store_views < 1 or not 0 < args.change_share <= 1 or args.reps < 0 or args.rpm < 0:
+        raise SystemExit("bench: --products and --store-views must be >= 1, --change-share in (0, 1], --reps and --rpm >= 0")
+    if changes and max(changes) > products:
+        raise SystemExit(f"bench: --changes {','.join(map(str, changes))}: more products than the catalog's {products:,}")
+    return {"profile": args.profile, "products": products, "store_views": store_views,
+            "own_websites": bool(size) or args.own_websites, "target": args.target or ("receiver" if size else "file"),
+            "rpm": args.rpm, "changes": list(changes) if changes else None,
+            "change_share": None if changes else args.change_share}
+
+
+def _per_item(result: dict) -> None:
+    """CPU per record extracted and per item sent, of the sync process (and of the receiver)."""
+    records, sent = result["counts"]["extract"]["records"], result["counts"]["sent"]
+    result["cpu_us_per_record"] = result["process_cpu_s"] / records * 1e6 if records else None
+    result["cpu_us_per_item_sent"] = result["process_cpu_s"] / sent * 1e6 if sent else None
+    if result.get("receiver_cpu_s") is not None:
+        result["receiver_us_per_item_sent"] = result["receiver_cpu_s"] / sent * 1e6 if sent else None
+
+
+def _merge_ratio(into: dict | None, part: dict) -> dict:
+    if into is None:
+        return {**part, "process_wall_s": part["process_wall_s"], "other_processes_cpu_s": part["other_processes_cpu_s"] or 0.0}
+    into["cases"].update(part["cases"])
+    into["process_wall_s"] += part["process_wall_s"]
+    into["other_processes_cpu_s"] += part["other_processes_cpu_s"] or 0.0
+    into["ru_maxrss_kb"] = max(into["ru_maxrss_kb"], part["ru_maxrss_kb"])
+    return into
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.products < 1 or args.store_views < 1 or not 0 < args.change_share <= 1:
-        raise SystemExit("bench: --products and --store-views must be >= 1, --change-share in (0, 1]")
+    plan = _plan_of_run(args)
+    products, store_views = plan["products"], plan["store_views"]
     global ENGINE_ROOT, GENERATOR_ROOT
     started_at = datetime.now(timezone.utc)
     tmp = Path(tempfile.mkdtemp(prefix="catalog-sync-bench-"))
+    receiver: Receiver | None = None
     try:
         rev_commit = None
         if args.rev:
@@ -881,56 +1100,85 @@ def main(argv: list[str] | None = None) -> int:
         GENERATOR_ROOT = ENGINE_ROOT if args.catalog_generator == "engine" else DEFAULT_ENGINE_ROOT
         engine = engine_facts(args.rev, rev_commit)
         print(f"[bench] engine: {ENGINE_ROOT}" + (f" (git {rev_commit[:10]})" if rev_commit else ""), flush=True)
-        cached_db, generation = ensure_catalog(args.products, args.store_views, args.seed, tmp, args.edition)
+        cached_db, generation = ensure_catalog(products, store_views, args.seed, tmp, args.edition, plan["own_websites"])
         source = tmp / "source.sqlite"
         copy_catalog(cached_db, source)  # the runs change the catalog; the cached copy stays pristine
+        if plan["target"] == "receiver":
+            receiver = Receiver(tmp)
+            print(f"[bench] receiver: {receiver.url} (pid {receiver.proc.pid}, validation off, "
+                  f"client-side limit {'lifted' if not args.rpm else f'{args.rpm} requests/minute'})", flush=True)
         load_at_start = os.getloadavg()
         source_url = f"sqlite:///{source}"
         state, target, kept = tmp / "state", tmp / "target", tmp / "kept"
+        runs: dict[str, dict] = {}
+        ratio: dict | None = None
 
-        def drive(label: str) -> dict:
-            print(f"[bench] {label} sync ...", flush=True)
+        def drive(label: str, description: str, full: bool = False) -> dict:
+            print(f"[bench] {label}: {description} ...", flush=True)
             result = _run_worker("drive", {
-                "source_url": source_url, "target_url": f"file://{target}", "target_dir": str(target),
-                "state_url": str(state), "state_dir": str(state), "chunk_size": args.chunk_size,
-                "keep_inputs": str(kept / label),
-            }, tmp, label)
+                "source_url": source_url, "target_url": receiver.url if receiver else f"file://{target}",
+                "target_dir": str(target), "state_url": str(state), "state_dir": str(state), "chunk_size": args.chunk_size,
+                "keep_inputs": str(kept / label), "full": full,
+            }, tmp, label, receiver=receiver, env=receiver.env(args.rpm) if receiver else None)
+            result["description"] = description
+            _per_item(result)
             stages = ", ".join(f"{k} {v:.2f}s" for k, v in result["stages_s"].items())
             print(f"[bench] {label}: {result['mode']}, {result['counts']['extract']['records']:,} records, "
-                  f"total {result['total_s']:.2f}s ({stages}), peak RSS {_mib(result['ru_maxrss_kb'])}", flush=True)
+                  f"{result['counts']['sent']:,} sent, total {result['total_s']:.2f}s ({stages}), "
+                  f"CPU {result['process_cpu_s']:.2f}s" + (f", receiver CPU {result['receiver_cpu_s']:.2f}s" if receiver else "")
+                  + f", peak RSS {_mib(result['ru_maxrss_kb'])}", flush=True)
+            runs[label] = result
             return result
 
-        full = drive("full")
-        print("[bench] full sync through the CLI (separate state folder) ...", flush=True)
-        cli = run_cli_full(source_url, tmp, args.chunk_size)
-        print(f"[bench] CLI: {cli['process_wall_s']:.2f}s wall, peak RSS {_mib(cli['ru_maxrss_kb'])}", flush=True)
+        def measure_ratio(label: str, description: str, scoped: bool) -> None:
+            """Diff vs bare join on the inputs the run just diffed, before a later commit prunes its base snapshot."""
+            nonlocal ratio
+            if not args.reps:
+                return
+            run = runs[label]
+            case = {"name": label, "description": description,
+                    "inputs": {**_diff_inputs(kept / label, state, run["plan"], scoped=scoped),
+                               "delta": str(tmp / "ratio" / f"{label}_delta.parquet")},
+                    "work_dir": str(tmp / "ratio" / label)}
+            part = _run_worker("ratio", {"reps": args.reps, "cases": [case]}, tmp, f"ratio-{label}")
+            for c in part["cases"].values():
+                b = c["best_s"]
+                print(f"[bench] {c['description']}: diff {b['diff']:.3f}s, bare join {b['join_all_rows']:.3f}s "
+                      f"-> {c['ratio_diff_vs_join_all_rows']:.2f}x (vs changed-rows join: {c['ratio_diff_vs_join_changed_rows']:.2f}x)")
+            ratio = _merge_ratio(ratio, part)
 
-        change = apply_change(source, args.change_share, args.edition)
-        print(f"[bench] changed {change['products_changed']:,} product names "
-              f"(changelog rows: {change['changelog_rows_added']})", flush=True)
-        incremental = drive("incremental")
-        if full["mode"] != "full" or incremental["mode"] != "incremental":
-            raise SystemExit(f"bench: unexpected modes {full['mode']} / {incremental['mode']}")
+        drive("full", "full sync (empty snapshot)")
+        cli = None
+        if plan["target"] == "file" and not args.no_cli:
+            print("[bench] full sync through the CLI (separate state folder) ...", flush=True)
+            cli = run_cli_full(source_url, tmp, args.chunk_size)
+            print(f"[bench] CLI: {cli['process_wall_s']:.2f}s wall, peak RSS {_mib(cli['ru_maxrss_kb'])}", flush=True)
+        drive("reconcile", "full reconcile (`--full`), nothing changed", full=True)
+        measure_ratio("reconcile", "full reconcile: full extract vs committed snapshot", scoped=False)
 
-        print(f"[bench] diff vs bare join, best of {args.reps} ...", flush=True)
-        # The full run's items against the snapshot it committed: the inputs a `--full` re-run would diff,
-        # since the source had not changed yet when they were extracted.
-        cases = [
-            {"name": "full_reconcile", "description": "full reconcile: full extract vs committed snapshot",
-             "inputs": {**_diff_inputs(kept / "full", state, incremental["plan"], scoped=False),
-                        "delta": str(tmp / "ratio" / "full_delta.parquet")},
-             "work_dir": str(tmp / "ratio" / "full")},
-            {"name": "incremental", "description": f"incremental: {args.change_share:.0%} change",
-             "inputs": {**_diff_inputs(kept / "incremental", state, incremental["plan"], scoped=True),
-                        "delta": str(tmp / "ratio" / "incremental_delta.parquet")},
-             "work_dir": str(tmp / "ratio" / "incremental")},
-        ]
-        ratio = _run_worker("ratio", {"reps": args.reps, "cases": cases}, tmp, "ratio")
-        for case in ratio["cases"].values():
-            b = case["best_s"]
-            print(f"[bench] {case['description']}: diff {b['diff']:.3f}s, bare join {b['join_all_rows']:.3f}s "
-                  f"-> {case['ratio_diff_vs_join_all_rows']:.2f}x (vs changed-rows join: {case['ratio_diff_vs_join_changed_rows']:.2f}x)")
+        changes: dict[str, dict] = {}
+        steps = [(f"incremental_{n}", n) for n in plan["changes"]] if plan["changes"] else [("incremental", None)]
+        seen: dict[str, int] = {}
+        for offset, (label, count) in enumerate(steps):
+            seen[label] = seen.get(label, 0) + 1
+            label += f"_{seen[label]}" if seen[label] > 1 else ""
+            change = apply_change(source, plan["change_share"], args.edition, count=count, offset=offset)
+            changes[label] = change
+            print(f"[bench] changed {change['products_changed']:,} product names "
+                  f"(changelog rows: {change['changelog_rows_added']})", flush=True)
+            what = f"{count:,} products renamed" if count else f"{change['share_of_products']:.1%} of the products renamed"
+            drive(label, f"incremental: {what}")
+            measure_ratio(label, f"incremental: {what}", scoped=True)
 
+        bad = {label: run["mode"] for label, run in runs.items()
+               if run["mode"] != ("full" if label in ("full", "reconcile") else "incremental")}
+        if bad:
+            raise SystemExit(f"bench: unexpected modes {bad}")
+
+        receiver_facts = None
+        if receiver:
+            receiver_facts = {"url": receiver.url, "startup_cpu_s": receiver.startup_cpu_s, "cpu_s_at_end": receiver.cpu_s(),
+                              "stats_at_end": receiver.stats(), "db_bytes": receiver.db.stat().st_size if receiver.db.exists() else None}
         engine_changed = engine_hash() != engine["source_hash"]
         if engine_changed:
             print(f"[bench] WARNING: the engine's sources in {ENGINE_ROOT} changed during the run; "
@@ -941,16 +1189,17 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "bench_sync",
             "started_at": started_at.isoformat(timespec="seconds"),
             "result_file": result_file,
-            "parameters": {"products": args.products, "store_views": args.store_views, "change_share": args.change_share,
-                           "seed": args.seed, "chunk_size": args.chunk_size, "reps": args.reps,
+            "parameters": {**plan, "seed": args.seed, "chunk_size": args.chunk_size, "reps": args.reps,
                            "edition": args.edition},
             "environment": passed_env(),
             "machine": {**machine_facts(), "loadavg_1_5_15_at_start": load_at_start, "loadavg_1_5_15_at_end": os.getloadavg()},
             "engine": {**engine, "source_hash_at_end": engine_hash(), "changed_during_run": engine_changed},
             "generation": generation,
-            "runs": {"full": full, "incremental": incremental},
+            "runs": runs,
             "cli_full": cli,
-            "change": change,
+            "changes": changes,
+            "change": next(iter(changes.values())),  # the first, as results before --changes had it
+            "receiver": receiver_facts,
             "diff_ratio": ratio,
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -966,6 +1215,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     finally:
+        if receiver:
+            receiver.stop()
         if args.keep:
             print(f"[bench] kept the work folder: {tmp}")
         else:

@@ -823,3 +823,65 @@ def test_every_twentieth_simple_product_has_tier_prices(catalog):
             assert Decimal(str(value)) == (Decimal(str(price[entity_id])) * Decimal("0.9")).quantize(Decimal("0.01"))
         else:
             assert (Decimal(str(qty)), Decimal(str(percentage))) == (10, 15)
+
+
+@pytest.fixture(scope="module")
+def own_websites_catalog(tmp_path_factory) -> tuple[sa.Engine, DemoCatalogSummary]:
+    """Magento's performance-toolkit layout: 5 websites = 5 store groups = 5 store views, 60 products."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('own') / 'shop.db'}"
+    summary = generate_demo_catalog(url, products=60, store_views=5, seed=3, own_websites=True)
+    engine = sa.create_engine(url)
+    yield engine, summary
+    engine.dispose()
+
+
+def test_own_websites_put_each_store_view_on_its_own_website_store_group_and_locale(own_websites_catalog):
+    engine, summary = own_websites_catalog
+    assert rows(engine, "SELECT website_id, code, is_default, default_group_id FROM store_website ORDER BY website_id") == [
+        (0, "admin", 0, 0), (1, "base", 1, 1), (2, "second", 0, 2), (3, "website_3", 0, 3), (4, "website_4", 0, 4),
+        (5, "website_5", 0, 5)]
+    assert rows(engine, "SELECT group_id, website_id, root_category_id, default_store_id FROM store_group ORDER BY group_id") == [
+        (0, 0, 0, 0), (1, 1, 2, 1), (2, 2, 2, 2), (3, 3, 2, 3), (4, 4, 2, 4), (5, 5, 2, 5)]
+    assert rows(engine, "SELECT store_id, code, website_id, group_id FROM store ORDER BY store_id") == [
+        (0, "admin", 0, 0), (1, "default", 1, 1), (2, "store_view_2", 2, 2), (3, "store_view_3", 3, 3),
+        (4, "store_view_4", 4, 4), (5, "store_view_5", 5, 5)]  # no b2b view
+    config = config_of(engine)
+    locales = [config.get(("stores", i, "general/locale/code"), config[("default", 0, "general/locale/code")])
+               for i in range(1, 6)]
+    assert locales == ["en_US", "fr_FR", "de_DE", "es_ES", "it_IT"]
+    assert config[("default", 0, "catalog/price/scope")] == "0"  # global prices, as the one-or-two-view shop
+    assert config[("default", 0, "currency/options/base")] == "USD"
+    assert [config[("websites", w, "currency/options/base")] for w in (2, 3, 4, 5)] == ["EUR"] * 4
+    assert scalar(engine, "SELECT COUNT(*) FROM customer_group") == 0
+    assert scalar(engine, "SELECT MAX(entity_id) FROM catalog_category_entity") == 14  # no second tree
+    assert (summary.websites, summary.store_views, summary.feed_records) == (5, 5, 300)  # 60 products x 5 views
+
+
+def test_own_websites_sell_every_product_on_every_website_from_its_own_stock(own_websites_catalog):
+    engine, _ = own_websites_catalog
+    # Every one of the 60 products on all five websites (the toolkit's assign_entities_to_all_websites).
+    assert rows(engine, """
+        SELECT websites, COUNT(*) FROM (
+          SELECT product_id, GROUP_CONCAT(website_id) AS websites FROM (
+            SELECT product_id, website_id FROM catalog_product_website ORDER BY product_id, website_id)
+          GROUP BY product_id)
+        GROUP BY websites""") == [("1,2,3,4,5", 60)]
+    assert rows(engine, "SELECT stock_id, source_code, priority FROM inventory_source_stock_link ORDER BY stock_id") == [
+        (1, "default", 1), (2, "eu_warehouse", 1), (3, "warehouse_3", 1), (4, "warehouse_4", 1), (5, "warehouse_5", 1)]
+    assert rows(engine, "SELECT type, code, stock_id FROM inventory_stock_sales_channel ORDER BY stock_id") == [
+        ("website", "base", 1), ("website", "second", 2), ("website", "website_3", 3), ("website", "website_4", 4),
+        ("website", "website_5", 5)]
+    # Each simple product: one source item in each of the five sources; composites none.
+    assert rows(engine, """
+        SELECT e.type_id, COUNT(i.source_item_id), COUNT(DISTINCT i.source_code)
+        FROM catalog_product_entity e LEFT JOIN inventory_source_item i ON i.sku = e.sku
+        GROUP BY e.entity_id, e.type_id HAVING e.type_id = 'simple' AND COUNT(i.source_item_id) <> 5""") == []
+    assert scalar(engine, """SELECT COUNT(*) FROM inventory_source_item i JOIN catalog_product_entity e ON e.sku = i.sku
+                             WHERE e.type_id <> 'simple'""") == 0
+
+
+def test_own_websites_leave_the_default_layout_alone():
+    assert generator.plan_stores(5) == generator.plan_stores(5, own_websites=False)
+    assert generator.plan_stores(5).websites == (1, 2)
+    with pytest.raises(ValueError, match="store_views"):
+        generator.plan_stores(generator.MAX_OWN_WEBSITE_VIEWS + 1, own_websites=True)

@@ -62,6 +62,18 @@ kept as Magento keeps a website-scoped value: at every store view of the website
 53, ... have a Wholesale group price: a tier price row for customer group 2 only (`all_groups` 0) at
 quantity 1, 85 % of the price, for every website. None of this depends on the seed.
 
+Own websites (``own_websites=True``, opt-in; the layout of Magento's performance-toolkit profiles, where
+websites = store groups = store views): view i is on website i, in store group i, with a locale of its own:
+view 1 'default' (en_US) on website 1 'base', view 2 'store_view_2' (fr_FR) on website 2 'second', views 3,
+4, ... 'store_view_<i>' with STORE_LOCALES[i - 2] on website i 'website_<i>' ("Website <i>"). There is no b2b
+view (every locale is distinct), so the shop is the one-or-two-view shop's otherwise: global price scope, every
+store group on root 2, no customer groups. Each website past the first is treated as the second one is: its own
+MSI stock and source (website 2: 'EU Stock' / 'eu_warehouse'; website i >= 3: stock i 'Website <i> Stock', source
+'warehouse_<i>' in its locale's country) with its sales channel, and its own base and display currency at
+websites scope (website 2 EUR; website i >= 3 LOCALE_CURRENCIES of its view's locale). As the toolkit's
+``assign_entities_to_all_websites``, every product is on every website (so every simple product has one
+source item per website). The default layout is unchanged by this option.
+
 Products are generated and inserted chunk by chunk, so memory stays flat
 from a hundred products to a few hundred thousand.
 """
@@ -298,6 +310,13 @@ STORE_LOCALES = (
 )
 DEFAULT_LOCALE = "en_US"
 MAX_STORE_VIEWS = len(STORE_LOCALES) + 2
+# own_websites: view 1 en_US, view i >= 2 STORE_LOCALES[i - 2], each on a website of its own.
+MAX_OWN_WEBSITE_VIEWS = len(STORE_LOCALES) + 1
+# The base currency of a website past the second (own_websites), from its store view's locale.
+LOCALE_CURRENCIES = {
+    "fr_FR": "EUR", "de_DE": "EUR", "es_ES": "EUR", "it_IT": "EUR", "pt_BR": "BRL", "en_GB": "GBP", "fr_CA": "CAD",
+    "de_AT": "EUR", "es_MX": "MXN", "pt_PT": "EUR", "it_CH": "CHF", "de_CH": "CHF",
+}
 
 
 def _word(entry: Sequence[str], lang: str) -> str:
@@ -320,13 +339,32 @@ class StoreView:
 
     @property
     def is_b2b(self) -> bool:
-        return self.store_id == B2B_VIEW_ID
+        return self.store_id == B2B_VIEW_ID and self.code == "b2b"  # own_websites' view 3 is not b2b
 
 
 @dataclass(frozen=True)
 class StoreLayout:
     websites: tuple[int, ...]
     views: tuple[StoreView, ...]
+    own_websites: bool = False  # every view on a website (and store group) of its own; every product on every website
+
+    def website(self, website_id: int) -> tuple[str, str]:
+        """(code, name) of a website: WEBSITES', then 'website_<i>' for the further ones of own_websites."""
+        return WEBSITES.get(website_id) or (f"website_{website_id}", f"Website {website_id}")
+
+    def stock(self, website_id: int) -> MsiStock:
+        """The MSI stock a website sells from, and its one source: MSI_STOCKS', then one per further website."""
+        if website_id in MSI_STOCKS:
+            return MSI_STOCKS[website_id]
+        country = self.views_of([website_id])[0].locale[3:]
+        return MsiStock(website_id, f"{self.website(website_id)[1]} Stock", f"warehouse_{website_id}",
+                        f"Warehouse {website_id}", country, "00000")
+
+    def base_currency(self, website_id: int) -> str:
+        """A website's base (and display) currency: USD for the first, EUR for the second, then by locale."""
+        if website_id in WEBSITE_CURRENCIES:
+            return WEBSITE_CURRENCIES[website_id]
+        return LOCALE_CURRENCIES[self.views_of([website_id])[0].locale]
 
     def views_of(self, website_ids: Sequence[int]) -> list[StoreView]:
         return [v for v in self.views if v.website_id in website_ids]
@@ -349,6 +387,7 @@ class StoreLayout:
 
 
 WEBSITES = {1: ("base", "Main Website"), 2: ("second", "Second Website")}
+WEBSITE_CURRENCIES = {1: "USD", 2: "EUR"}
 # The b2b shop (three store views or more): store view 3 on website 1, in the website's own store group
 # (root 2, like 'default'); website 2's store group gets a second category tree as its root.
 B2B_VIEW_ID = 3
@@ -385,11 +424,19 @@ LOW_STOCK_SHARE, LOW_STOCK_MAX = 0.15, 5  # of the in-stock source items: quanti
 HELD_SHARE = 0.03
 
 
-def plan_stores(store_views: int) -> StoreLayout:
+def plan_stores(store_views: int, *, own_websites: bool = False) -> StoreLayout:
     """Store view 1 is 'default' on website 'base'; with two or more views a second website
     takes the even-numbered views, so each website has at least one. View 3 is 'b2b': en_US like
     'default', on website 'base' (in its store group, like 'default'). Views 4, 5, ... are
-    'store_view_<i>', on website 'base' when odd, and take STORE_LOCALES[i - 3]."""
+    'store_view_<i>', on website 'base' when odd, and take STORE_LOCALES[i - 3].
+
+    own_websites: view i on website i (store group i), no b2b view, view i >= 2 with STORE_LOCALES[i - 2]."""
+    if own_websites:
+        if not 1 <= store_views <= MAX_OWN_WEBSITE_VIEWS:
+            raise ValueError(f"store_views must be between 1 and {MAX_OWN_WEBSITE_VIEWS} with own websites, got {store_views}")
+        views = tuple(StoreView(i, "default" if i == 1 else f"store_view_{i}", i,
+                                DEFAULT_LOCALE if i == 1 else STORE_LOCALES[i - 2]) for i in range(1, store_views + 1))
+        return StoreLayout(tuple(range(1, store_views + 1)), views, own_websites=True)
     if not 1 <= store_views <= MAX_STORE_VIEWS:
         raise ValueError(f"store_views must be between 1 and {MAX_STORE_VIEWS}, got {store_views}")
     websites = (1,) if store_views == 1 else (1, 2)
@@ -539,7 +586,7 @@ class ProductPlanner:
         the product's drawn qty (10 % out of stock); another source draws its own the same way."""
         rng, items = self.extra_rng, []
         for website_id in p.websites:
-            source = MSI_STOCKS[website_id].source_code
+            source = self.layout.stock(website_id).source_code
             if source == DEFAULT_SOURCE:
                 qty = p.qty
             else:
@@ -555,6 +602,8 @@ class ProductPlanner:
         if len(self.layout.websites) == 1:
             return self.layout.websites
         r = self.rng.random()
+        if self.layout.own_websites:  # as the toolkit's assign_entities_to_all_websites (the draw is kept all the same)
+            return self.layout.websites
         return self.layout.websites if r < 0.85 else (1,) if r < 0.95 else (2,)
 
     def _name_store(self, websites: tuple[int, ...]) -> StoreView | None:
@@ -911,7 +960,7 @@ def store_rows(layout: StoreLayout) -> Rows:
          "is_active": 1}
     )
     for website_id in layout.websites:
-        code, name = WEBSITES[website_id]
+        code, name = layout.website(website_id)
         default_view = layout.views_of([website_id])[0]
         rows[schema.store_website].append({
             "website_id": website_id, "code": code, "name": name, "sort_order": website_id - 1,
@@ -948,11 +997,12 @@ def config_rows(layout: StoreLayout) -> list[dict]:
         row("currency/options/allow", "USD"),
         row("catalog/price/scope", str(layout.price_scope)),  # 0 global, 1 website (the b2b shop)
     ]
-    if 2 in layout.websites:
+    for website_id in layout.websites[1:]:  # each further website in its own currency (the second: EUR)
+        currency = layout.base_currency(website_id)
         rows += [
-            row("currency/options/base", "EUR", "websites", 2),
-            row("currency/options/default", "EUR", "websites", 2),
-            row("currency/options/allow", "EUR", "websites", 2),
+            row("currency/options/base", currency, "websites", website_id),
+            row("currency/options/default", currency, "websites", website_id),
+            row("currency/options/allow", currency, "websites", website_id),
         ]
     rows += [
         row("general/locale/code", v.locale, "stores", v.store_id) for v in layout.views if v.locale != DEFAULT_LOCALE
@@ -1075,7 +1125,7 @@ def msi_rows(layout: StoreLayout) -> Rows:
     InventorySales's sells the base website from it), and one more of each per further website."""
     rows: Rows = defaultdict(list)
     for link_id, website_id in enumerate(layout.websites, start=1):
-        stock = MSI_STOCKS[website_id]
+        stock = layout.stock(website_id)
         rows[schema.inventory_source].append({
             "source_code": stock.source_code, "name": stock.source_name, "enabled": 1,
             "country_id": stock.country_id, "postcode": stock.postcode})
@@ -1083,7 +1133,7 @@ def msi_rows(layout: StoreLayout) -> Rows:
         rows[schema.inventory_source_stock_link].append(
             {"link_id": link_id, "stock_id": stock.stock_id, "source_code": stock.source_code, "priority": 1})
         rows[schema.inventory_stock_sales_channel].append(
-            {"type": "website", "code": WEBSITES[website_id][0], "stock_id": stock.stock_id})
+            {"type": "website", "code": layout.website(website_id)[0], "stock_id": stock.stock_id})
     return rows
 
 
@@ -1197,19 +1247,21 @@ def _load_products(engine: sa.Engine, specs: Iterator[ProductSpec], writer: RowW
 
 def generate_demo_catalog(
     db_url: str, products: int, store_views: int = 2, seed: int = 42, *, drop_existing: bool = True,
-    edition: str = "open_source",
+    edition: str = "open_source", own_websites: bool = False,
 ) -> DemoCatalogSummary:
     """Create the Magento catalog tables at db_url and fill them with a deterministic demo shop.
 
     Changelog triggers are created after the bulk load, so the changelogs start empty. edition "commerce"
     converts the loaded shop to Adobe Commerce's content-staging layout (commerce_layout) before the
-    triggers, which then take Adobe Commerce's shape.
+    triggers, which then take Adobe Commerce's shape. own_websites puts every store view on a website and
+    store group of its own, every product on every website (Magento's performance-toolkit profiles; see the
+    module docstring); off, the layout is the default one.
     """
     if edition not in EDITIONS:
         raise ValueError(f"edition must be one of {', '.join(EDITIONS)}, got {edition!r}")
     if products < 1:
         raise ValueError(f"products must be at least 1, got {products}")
-    layout = plan_stores(store_views)
+    layout = plan_stores(store_views, own_websites=own_websites)
     options = _option_ids()
     engine = _engine(db_url)
     try:
