@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE_FORMAT_1 = "90bd2c4199efd77aecc1e7a23d217abe92a113c2"
 # The last commit whose state has manifest format 2 (one Magento record per item, before feeds).
 STATE_FORMAT_2 = "49231439ce466919efa0799703955592d8fc7ec9"
+# The last commit whose state has manifest format 3 (each feed one file, before delta files).
+STATE_FORMAT_3 = "7c434130191765a260a4be137fdeef33b7079df9"
 
 
 class PreviousRelease:

@@ -132,12 +132,12 @@ def _garble_manifest(m: Matrix) -> None:
 
 
 def _truncate_snapshot(m: Matrix) -> None:
-    """A second version (one product renamed), whose products file is then cut in half."""
+    """A second version (one product renamed), whose products delta file is then cut in half."""
     m.env.execute("UPDATE catalog_product_entity_varchar SET value = 'Renamed in v2' WHERE attribute_id = :a "
                   "AND store_id = 0 AND entity_id = (SELECT max(entity_id) FROM catalog_product_entity "
                   "WHERE type_id = 'simple')", params={"a": NAME_ATTRIBUTE_ID})
     m.sync()
-    path = m.env.state_dir / "snapshot" / "products" / "v00000002.parquet"
+    path = m.env.state_dir / "snapshot" / "products" / "v00000002.delta.parquet"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 

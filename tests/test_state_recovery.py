@@ -137,14 +137,14 @@ def _not_parquet(path: Path) -> None:
 
 
 @pytest.mark.parametrize(("damage", "problem"), [
-    (_truncate, "snapshot/products/v00000002.parquet has {half} bytes, {size} recorded (truncated or rewritten)"),
-    (_not_parquet, "snapshot/products/v00000002.parquet is not readable Parquet"),
+    (_truncate, "snapshot/products/v00000002.delta.parquet has {half} bytes, {size} recorded (truncated or rewritten)"),
+    (_not_parquet, "snapshot/products/v00000002.delta.parquet is not readable Parquet"),
 ], ids=["truncated", "not-parquet"])
 def test_a_damaged_snapshot_file_is_recovered_from_the_previous_version(sync_env, capsys, damage, problem):
     sync_env.sync(capsys)
     _rename(sync_env, _standalone_sku(sync_env, 1), "Renamed in v2")
     sync_env.sync(capsys)
-    products = sync_env.state_dir / "snapshot" / "products" / "v00000002.parquet"
+    products = sync_env.state_dir / "snapshot" / "products" / "v00000002.delta.parquet"  # what v2 changed
     size = products.stat().st_size
     damage(products)
     gone = _standalone_sku(sync_env, 5)
@@ -155,7 +155,7 @@ def test_a_damaged_snapshot_file_is_recovered_from_the_previous_version(sync_env
     assert summary["mode"] == "full" and summary["deleted"] == 2
     reason = _reason(sync_env)
     assert reason.startswith(f"recovered the state: manifest.json (v2): {problem.format(half=size // 2, size=size)}")
-    assert "manifests/v00000002.json (v2): snapshot/products/v00000002.parquet" in reason  # its copy names the same file
+    assert "manifests/v00000002.json (v2): snapshot/products/v00000002.delta.parquet" in reason  # its copy names the same file
     assert reason.endswith("manifests/v00000001.json (v1) is back in force as v3, reconciling in full")
     _assert_converged(sync_env, gone)
 
@@ -353,7 +353,7 @@ def test_on_object_storage_a_truncated_file_is_recovered_and_leftovers_go(sync_e
     _rename(sync_env, _standalone_sku(sync_env, 1), "Renamed on S3")
     sync_env.sync(capsys, *urls)
     fs = s3fs.S3FileSystem(**s3.storage_options())
-    products = f"{state}/snapshot/products/v00000002.parquet"
+    products = f"{state}/snapshot/products/v00000002.delta.parquet"  # what v2 changed, on v1's base
     data = fs.cat(products)
     fs.pipe(products, data[: len(data) // 2])
     fs.pipe(f"{state}/snapshot/prices/v00000007.parquet", b"")
@@ -364,7 +364,7 @@ def test_on_object_storage_a_truncated_file_is_recovered_and_leftovers_go(sync_e
 
     assert summary["mode"] == "full" and summary["deleted"] == 2
     reason = StatusStore(urls[3]).recent_runs(1)[0]["mode_reason"]
-    assert reason.startswith(f"recovered the state: manifest.json (v2): snapshot/products/v00000002.parquet has {len(data) // 2} "
+    assert reason.startswith(f"recovered the state: manifest.json (v2): snapshot/products/v00000002.delta.parquet has {len(data) // 2} "
                              f"bytes, {len(data)} recorded")
     assert reason.endswith("manifests/v00000001.json (v1) is back in force as v3, reconciling in full")
     fs.invalidate_cache()

@@ -2,8 +2,9 @@
 
 The earlier releases run from this repository's history (previous_release). Format 1 kept one
 Magento record per item; format 2 added the day each price was judged on; format 3 keeps the
-target's feeds. The upgrade keeps every product body an earlier release sent (no unchanged
-product is sent again), and every key it sent, so nothing that is gone is left at the target.
+target's feeds; format 4 keeps them as a base file plus delta files. The upgrade keeps every
+product body an earlier release sent (no unchanged product is sent again), and every key it sent,
+so nothing that is gone is left at the target.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 import pytest
 
 from catalog_sync.receiver import ReceiverOptions
-from previous_release import STATE_FORMAT_1, STATE_FORMAT_2, PreviousRelease
+from catalog_sync.state.snapshot_reader import feed_items
+from previous_release import STATE_FORMAT_1, STATE_FORMAT_2, STATE_FORMAT_3, PreviousRelease
 from receiver_helpers import ThreadedReceiver, accepted, accepted_since, receiver_state
 from sync_helpers import PINNED_NOW, key_text, mapped_source, product_key
 
@@ -21,7 +23,8 @@ pytestmark = pytest.mark.dates
 
 TOKEN = "upgrade-token"
 # How each release pins the run's day (format 1 predates CATALOG_SYNC_NOW).
-PINS = {STATE_FORMAT_1: {"CATALOG_SYNC_TODAY": PINNED_NOW[:10]}, STATE_FORMAT_2: {"CATALOG_SYNC_NOW": PINNED_NOW}}
+PINS = {STATE_FORMAT_1: {"CATALOG_SYNC_TODAY": PINNED_NOW[:10]}, STATE_FORMAT_2: {"CATALOG_SYNC_NOW": PINNED_NOW},
+        STATE_FORMAT_3: {"CATALOG_SYNC_NOW": PINNED_NOW}}
 
 
 @pytest.mark.parametrize(("commit", "old_format"), [(STATE_FORMAT_1, 1), (STATE_FORMAT_2, 2)], ids=["format-1", "format-2"])
@@ -48,7 +51,7 @@ def test_the_first_run_upgrades_the_state_and_sends_only_what_it_must(commit, ol
         upgraded = sync_env.sync(capsys, "--target-url", receiver.target)
 
         manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
-        assert manifest["format"] == 3 and upgraded["mode"] == "full" and upgraded["failed"] == 0
+        assert manifest["format"] == 4 and upgraded["mode"] == "full" and upgraded["failed"] == 0
         sent = accepted_since(before, accepted(receiver.root))
         expected = mapped_source(sync_env.source_url)
         # Products: those whose body the target holds differs from this release's (the renamed one, and every
@@ -66,6 +69,33 @@ def test_the_first_run_upgrades_the_state_and_sends_only_what_it_must(commit, ol
         assert again["mode"] == "incremental" and accepted_since(before, accepted(receiver.root)) == sent  # nothing more
     finally:
         receiver.stop()
+
+
+def test_a_format_3_state_is_kept_as_the_base_and_the_next_run_stays_incremental(sync_env, tmp_path, capsys):
+    old = PreviousRelease(STATE_FORMAT_3, tmp_path)
+    old.sync(*sync_env.cli_args()[1:], env=PINS[STATE_FORMAT_3])
+    before = json.loads((sync_env.state_dir / "manifest.json").read_text())
+    assert before["format"] == 3
+    renamed, gone = sync_env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
+                                    "WHERE type_id = 'simple' ORDER BY entity_id LIMIT 2 OFFSET 10)").split(",")
+    sync_env.execute("UPDATE catalog_product_entity_varchar SET value = 'Renamed between releases' WHERE attribute_id = 73 "
+                     "AND store_id = 0 AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :s)",
+                     params={"s": renamed})
+    sync_env.execute("DELETE FROM catalog_product_entity WHERE sku = :s", params={"s": gone})
+
+    summary = sync_env.sync(capsys)
+
+    manifest = json.loads((sync_env.state_dir / "manifest.json").read_text())
+    assert manifest["format"] == 4 and summary["mode"] == "incremental"
+    # The upgrade is a version of its own that names the same files; the run's commit adds one delta on them.
+    assert manifest["history"][0]["run_id"] == f"upgrade-to-format-4 (after {before['run_id']})"
+    products = manifest["feeds"]["products"]
+    assert products["file"] == before["feeds"]["products"]["file"]
+    assert [d["file"] for d in products["deltas"]] == [f"snapshot/products/v{before['version'] + 2:08d}.delta.parquet"]
+    # The rename's items (store 0: every view) and the deleted product's two.
+    views = int(sync_env.scalar("SELECT count(*) FROM store WHERE store_id > 0 AND is_active = 1"))
+    assert (summary["updated"], summary["deleted"], summary["inserted"]) == (views, views, 0)
+    assert feed_items(str(sync_env.state_dir)) == mapped_source(sync_env.source_url)
 
 
 def test_a_file_target_is_written_again_in_the_new_format_deletes_included(sync_env, tmp_path, capsys):

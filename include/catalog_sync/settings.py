@@ -33,6 +33,7 @@ DEFAULT_KEEP_SNAPSHOT_VERSIONS = 3
 # How long the target may take to apply a request it did not answer (the contract gives no
 # maximum): items of such a request are sent once more by the first run planned after it.
 DEFAULT_LATE_WRITE_WINDOW_S = 1800
+DEFAULT_COMPACT_SHARE = 0.1  # see SyncSettings.compact_share
 
 
 class ConfigurationError(ValueError):
@@ -58,6 +59,9 @@ class SyncSettings:
     lock_ttl_s: int = DEFAULT_LOCK_TTL_S  # the sync lock's lease, seconds (CATALOG_SYNC_LOCK_LEASE_S)
     keep_snapshot_versions: int = DEFAULT_KEEP_SNAPSHOT_VERSIONS
     late_write_window_s: int = DEFAULT_LATE_WRITE_WINDOW_S
+    # A commit writes a new snapshot base, not a delta, once the deltas would hold more rows than this share
+    # of the base (CATALOG_SYNC_COMPACT_SHARE; 0 compacts at every commit).
+    compact_share: float = DEFAULT_COMPACT_SHARE
     # The CLI's --deadline: once passed (operational clock), nothing more is sent; what was sent is
     # committed and the rest is retried by the next run. None: no deadline.
     deadline_at: datetime | None = None
@@ -87,6 +91,9 @@ class SyncSettings:
                                      f"must be a whole number of seconds, at least {MIN_LOCK_TTL_S}; got {self.lock_ttl_s!r}")
         if self.late_write_window_s < 0:
             raise ConfigurationError("the late-write window must be 0 seconds or more")
+        if not 0 <= self.compact_share <= 1:
+            raise ConfigurationError(f"the compaction share (CATALOG_SYNC_COMPACT_SHARE) must be between 0 and 1; "
+                                     f"got {self.compact_share!r}")
         if not re.fullmatch(r"[A-Za-z0-9_]*", self.table_prefix):
             raise ConfigurationError(f"the table prefix may hold only letters, digits and underscores; got {self.table_prefix!r}")
         self.source_edition  # an unknown edition fails here
@@ -128,6 +135,7 @@ class SyncSettings:
             "now": pinned_instant(env),
             "lock_ttl_s": lock_lease_s(env.get("CATALOG_SYNC_LOCK_LEASE_S")),
             "late_write_window_s": int(env.get("CATALOG_SYNC_LATE_WRITE_WINDOW_S", DEFAULT_LATE_WRITE_WINDOW_S)),
+            "compact_share": float(env.get("CATALOG_SYNC_COMPACT_SHARE", DEFAULT_COMPACT_SHARE)),
             "websites": codes(env.get("CATALOG_SYNC_WEBSITES")),
             "store_views": codes(env.get("CATALOG_SYNC_STORE_VIEWS")),
             "base_views": codes(env.get("CATALOG_SYNC_BASE_VIEWS")),

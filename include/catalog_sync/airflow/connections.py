@@ -14,6 +14,8 @@ Variables:
     catalog_sync_lock_lease_s  the sync lock's lease in seconds, renewed by every step while it runs (default 1800)
     catalog_sync_late_write_window_s  seconds the target may take to apply a request it did not answer
                                (default 1800); such items are re-sent by the first run after it
+    catalog_sync_compact_share share of the snapshot base the delta files may hold before a commit
+                               writes a new base (default 0.1)
     catalog_sync_websites      comma-separated website codes whose store views are exported (default: all)
     catalog_sync_store_views   comma-separated store view codes to export (default: every active one)
     catalog_sync_base_views    comma-separated store view codes: each locale's base view, where views share one
@@ -36,6 +38,7 @@ from catalog_sync.airflow.hooks import (
 )
 from catalog_sync.settings import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_COMPACT_SHARE,
     DEFAULT_LATE_WRITE_WINDOW_S,
     SyncSettings,
     codes,
@@ -72,6 +75,7 @@ def load_settings(get_connection=None, get_variable=None) -> SyncSettings:
         buckets=int(get_variable(BUCKETS_VARIABLE, 1)),
         lock_ttl_s=lock_lease_s(get_variable(LOCK_LEASE_VARIABLE, None)),
         late_write_window_s=int(get_variable("catalog_sync_late_write_window_s", DEFAULT_LATE_WRITE_WINDOW_S)),
+        compact_share=float(get_variable("catalog_sync_compact_share", DEFAULT_COMPACT_SHARE)),
         websites=codes(get_variable("catalog_sync_websites", None)),
         store_views=codes(get_variable("catalog_sync_store_views", None)),
         base_views=codes(get_variable("catalog_sync_base_views", None)),

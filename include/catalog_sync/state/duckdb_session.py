@@ -67,10 +67,14 @@ def empty_select(schema: pa.Schema) -> str:
     return f"SELECT {cols} WHERE false"
 
 
+def relation_or_empty_view(name: str, relation: str | None, schema: pa.Schema) -> str:
+    """As file_or_empty_view, over a relation's SQL (a snapshot feed's merged view)."""
+    if relation:
+        return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {relation} UNION ALL BY NAME {empty_select(schema)}"
+    return f"CREATE OR REPLACE TEMP VIEW {name} AS {empty_select(schema)}"
+
+
 def file_or_empty_view(name: str, path: str | None, schema: pa.Schema) -> str:
     """A view over a Parquet file with at least the columns of `schema` (a file written before a
     column existed reads it as NULL), or an empty view with those columns when there is no file yet."""
-    if path:
-        return (f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_literal(path)}) "
-                f"UNION ALL BY NAME {empty_select(schema)}")
-    return f"CREATE OR REPLACE TEMP VIEW {name} AS {empty_select(schema)}"
+    return relation_or_empty_view(name, f"read_parquet({sql_literal(path)})" if path else None, schema)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # Long enough for Airflow's retries and a manual clear of a failed run's tasks.
 STAGING_RETENTION = timedelta(days=7)
-VERSIONED = re.compile(r"^v(\d{8})(\.pending)?\.(parquet|json)$")
+VERSIONED = re.compile(r"^v(\d{8})(\.pending|\.delta)?\.(parquet|json)$")
 
 Found = tuple[str, int, str]  # path, bytes, why
 
@@ -47,7 +47,7 @@ def remove(store: SnapshotStore, status: StatusStore) -> None:
 
 def _commit_leftovers(store: SnapshotStore, manifest: Manifest) -> list[Found]:
     location, fs = store.location, store.location.fs
-    named = {location.path(f) for files in manifest.feeds.values() for f in (files.file, files.pending) if f}
+    named = {location.path(f) for files in manifest.feeds.values() for f in store.named_files(files)}
     found: list[Found] = []
     for folder in (MANIFESTS, "snapshot"):
         if fs.exists(location.path(folder)):

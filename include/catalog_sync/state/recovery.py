@@ -118,7 +118,8 @@ def examine(store: SnapshotStore, name: str) -> Examined:
 
 def _feed_problems(store: SnapshotStore, manifest: Manifest, feed: str) -> list[str]:
     files = manifest.files(feed)
-    checks = ((files.file, files.items, files.file_bytes), (files.pending, files.pending_items, files.pending_bytes))
+    checks = ((files.file, files.base_rows, files.file_bytes), (files.pending, files.pending_items, files.pending_bytes),
+              *((d.file, d.rows, d.bytes) for d in files.deltas))
     problems = [(relative, _file_problem(store, relative, rows, size)) for relative, rows, size in checks if relative]
     return [f"{relative} {problem}" for relative, problem in problems if problem]
 

@@ -4,13 +4,18 @@ Layout under the state URL:
 
     manifest.json                           the version in force: each feed's files, the change watermarks
     manifests/v00000042.json                every committed manifest, kept for history and recovery
-    snapshot/<feed>/v00000042.parquet       one row per item the target holds: key, the exact body, sha1
+    snapshot/<feed>/v00000040.parquet       the base: one row per item the target held at v40: key, exact body, sha1
+    snapshot/<feed>/v00000042.delta.parquet what v42 changed on top of it: the new rows, and a tombstone per delete
     snapshot/<feed>/v00000042.pending.parquet   items not in sync yet (retryable or rejected, with reasons)
 
-A commit writes new files only for the feeds it changed (the others keep their files),
-writes `manifests/vN.json`, then swaps `manifest.json` atomically: the single commit point,
-so the snapshot and the watermarks always move together. Readers only follow the manifest,
-so a crash mid-commit leaves the previous version in force.
+A feed is its base plus its deltas, oldest first; readers see one merged view (`feed_relation`):
+the newest row of each key, tombstones dropped. A commit writes a delta of what the target
+accepted, so its cost follows the change; once the deltas hold more than a share of the base
+(`compact_share`) or there are MAX_DELTAS of them, it writes a new base instead (compaction).
+Feeds the run did not change keep their files. The commit writes `manifests/vN.json`, then
+swaps `manifest.json` atomically: the single commit point, so the snapshot and the
+watermarks always move together. Readers only follow the manifest, so a crash mid-commit
+leaves the previous version in force.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pyarrow as pa
 from catalog_sync import clock
 from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.settings import ConfigurationError
+from catalog_sync.state.duckdb_session import sql_literal
 from catalog_sync.state.location import StateLocation
 
 log = logging.getLogger(__name__)
@@ -36,7 +42,10 @@ MANIFESTS = "manifests"
 #   1  one record per (sku, store view), the Magento-shaped record as payload
 #   2  the same, with `judged_on`, the store-local day the price window was judged on
 #   3  one snapshot per feed of the target: key, exact body, sha1 (this module)
-MANIFEST_FORMAT = 3
+#   4  the same, as a base file plus delta files (a format-3 feed is a base with no deltas)
+MANIFEST_FORMAT = 4
+# A day of hourly runs: past it, the next commit that changes the feed compacts it.
+MAX_DELTAS = 24
 
 # A feed item as the run builds it (staging) and as the snapshot keeps it (plus exported_at, run_id).
 # `key` and `body` are canonical JSON; product_id, sku and the listing columns say which Magento
@@ -71,6 +80,8 @@ MAPPED_SCHEMA = pa.schema([
 ])
 ITEM_SCHEMA = pa.schema([*ITEM_FIELDS, pa.field("reason", pa.string())])  # an item with its product's columns
 SNAPSHOT_SCHEMA = pa.schema([*ITEM_FIELDS, pa.field("exported_at", pa.string()), pa.field("run_id", pa.string())])
+# A delta file: upserted rows as the snapshot keeps them, and `deleted` rows (key and product only).
+DELTA_SCHEMA = pa.schema([*SNAPSHOT_SCHEMA, pa.field("deleted", pa.bool_())])
 
 # Small row groups: the plugin page fetches one product's bodies by row number, and DuckDB
 # decodes a whole row group of the body column to do so (16k rows: ~10 ms; the default 122,880: ~50-100 ms).
@@ -95,14 +106,35 @@ PENDING_SCHEMA = pa.schema([
 
 
 @dataclass(frozen=True)
+class DeltaFile:
+    file: str  # relative to the state URL
+    rows: int  # upserted rows and tombstones
+    bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class FeedFiles:
-    file: str | None = None  # relative to the state URL
+    file: str | None = None  # the base, relative to the state URL
     pending: str | None = None
-    items: int = 0
+    items: int = 0  # in the merged view: what the target holds
     pending_items: int = 0
     # Byte sizes, recorded at commit: plan checks the files in force by size (cheap, also on object storage).
     file_bytes: int | None = None
     pending_bytes: int | None = None
+    deltas: tuple[DeltaFile, ...] = ()  # on top of the base, oldest first
+    base_items: int | None = None  # rows of the base file; None: `items` (no deltas)
+
+    @property
+    def base_rows(self) -> int:
+        return self.items if self.base_items is None else self.base_items
+
+    @property
+    def delta_rows(self) -> int:
+        return sum(d.rows for d in self.deltas)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeedFiles":
+        return cls(**{**data, "deltas": tuple(DeltaFile(**d) for d in data.get("deltas") or ())})
 
 
 @dataclass(frozen=True)
@@ -133,7 +165,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Manifest":
-        feeds = {name: FeedFiles(**files) for name, files in (data.get("feeds") or {}).items()}
+        feeds = {name: FeedFiles.from_dict(files) for name, files in (data.get("feeds") or {}).items()}
         return cls(**{**data, "feeds": feeds})
 
 
@@ -170,6 +202,19 @@ class SnapshotStore:
     @staticmethod
     def new_files(feed: str, version: int) -> tuple[str, str]:
         return f"snapshot/{feed}/v{version:08d}.parquet", f"snapshot/{feed}/v{version:08d}.pending.parquet"
+
+    @staticmethod
+    def new_delta(feed: str, version: int) -> str:
+        return f"snapshot/{feed}/v{version:08d}.delta.parquet"
+
+    def feed_relation(self, files: FeedFiles, positions: bool = False) -> str | None:
+        """SQL for the merged view of a feed (None: the feed has no file yet). Its columns are the base
+        file's; `positions` adds `part` (0: the base, i: the i-th delta) and `part_row`, the row in that file."""
+        return feed_relation(self.file_url(files.file), [self.file_url(d.file) for d in files.deltas], positions)
+
+    def named_files(self, files: FeedFiles) -> list[str]:
+        """Every file a feed's version names, relative to the state URL."""
+        return [f for f in (files.file, files.pending, *(d.file for d in files.deltas)) if f]
 
     def swap_manifest(self, previous: Manifest, feeds: dict[str, FeedFiles], marks: ChangeMarks | None,
                       run_id: str, format: int = MANIFEST_FORMAT, fingerprints: dict | None = None) -> Manifest:
@@ -222,8 +267,11 @@ class SnapshotStore:
             self.location.fs.invalidate_cache(path)  # a listing cached before the file was written must not answer
             return int(self.location.fs.size(path))
 
+        known = {d.file: d.bytes for d in before.deltas}
+        deltas = tuple(replace(d, bytes=size(d.file, d.bytes, d.file, known.get(d.file))) for d in files.deltas)
         return replace(files, file_bytes=size(files.file, files.file_bytes, before.file, before.file_bytes),
-                       pending_bytes=size(files.pending, files.pending_bytes, before.pending, before.pending_bytes))
+                       pending_bytes=size(files.pending, files.pending_bytes, before.pending, before.pending_bytes),
+                       deltas=deltas)
 
     def _prune(self, current: Manifest) -> None:
         """Keep the last few versions (their manifests and every file they name); older files go."""
@@ -240,10 +288,10 @@ class SnapshotStore:
                 continue
             try:
                 data = self.location.read_json(f"{MANIFESTS}/{path.rsplit('/', 1)[-1]}")
-                named = [(files.get("file"), files.get("pending")) for files in (data.get("feeds") or {}).values()]
+                named = [f for files in (data.get("feeds") or {}).values() for f in self.named_files(FeedFiles.from_dict(files))]
             except Exception:  # a damaged copy names nothing (recovery reports it)
                 continue
-            kept.update(self.location.path(f) for pair in named for f in pair if f)
+            kept.update(self.location.path(f) for f in named)
         snapshot = self.location.path("snapshot")
         if not fs.exists(snapshot):
             return
@@ -251,6 +299,32 @@ class SnapshotStore:
             version = _version_of(path)
             if version is not None and version < oldest_kept and path not in kept:
                 fs.rm(path)
+
+
+def feed_relation(base: str | None, deltas: list[str], positions: bool = False) -> str | None:
+    """The merged view of a base file and its delta files (URLs, oldest delta first) as SQL: each key's
+    newest row, tombstones dropped. The base's rows whose keys no delta names are read as they are, so
+    a filter on the base's columns still prunes its row groups."""
+    if base is None:
+        return None
+    q = sql_literal
+
+    def scan(url: str, part: int) -> str:
+        if not positions:
+            return f"SELECT *, {part} AS part FROM read_parquet({q(url)})"
+        return (f"SELECT * EXCLUDE (file_row_number), {part} AS part, file_row_number AS part_row "
+                f"FROM read_parquet({q(url)}, file_row_number = true)")
+
+    keep = "" if positions else " EXCLUDE (part)"
+    if not deltas:
+        return f"(SELECT *{keep} FROM ({scan(base, 0)}))"
+    changed = f"SELECT key FROM read_parquet([{', '.join(q(d) for d in deltas)}])"
+    newest = " UNION ALL BY NAME ".join(scan(url, part) for part, url in enumerate(deltas, start=1))
+    return (f"(SELECT *{keep} FROM ({scan(base, 0)}) ANTI JOIN ({changed}) USING (key) "
+            f"UNION ALL BY NAME "
+            f"SELECT * EXCLUDE (deleted{'' if positions else ', part'}) FROM ("
+            f"SELECT * FROM ({newest}) QUALIFY row_number() OVER (PARTITION BY key ORDER BY part DESC) = 1"
+            f") WHERE NOT deleted)")
 
 
 def _history(previous: Manifest) -> list:

@@ -18,10 +18,11 @@ def find_exported(state_url: str, sku: str, store_view: str | None = None,
     manifest = store.read_manifest()
     found: list[dict[str, Any]] = []
     for feed, files in sorted(manifest.feeds.items()):
-        if not files.file:
+        merged = store.feed_relation(files)
+        if not merged:
             continue
-        query = "SELECT key, body, store_view_code, exported_at, run_id FROM read_parquet(?) WHERE sku = ?"
-        params: list[Any] = [store.file_url(files.file), sku]
+        query = f"SELECT key, body, store_view_code, exported_at, run_id FROM {merged} WHERE sku = ?"
+        params: list[Any] = [sku]
         if store_view:
             query += " AND store_view_code = ?"
             params.append(store_view)
@@ -38,8 +39,8 @@ def feed_items(state_url: str, storage_options: dict | None = None) -> dict[str,
     manifest = store.read_manifest()
     items: dict[str, dict[str, Any]] = {}
     for feed, files in manifest.feeds.items():
-        rows = duckdb_session.fetch_all("SELECT key, body FROM read_parquet(?)", [store.file_url(files.file)]) \
-            if files.file else []
+        merged = store.feed_relation(files)
+        rows = duckdb_session.fetch_all(f"SELECT key, body FROM {merged}") if merged else []
         if rows:  # a feed that holds nothing is left out, as the file target's replay leaves it out
             items[feed] = {key: None if body is None else orjson.loads(body) for key, body in rows}
     return items

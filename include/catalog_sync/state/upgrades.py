@@ -6,6 +6,9 @@ target's feeds. The target says what an earlier release sent for each kept recor
 key (prices, price books: their bodies were built at send time and never kept). A key with no
 body is re-sent once by the next run; a key the source no longer produces is deleted, so no
 delete is lost. Nothing is sent here.
+
+Format 4 adds delta files on each feed's base: a format-3 feed is a base with none, so that
+upgrade rewrites the manifest only.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from catalog_sync.targets.base import RETRYABLE, FeedItem, Target, canonical, sh
 log = logging.getLogger(__name__)
 
 RECORD_FORMATS = (1, 2)
+FEED_FORMAT_WITHOUT_DELTAS = 3
 BATCH = 10_000
 
 
@@ -44,9 +48,14 @@ def upgrade(store: SnapshotStore, target: Target) -> tuple[Manifest, int | None]
     if raw is None:
         return Manifest(), None
     found = raw.get("format")
-    if found == MANIFEST_FORMAT or found not in RECORD_FORMATS:
+    if found == FEED_FORMAT_WITHOUT_DELTAS:
+        previous = Manifest.from_dict({**raw, "format": MANIFEST_FORMAT})
+        manifest = store.swap_manifest(previous, dict(previous.feeds), previous.marks,
+                                       f"upgrade-to-format-{MANIFEST_FORMAT} (after {previous.run_id})")
+    elif found == MANIFEST_FORMAT or found not in RECORD_FORMATS:
         return store.read_manifest(), None  # an unknown format raises UnsupportedState, naming it
-    manifest = _from_records(store, raw, target)
+    else:
+        manifest = _from_records(store, raw, target)
     log.info("state at %s upgraded from format %s to %d as v%d: %s", store.location.url, found, MANIFEST_FORMAT,
              manifest.version, ", ".join(f"{f} {files.items} item(s)" for f, files in sorted(manifest.feeds.items())))
     return manifest, found

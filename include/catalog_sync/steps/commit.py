@@ -1,9 +1,11 @@
 """commit: apply only what the target accepted to a new snapshot version, then swap the manifest.
 
 Per feed: the base version's items, less every key the target accepted a change of, plus the
-accepted upserts as they were sent; and the items not in sync yet (pending). A feed with
-nothing accepted and nothing pending changed keeps its files. The manifest swap, which
-covers every feed and the change watermarks, is the single commit point.
+accepted upserts as they were sent; and the items not in sync yet (pending). What changed is
+written as one delta file on the feed's base (state.snapshot), so the cost follows the change;
+past the compaction share, the merged view is written as a new base instead. A feed with
+nothing accepted keeps its files. The manifest swap, which covers every feed and the change
+watermarks, is the single commit point.
 
 The late-write guard: the target may apply a request it never answered (a timeout, a dropped
 connection) at any time later, after a newer body. So every item such a request held is kept
@@ -15,14 +17,22 @@ that send is then the last write the target applies, if it applies any request w
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from catalog_sync import clock
 from catalog_sync.magento.change_detection import ChangeMarks
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state import duckdb_session, sync_lock
-from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
-from catalog_sync.state.snapshot import PENDING_SCHEMA, SNAPSHOT_ROW_GROUP_SIZE, SNAPSHOT_SCHEMA, FeedFiles
+from catalog_sync.state.duckdb_session import file_or_empty_view, relation_or_empty_view, sql_literal
+from catalog_sync.state.snapshot import (
+    MAX_DELTAS,
+    PENDING_SCHEMA,
+    SNAPSHOT_ROW_GROUP_SIZE,
+    SNAPSHOT_SCHEMA,
+    DeltaFile,
+    FeedFiles,
+)
 from catalog_sync.state.staging import StagingFolder
 from catalog_sync.steps.export import RESULTS_SCHEMA
 from catalog_sync.steps.modes import FULL, INCREMENTAL, SKUS
@@ -67,8 +77,14 @@ def commit(settings: SyncSettings, run: RunPlan) -> dict:
         staging.write_json(result, staging.COMMIT)
     log.info("commit: snapshot v%d -> v%d: %s", run.base_version, new.version, "; ".join(
         f"{name}: {c['items']} in sync ({c['inserted']} inserted, {c['updated']} updated, {c['deleted']} deleted), "
-        f"{c['pending']} pending" + ("" if c["rewritten"] else ", unchanged files") for name, c in counts.items()))
+        f"{c['pending']} pending, " + _files_note(c) for name, c in counts.items()))
     return result
+
+
+def _files_note(counts: dict) -> str:
+    if not counts["rewritten"]:
+        return "unchanged files"
+    return "compacted into a new base" if counts["compacted"] else f"a delta file ({counts['deltas']} on the base)"
 
 
 def _require_results(staging: StagingFolder, run: RunPlan, feeds: tuple[FeedSpec, ...]) -> None:
@@ -95,7 +111,7 @@ def _commit_feed(con, ws: Workspace, settings: SyncSettings, run: RunPlan, stagi
     deltas = [staging.url_of(d) for d in staging.parts_of("delta", feed.name)]
     results = [staging.url_of(r) for r in staging.parts_of("results", feed.name)]
     q = sql_literal
-    con.execute(file_or_empty_view("base", ws.snapshot_url(base.file), SNAPSHOT_SCHEMA))
+    con.execute(relation_or_empty_view("base", ws.snapshots.feed_relation(base), SNAPSHOT_SCHEMA))
     con.execute(file_or_empty_view("old_pending", ws.snapshot_url(base.pending), PENDING_SCHEMA))
     if deltas:
         con.execute(f"CREATE OR REPLACE TEMP VIEW d AS SELECT * FROM read_parquet([{', '.join(q(d) for d in deltas)}])")
@@ -131,21 +147,35 @@ def _commit_feed(con, ws: Workspace, settings: SyncSettings, run: RunPlan, stagi
                'a request got no answer; re-sent after ' || {q(resend_after)} || ' in case the target applies it late' AS reason,
                d.sha1, {q(run.run_id)} AS run_id, {q(resend_after)} AS resend_after
         FROM d JOIN res USING (key) WHERE res.unconfirmed"""
-    rewrite = bool(by_op) or base.file is None
+    changed = bool(by_op) or base.file is None
+    accepted_rows = sum(by_op.values())
+    compact = base.file is None or len(base.deltas) >= MAX_DELTAS or \
+        base.delta_rows + accepted_rows > settings.compact_share * base.base_rows
     file_rel, pending_rel = ws.snapshots.new_files(feed.name, version)
-    items = base.items
-    if rewrite:
+    files = base
+    if changed:
         ws.state.makedirs(file_rel.rsplit("/", 1)[0])
         columns = ", ".join(f"d.{f.name}" for f in SNAPSHOT_SCHEMA if f.name not in ("exported_at", "run_id"))
-        con.execute(f"""COPY (
-            SELECT base.* FROM base ANTI JOIN accepted a USING (key)
-            UNION ALL BY NAME
-            SELECT {columns}, {q(run.instant)} AS exported_at, {q(run.run_id)} AS run_id
-            FROM d SEMI JOIN (SELECT key FROM accepted WHERE op <> 'delete') a USING (key)
-        ) TO {q(ws.snapshot_url(file_rel))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})""")
-        items = con.execute(f"SELECT count(*) FROM read_parquet({q(ws.snapshot_url(file_rel))})").fetchone()[0]
-    else:
-        file_rel = base.file
+        upserts = f"""SELECT {columns}, {q(run.instant)} AS exported_at, {q(run.run_id)} AS run_id
+            FROM d SEMI JOIN (SELECT key FROM accepted WHERE op <> 'delete') a USING (key)"""
+        if compact:
+            con.execute(f"""COPY (
+                SELECT base.* FROM base ANTI JOIN accepted a USING (key) UNION ALL BY NAME {upserts}
+            ) TO {q(ws.snapshot_url(file_rel))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})""")
+            rows = con.execute(f"SELECT count(*) FROM read_parquet({q(ws.snapshot_url(file_rel))})").fetchone()[0]
+            files = FeedFiles(file_rel, items=rows)
+        else:
+            delta_rel = ws.snapshots.new_delta(feed.name, version)
+            con.execute(f"""COPY (
+                SELECT *, false AS deleted FROM ({upserts})
+                UNION ALL BY NAME
+                SELECT d.key, d.product_id, d.sku, d.store_view_code, {q(run.instant)} AS exported_at,
+                       {q(run.run_id)} AS run_id, true AS deleted
+                FROM d SEMI JOIN (SELECT key FROM accepted WHERE op = 'delete') a USING (key)
+            ) TO {q(ws.snapshot_url(delta_rel))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})""")
+            files = replace(base, deltas=(*base.deltas, DeltaFile(delta_rel, accepted_rows)), base_items=base.base_rows)
+            merged = ws.snapshots.feed_relation(files)
+            files = replace(files, items=con.execute(f"SELECT count(*) FROM {merged}").fetchone()[0])
     # Pending items are few: their file is written every time.
     ws.state.makedirs(pending_rel.rsplit("/", 1)[0])
     con.execute(f"COPY ({pending_sql}) TO {q(ws.snapshot_url(pending_rel))} (FORMAT parquet)")
@@ -153,8 +183,9 @@ def _commit_feed(con, ws: Workspace, settings: SyncSettings, run: RunPlan, stagi
         f"SELECT count(*), count(*) FILTER (WHERE status <> '{UNCONFIRMED}') "
         f"FROM read_parquet({q(ws.snapshot_url(pending_rel))})").fetchone()
     counts = {"inserted": by_op.get("insert", 0), "updated": by_op.get("update", 0), "deleted": by_op.get("delete", 0),
-              "items": items, "pending": new_pending, "not_accepted": not_accepted, "rewritten": rewrite}
-    return FeedFiles(file_rel, pending_rel, items, new_pending), counts
+              "items": files.items, "pending": new_pending, "not_accepted": not_accepted, "rewritten": changed,
+              "compacted": changed and compact, "deltas": len(files.deltas)}
+    return replace(files, pending=pending_rel, pending_items=new_pending, pending_bytes=None), counts
 
 
 # Fingerprints an incremental run brings up to date: it re-read the products whose labels changed, and

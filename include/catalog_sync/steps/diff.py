@@ -37,8 +37,8 @@ from catalog_sync.feed.feed_record import StagingRow
 from catalog_sync.magento.catalog_reader import CatalogContext
 from catalog_sync.settings import SyncSettings
 from catalog_sync.state import duckdb_session
-from catalog_sync.state.duckdb_session import file_or_empty_view, sql_literal
-from catalog_sync.state.snapshot import MAPPED_SCHEMA, PENDING_SCHEMA, SNAPSHOT_SCHEMA
+from catalog_sync.state.duckdb_session import file_or_empty_view, relation_or_empty_view, sql_literal
+from catalog_sync.state.snapshot import MAPPED_SCHEMA, PENDING_SCHEMA, SNAPSHOT_SCHEMA, feed_relation
 from catalog_sync.state.staging import CATALOG_PART, StagingFolder, bucket_part
 from catalog_sync.steps.buckets import duckdb_bucket
 from catalog_sync.steps.modes import FULL, SKUS
@@ -288,7 +288,7 @@ class FeedInputs:
 
     items: str | tuple[str, ...]  # the feed items the mapping made (MAPPED_SCHEMA): a file, or files
     delta: str  # written: every item that is not unchanged, with its op
-    snapshot: str | None = None  # the feed's snapshot file (None: the target holds nothing yet)
+    snapshot: str | None = None  # the feed's snapshot base file (None: the target holds nothing yet)
     pending: str | None = None  # the feed's pending items (rejected ones are held)
     snapshot_scope: str = "true"  # SQL on the snapshot's columns: the part of it this comparison answers for
     force: bool = False  # a forced re-send: unchanged and held items are sent again
@@ -298,6 +298,7 @@ class FeedInputs:
     # Items files of every product feed of the bucket: a product with a quarantined item loses none of its items.
     quarantine_from: tuple[str, ...] = ()
     records: str | None = None  # the staging records the items' record_row point into
+    snapshot_deltas: tuple[str, ...] = ()  # the delta files on the base, oldest first (state.snapshot)
 
 
 def compare(inputs: FeedInputs, con: duckdb.DuckDBPyConnection | None = None) -> FeedDiff:
@@ -335,7 +336,8 @@ def compare(inputs: FeedInputs, con: duckdb.DuckDBPyConnection | None = None) ->
                             ELSE i.reason END AS reason)
             FROM {raw} i JOIN dup ON dup.key = i.key
             ORDER BY i.key, i.store_view_code)""")
-    con.execute(file_or_empty_view("snapshot_all", inputs.snapshot, SNAPSHOT_SCHEMA))
+    con.execute(relation_or_empty_view("snapshot_all", feed_relation(inputs.snapshot, list(inputs.snapshot_deltas)),
+                                       SNAPSHOT_SCHEMA))
     con.execute("CREATE OR REPLACE TEMP VIEW s AS SELECT key, sha1, product_id, sku, store_view_code FROM snapshot_all "
                 f"WHERE {inputs.snapshot_scope}")
     con.execute(file_or_empty_view("pending_all", inputs.pending, PENDING_SCHEMA))
@@ -393,6 +395,7 @@ def _inputs(ws: Workspace, run: RunPlan, staging: StagingFolder, bucket: int, fe
         items=items_files(staging, feed, bucket, workers), delta=staging.url_of(staging.delta(feed.name, part)),
         records=staging.url_of(staging.extract(bucket)),
         snapshot=ws.snapshot_url(base.file), pending=ws.snapshot_url(base.pending),
+        snapshot_deltas=tuple(ws.snapshot_url(d.file) for d in base.deltas),
         snapshot_scope=_snapshot_scope(run, staging, bucket, feed), force=forced, resend_due=run.started_at,
         quarantine_from=tuple(p for f in product_feeds for p in items_files(staging, f, bucket, workers))
         if feed.scope is FeedScope.PRODUCT else (),

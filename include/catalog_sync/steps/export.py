@@ -150,11 +150,10 @@ def _send(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, f
 
 def _held_bodies(ws: Workspace, run: RunPlan, feed: FeedSpec) -> dict[str, str]:
     """The bodies the target holds of a patched feed (a catalog-wide one, small): key -> body."""
-    base = run.base(feed.name).file
+    base = ws.snapshots.feed_relation(run.base(feed.name))
     if not base:
         return {}
-    return dict(duckdb_session.fetch_all("SELECT key, body FROM read_parquet(?) WHERE body IS NOT NULL",
-                                         [ws.snapshot_url(base)]))
+    return dict(duckdb_session.fetch_all(f"SELECT key, body FROM {base} WHERE body IS NOT NULL"))
 
 
 def _missing_requirement(ws: Workspace, run: RunPlan, staging: StagingFolder, target: Target, feed: FeedSpec):
@@ -163,9 +162,8 @@ def _missing_requirement(ws: Workspace, run: RunPlan, staging: StagingFolder, ta
     if feed.requires is None:
         return None
     required = feed_by_name(target, feed.requires.feed)
-    files = [ws.snapshot_url(run.base(required.name).file)] if run.base(required.name).file else []
-    present = {r[0] for r in duckdb_session.fetch_all(
-        "SELECT key FROM read_parquet(?)", [files])} if files else set()
+    held = ws.snapshots.feed_relation(run.base(required.name))
+    present = {r[0] for r in duckdb_session.fetch_all(f"SELECT key FROM {held}")} if held else set()
     accepted = staging.results(required.name, f"{CATALOG_PART}-{UPSERT}")
     if staging.exists(accepted):
         present |= {r[0] for r in duckdb_session.fetch_all(

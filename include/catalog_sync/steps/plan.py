@@ -108,7 +108,7 @@ def _mode(request: SyncRequest, manifest: Manifest, detector: ChangeDetector,
         return FULL, "full resync with cleanup requested: every item is re-sent"
     if request.full:
         return FULL, "full resync requested"
-    if upgraded_from is not None:
+    if upgraded_from in upgrades.RECORD_FORMATS:  # a format-3 state is only re-listed: nothing to reconcile
         return FULL, (f"reconcile once after upgrading the state from format {upgraded_from}: items whose sent "
                       "body was not kept are re-sent, unchanged ones are not")
     if manifest.version == 0:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-import pyarrow as pa
-
 from catalog_sync.magento import categories
 from catalog_sync.magento.catalog_reader import LABEL_BUCKETS, CatalogContext, MagentoCatalogReader
 from catalog_sync.magento.change_detection import UPDATED_AT, ChangeDetector, ChangeMarks
@@ -102,9 +100,8 @@ def recategorized_ids(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader,
     for cid, item in mapper.category_entries():
         key = canonical(item.key).decode()
         now[key], bodies[key] = cid, sha1_hex(canonical(item.body))
-    base = run.base(mapper.category_feed).file
-    held: dict[str, str] = dict(duckdb_session.fetch_all(
-        "SELECT key, sha1 FROM read_parquet(?)", [ws.snapshot_url(base)])) if base else {}
+    base = ws.snapshots.feed_relation(run.base(mapper.category_feed))
+    held: dict[str, str] = dict(duckdb_session.fetch_all(f"SELECT key, sha1 FROM {base}")) if base else {}
     changed = {key for key in now if held.get(key) != bodies.get(key)}
     found = categories.category_products(reader.engine, {cid for key, cid in now.items() if key in changed})
     # A store view no longer exported is not asked about here: its products go with it (dropped_views).
@@ -124,42 +121,47 @@ class SnapshotView:
 
     def __init__(self, ws: Workspace, run: RunPlan):
         feeds = [f for f in ws.target.feeds if f.scope is FeedScope.PRODUCT]
-        self.files = [ws.snapshot_url(run.base(f.name).file) for f in feeds if run.base(f.name).file]
+        merged = [r for f in feeds if (r := ws.snapshots.feed_relation(run.base(f.name)))]
+        # Every column of the snapshot's schema, also from files written before one existed (read as NULL).
+        self.items = " UNION ALL BY NAME ".join(
+            [f"SELECT * FROM {r}" for r in merged] + [duckdb_session.empty_select(SNAPSHOT_SCHEMA)]) if merged else None
         self.pending = [ws.snapshot_url(run.base(f.name).pending) for f in feeds if run.base(f.name).pending]
 
-    def _ids(self, files: list[str], where: str, params: list, schema: pa.Schema = SNAPSHOT_SCHEMA) -> set[int]:
-        if not files:
+    @staticmethod
+    def _ids(source: str | None, where: str, params: list) -> set[int]:
+        if source is None:
             return set()
-        # Every column of `schema`, also from files written before one existed (read as NULL).
         rows = duckdb_session.fetch_all(
-            "SELECT DISTINCT product_id FROM (SELECT * FROM read_parquet(?, union_by_name = true) "
-            f"UNION ALL BY NAME {duckdb_session.empty_select(schema)}) WHERE product_id IS NOT NULL AND ({where})",
-            [files, *params])
+            f"SELECT DISTINCT product_id FROM ({source}) WHERE product_id IS NOT NULL AND ({where})", params)
         return {int(r[0]) for r in rows}
 
     def product_ids(self, where: str = "true", params: list | None = None) -> set[int]:
-        return self._ids(self.files, where, params or [])
+        return self._ids(self.items, where, params or [])
 
     def retryable_ids(self, now: str) -> set[int]:
         """Items to retry, and unconfirmed ones whose late-write window has passed at `now`."""
-        return self._ids(self.pending, "status = ? OR (status = ? AND resend_after <= ?)", [RETRYABLE, UNCONFIRMED, now],
-                         PENDING_SCHEMA)
+        if not self.pending:
+            return set()
+        files = "[" + ", ".join(duckdb_session.sql_literal(f) for f in self.pending) + "]"
+        source = (f"SELECT * FROM read_parquet({files}, union_by_name = true) "
+                  f"UNION ALL BY NAME {duckdb_session.empty_select(PENDING_SCHEMA)}")
+        return self._ids(source, "status = ? OR (status = ? AND resend_after <= ?)", [RETRYABLE, UNCONFIRMED, now])
 
     def due_for_recheck(self, today: dict[str, str]) -> set[int]:
         """Items whose recheck day (a window's first day, or the day after its last) has come in
         their store view's local date."""
         views = sorted(today.items())
         return self._ids(
-            self.files,
+            self.items,
             "recheck_on IS NOT NULL AND recheck_on <= "
             "map_extract(map(?::VARCHAR[], ?::VARCHAR[]), store_view_code)[1]",
             [[v for v, _ in views], [d for _, d in views]],
         )
 
     def linked_ids(self, ids: set[int]) -> set[int]:
-        if not self.files or not ids:
+        if not self.items or not ids:
             return set()
         rows = duckdb_session.fetch_all(
-            "SELECT DISTINCT unnest(linked_product_ids) FROM read_parquet(?, union_by_name = true) "
-            "WHERE product_id IN (SELECT unnest(?))", [self.files, sorted(ids)])
+            f"SELECT DISTINCT unnest(linked_product_ids) FROM ({self.items}) "
+            "WHERE product_id IN (SELECT unnest(?))", [sorted(ids)])
         return {int(r[0]) for r in rows if r[0] is not None}

@@ -5,7 +5,8 @@ For the page, the primary feed's listed columns (not the bodies) are loaded once
 snapshot version into an in-memory DuckDB table with an index on sku, so an exact-SKU lookup
 is an index probe and a name search one scan of a narrow column; a new manifest version
 replaces the table. Bodies are read from the Parquet files on demand, one SKU at a time, by
-row number (the snapshot is written in small row groups, so that reads one row group each).
+file and row number (a feed is a base file and delta files, written in small row groups, so
+that reads one row group of each file that holds the SKU).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from catalog_sync.state import duckdb_session
 from catalog_sync.state.location import open_state
-from catalog_sync.state.snapshot import Manifest, SnapshotStore
+from catalog_sync.state.snapshot import FeedFiles, Manifest, SnapshotStore
 from catalog_sync.targets.base import FeedScope, FeedSpec
 from catalog_sync.ui.paging import PAGE_SIZE, Page, offset_in
 
@@ -76,7 +77,7 @@ class SyncedProducts:
         self.product_feeds = [f.name for f in feeds if f.scope is FeedScope.PRODUCT]
         self._con = duckdb_session.connect()
         self._lock = threading.Lock()
-        self._loaded: tuple[int, str | None] | None = None  # (version, snapshot file) in the table
+        self._loaded: tuple[int, FeedFiles] | None = None  # (version, the primary feed's files) in the table
         self._manifest = Manifest()
 
     def close(self) -> None:
@@ -87,7 +88,7 @@ class SyncedProducts:
     def manifest(self) -> Manifest:
         """The current manifest; reloads the table when the snapshot has moved on."""
         manifest = self.store.read_manifest()
-        key = (manifest.version, manifest.files(self.primary).file)
+        key = (manifest.version, manifest.files(self.primary))
         with self._lock:
             if key != self._loaded:
                 self._load(manifest)
@@ -99,16 +100,14 @@ class SyncedProducts:
         con = self._con
         con.execute("DROP TABLE IF EXISTS items")
         con.execute("DROP TABLE IF EXISTS pending")
-        primary = manifest.files(self.primary).file
+        primary = self.store.feed_relation(manifest.files(self.primary), positions=True)
         if primary:
-            path = duckdb_session.sql_literal(self.store.file_url(primary))
-            con.execute(f"CREATE TABLE items AS SELECT {cols}, lower(name) AS name_lc, file_row_number AS row_number "
-                        f"FROM read_parquet({path}, file_row_number = true)")
+            con.execute(f"CREATE TABLE items AS SELECT {cols}, lower(name) AS name_lc, part, part_row FROM {primary}")
         else:
             con.execute(
                 "CREATE TABLE items (product_id BIGINT, sku VARCHAR, store_view_code VARCHAR, name VARCHAR, type VARCHAR, "
                 "price DOUBLE, visibility INTEGER, exported_at VARCHAR, source_updated_at VARCHAR, run_id VARCHAR, "
-                "name_lc VARCHAR, row_number BIGINT)"
+                "name_lc VARCHAR, part INTEGER, part_row BIGINT)"
             )
         con.execute("CREATE INDEX items_sku ON items (sku)")
         con.execute("CREATE TABLE pending (feed VARCHAR, key VARCHAR, sku VARCHAR, store_view_code VARCHAR, op VARCHAR, "
@@ -182,22 +181,31 @@ class SyncedProducts:
         manifest = self.manifest()
         found: list[SentItem] = []
         for feed in self.product_feeds:
-            relative = manifest.files(feed).file
-            if not relative:
-                continue
-            path = duckdb_session.sql_literal(self.store.file_url(relative))
-            where = "sku = ?"
-            params: list[Any] = [sku]
+            files = manifest.files(feed)
             if feed == self.primary:
-                # Row numbers from the table (an index probe) let DuckDB read only the row groups that hold them.
-                numbers = [r["row_number"] for r in self._rows("SELECT row_number FROM items WHERE sku = ?", [sku])]
-                if not numbers:
-                    continue
-                where, params = "file_row_number IN (SELECT unnest(?)) AND sku = ?", [numbers, sku]
-            rows = self._rows(f"SELECT key, store_view_code, body, exported_at, run_id FROM read_parquet({path}, "
-                              f"file_row_number = true) WHERE {where} ORDER BY key", params)
-            found += [SentItem(feed, r["key"], r["store_view_code"], r["body"], r["exported_at"], r["run_id"]) for r in rows]
+                rows = self._sent_by_position(files, sku)
+            else:
+                merged = self.store.feed_relation(files)
+                rows = [] if merged is None else self._rows(
+                    f"SELECT key, store_view_code, body, exported_at, run_id FROM {merged} WHERE sku = ?", [sku])
+            found += [SentItem(feed, r["key"], r["store_view_code"], r["body"], r["exported_at"], r["run_id"])
+                      for r in sorted(rows, key=lambda r: r["key"])]
         return found
+
+    def _sent_by_position(self, files: FeedFiles, sku: str) -> list[dict[str, Any]]:
+        """A SKU's rows of the primary feed, read by the file and row numbers the table holds (an index
+        probe), so DuckDB reads only the row groups that hold them."""
+        where: dict[int, list[int]] = {}
+        for r in self._rows("SELECT part, part_row FROM items WHERE sku = ?", [sku]):
+            where.setdefault(r["part"], []).append(r["part_row"])
+        parts = [files.file, *(d.file for d in files.deltas)]
+        rows: list[dict[str, Any]] = []
+        for part, numbers in sorted(where.items()):
+            path = duckdb_session.sql_literal(self.store.file_url(parts[part]))
+            rows += self._rows(f"SELECT key, store_view_code, body, exported_at, run_id FROM read_parquet({path}, "
+                               "file_row_number = true) WHERE file_row_number IN (SELECT unnest(?)) AND sku = ?",
+                               [numbers, sku])
+        return rows
 
     def feeds(self) -> list[dict[str, Any]]:
         """Every feed of the snapshot and how many items the target holds in it."""
@@ -211,15 +219,13 @@ class SyncedProducts:
         if feed not in manifest.feeds:
             raise KeyError(feed)
         page = max(1, page)
-        relative = manifest.files(feed).file
-        if not relative:
+        merged = self.store.feed_relation(manifest.files(feed))
+        if not merged:
             return Page([], 0, page, page_size)
-        path = duckdb_session.sql_literal(self.store.file_url(relative))
-        total = self._rows(f"SELECT count(*) AS n FROM read_parquet({path})", [])[0]["n"]
+        total = self._rows(f"SELECT count(*) AS n FROM {merged}", [])[0]["n"]
         offset = offset_in(total, page, page_size)
         rows = [] if offset is None else self._rows(
-            f"SELECT key, body, exported_at, run_id FROM read_parquet({path}) ORDER BY key LIMIT ? OFFSET ?",
-            [page_size, offset])
+            f"SELECT key, body, exported_at, run_id FROM {merged} ORDER BY key LIMIT ? OFFSET ?", [page_size, offset])
         return Page(rows, total, page, page_size)
 
     def pending(self, limit: int = 500, sku: str | None = None, offset: int = 0) -> list[PendingItem]:
