@@ -1,14 +1,19 @@
 """DuckDB connections with bounded memory, for every engine step.
 
 DuckDB defaults to 80% of the machine's RAM and to keeping insertion order;
-a sync shares its worker with other tasks and never needs row order, so each
-connection gets a memory cap (spilling to disk past it) and no order guarantee.
+a sync shares its worker with other tasks and never needs row order, so the
+database gets a memory cap (spilling to disk past it) and no order guarantee.
+
+One in-memory database per process, and a connection of its own (temp tables and
+views are per connection) for each caller: opening a database costs ~25 ms, a
+connection to an open one well under a millisecond, and an hourly run opens ~20.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 
 import duckdb
 import fsspec
@@ -21,30 +26,46 @@ THREADS = int(os.environ.get("CATALOG_SYNC_DUCKDB_THREADS", "2"))
 
 
 _filesystems: dict[str, fsspec.AbstractFileSystem] = {}
+_lock = threading.Lock()
+_database: tuple[int, duckdb.DuckDBPyConnection] | None = None  # (the process that opened it, the database)
 
 
 def use_filesystem(fs: fsspec.AbstractFileSystem) -> None:
     """Let every later connection open `protocol://...` paths through this fsspec filesystem
     (the state on object storage). DuckDB's own S3 support is an extension it would download."""
+    global _database
     protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    for protocol in protocols:
-        _filesystems[protocol] = fs
+    with _lock:
+        if any(_filesystems.get(p) is not fs for p in protocols):
+            _database = None  # the next connection opens a database that knows it; open connections keep theirs
+        for protocol in protocols:
+            _filesystems[protocol] = fs
+
+
+def _open_database() -> duckdb.DuckDBPyConnection:
+    global _database
+    with _lock:
+        # A database opened before a fork is not the child's: its threads stayed in the parent.
+        if _database is None or _database[0] != os.getpid():
+            con = duckdb.connect(config={
+                "memory_limit": MEMORY_LIMIT,
+                "threads": THREADS,
+                "preserve_insertion_order": False,
+                "temp_directory": os.path.join(tempfile.gettempdir(), "catalog_sync_duckdb"),
+            })
+            for fs in {id(f): f for f in _filesystems.values()}.values():
+                con.register_filesystem(fs)
+            _database = (os.getpid(), con)
+        return _database[1]
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={
-        "memory_limit": MEMORY_LIMIT,
-        "threads": THREADS,
-        "preserve_insertion_order": False,
-        "temp_directory": os.path.join(tempfile.gettempdir(), "catalog_sync_duckdb"),
-    })
-    for fs in {id(f): f for f in _filesystems.values()}.values():
-        con.register_filesystem(fs)
-    return con
+    """A connection of its own to the process's database; close it when done."""
+    return _open_database().cursor()
 
 
 def fetch_all(sql: str, params: list | None = None) -> list[tuple]:
-    """Run one query on a short-lived connection and return its rows."""
+    """Run one query on a connection of its own and return its rows."""
     con = connect()
     try:
         return con.execute(sql, params or []).fetchall()
