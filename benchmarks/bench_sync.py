@@ -4,12 +4,15 @@
     make bench                                   # 100,000 products x 2 store views, file target
     make bench ARGS="--products 5000"            # a quick run
     make bench ARGS="--profile large"            # Magento's performance-toolkit profile: 300,000 x 5, receiver target
+    make bench ARGS="--source mariadb"           # the catalog in MariaDB (root@127.0.0.1:3306), not SQLite
     .venv/bin/python benchmarks/bench_sync.py --help
 
 Steps (see benchmarks/README.md for what each number means):
 
  1. Generate the demo catalog into SQLite once; it is cached in benchmarks/.cache/, keyed by the
-    parameters and a hash of the generator's code. Every run works on a copy of it.
+    parameters and a hash of the generator's code. Every run works on a copy of it. With --source mariadb:
+    once per key into a MariaDB database bench_<key> (complete once its bench_meta row is written), which
+    every run changes in place: its renames carry a tag of the run, so each run renames as many products again.
  2. Full sync (first sync, empty snapshot) in its own process: a driver that runs `pipeline.run_sync`
     (what the CLI runs) with the step functions it calls (plan/extract/diff/export/commit/report)
     wrapped in timers. The process reports its own peak RSS (getrusage RUSAGE_SELF) at exit.
@@ -18,6 +21,7 @@ Steps (see benchmarks/README.md for what each number means):
  4. A full reconcile (`sync --full`) with nothing changed, in its own process, like step 2.
  5. Changes through SQL (product names, store 0: a share of the products, or exact counts with --changes),
     so Magento's changelog triggers record them; after each, an incremental sync in its own process.
+    (MariaDB: the server's CPU during each run is reported apart from the noise when it runs on this machine.)
  6. Diff vs a bare DuckDB join of the same Parquet inputs, best of N each, in a process of its own
     right after the run whose inputs it diffs: the full reconcile's and each incremental's.
  7. Results: benchmarks/results/bench_sync-<YYYYmmdd-HHMMSS>.json and benchmarks/results/latest.md.
@@ -41,6 +45,7 @@ import os
 import platform
 import re
 import resource
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -48,6 +53,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -69,6 +75,9 @@ NAME_ATTRIBUTE_ID = 73  # catalog_product name (eav_attribute), a varchar attrib
 PROFILES = {"medium": (24_000, 3), "large": (300_000, 5), "extra_large": (600_000, 5)}
 PROFILE_CHANGES = (3000, 300)  # products renamed before each incremental sync, the same at every profile
 RECEIVER_TOKEN = "bench"
+# --source mariadb: the server (no database in the URL) holding one bench_<key> database per catalog key.
+DEFAULT_MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306"
+MARIADB_META = "bench_meta"  # the generated database's completion mark: one row with its key and generation facts
 STAGES = ("plan", "extract", "diff", "export_catalog", "export", "commit", "report")
 
 # The CLI exactly as `python -m catalog_sync` runs it, plus its own peak RSS written at exit.
@@ -450,17 +459,32 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# --source mariadb with the server on this machine: its process id, so that its CPU time during each measured
+# process is reported on its own (the sync's queries run there) rather than as noise. Set by main.
+SOURCE_SERVER_PID: int | None = None
+
+
+def _source_server_cpu_s() -> float | None:
+    try:
+        return _proc_cpu_s(SOURCE_SERVER_PID) if SOURCE_SERVER_PID else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Noise:
     """How much CPU other processes used while a measured process ran: the machine's busy time minus the child's
-    (and minus the receiver's, a measured process too, when `peer_cpu_s` reads its CPU time)."""
+    (and minus the receiver's, a measured process too, when `peer_cpu_s` reads its CPU time, and the local MariaDB
+    source server's, SOURCE_SERVER_PID: the queries it answers, the sync's and any other client's)."""
 
     def __init__(self, peer_cpu_s=None):
         self.peer_cpu_s = peer_cpu_s
         self.peer_delta_s = None
+        self.server_delta_s = None
 
     def __enter__(self) -> "Noise":
         self.busy, self.child = _system_busy_s(), _children_cpu_s()
         self.peer = self.peer_cpu_s() if self.peer_cpu_s else None
+        self.server = _source_server_cpu_s()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -468,7 +492,10 @@ class Noise:
         self.child_cpu_s = _children_cpu_s() - self.child
         if self.peer_cpu_s:
             self.peer_delta_s = self.peer_cpu_s() - self.peer
-        measured = self.child_cpu_s + (self.peer_delta_s or 0.0)
+        server = _source_server_cpu_s()
+        if server is not None and self.server is not None:
+            self.server_delta_s = server - self.server
+        measured = self.child_cpu_s + (self.peer_delta_s or 0.0) + (self.server_delta_s or 0.0)
         self.other_cpu_s = None if busy is None or self.busy is None else max(0.0, busy - self.busy - measured)
 
 
@@ -555,6 +582,8 @@ def _run_worker(kind: str, config: dict, tmp: Path, label: str, receiver: Receiv
         detail = f" in {failed_stage}: {result['error']}" if result.get("error") else f" (exit {proc.returncode})"
         raise BenchFailed(f"the {label} run failed{detail}\nits log: {err_path}")
     result.update(process_wall_s=wall, process_cpu_s=noise.child_cpu_s, other_processes_cpu_s=noise.other_cpu_s)
+    if noise.server_delta_s is not None:
+        result["source_server_cpu_s"] = noise.server_delta_s
     if receiver:
         result.update(receiver_cpu_s=noise.peer_delta_s, receiver_requests=receiver.requests() - requests_before)
     return result
@@ -640,12 +669,146 @@ def copy_catalog(cached: Path, dest: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def apply_change(db: Path, share: float | None, edition: str = "open_source", count: int | None = None,
-                 offset: int = 0) -> dict:
-    """Rename products (store 0) through SQL, so the SQLite triggers fill the changelogs: every Nth (`share`), or
+class MariaDB:
+    """The MariaDB server of `--source mariadb` (a `mysql+pymysql://user[:password]@host[:port]` URL, no database),
+    reached from the orchestrator with PyMySQL (the engine's driver, imported only here)."""
+
+    def __init__(self, url: str):
+        parts = urllib.parse.urlsplit(url)
+        if not parts.scheme.startswith(("mysql", "mariadb")) or parts.path.strip("/"):
+            raise SystemExit(f"bench: --mariadb-url {url!r}: expected mysql+pymysql://user[:password]@host[:port], no database")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname or "127.0.0.1", parts.port or 3306
+        self.user = urllib.parse.unquote(parts.username or "root")
+        self.password = urllib.parse.unquote(parts.password or "")
+        self.display = f"{self.host}:{self.port}"
+
+    def url(self, database: str) -> str:
+        """The SQLAlchemy URL of one database, as the tests build it (utf8mb4)."""
+        auth = urllib.parse.quote(self.user, safe="") + (":" + urllib.parse.quote(self.password, safe="") if self.password else "")
+        return f"{self.scheme}://{auth}@{self.host}:{self.port}/{database}?charset=utf8mb4"
+
+    def connect(self, database: str | None = None):
+        import pymysql
+
+        try:
+            return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                                   database=database, charset="utf8mb4")
+        except pymysql.err.OperationalError as exc:
+            raise SystemExit(f"bench: MariaDB at {self.display}: {exc}") from None
+
+    def server_pid(self) -> int | None:
+        """The server's process id when it runs on this machine and /proc shows it (for its CPU time), else None."""
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            return None
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and (proc / "comm").read_text().strip() in ("mariadbd", "mysqld"):
+                    _proc_cpu_s(int(proc.name))
+                    return int(proc.name)
+            except (OSError, ValueError, IndexError):
+                continue
+        return None
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """user + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _mariadb_name(prefix: str) -> str:
+    """The database of a catalog key prefix: catalog-p2000-ownsites-v5-seed42 -> bench_p2000_ownsites_v5_seed42
+    (the generator's hash is appended: bench_..._<12 hex>)."""
+    return "bench_" + re.sub(r"[^0-9A-Za-z_]", "_", prefix.removeprefix("catalog-"))
+
+
+def ensure_mariadb_catalog(server: MariaDB, products: int, store_views: int, seed: int, tmp: Path,
+                           edition: str = "open_source", own_websites: bool = False) -> tuple[str, dict]:
+    """The database holding the demo catalog for these parameters (the SQLite cache's key): generated (and
+    timed) once, into `bench_<key>`. A database without its completion mark (the bench_meta row of this key,
+    written last) is half-generated and is generated anew. It is not copied per run: the runs' renames carry a
+    tag of their own (see apply_change), so every run changes the same number of products again."""
+    prefix = _catalog_key_prefix(products, store_views, seed, edition, own_websites)
+    key = f"{prefix}-{_code_hash()}"
+    base = _mariadb_name(prefix)
+    name = f"{base}_{key.rsplit('-', 1)[1]}"
+    con = server.connect()
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                        (name, MARIADB_META))
+            if cur.fetchone()[0]:
+                cur.execute(f"SELECT meta FROM `{name}`.`{MARIADB_META}` WHERE `key` = %s", (key,))
+                row = cur.fetchone()
+                if row:
+                    meta = json.loads(row[0])
+                    print(f"[bench] demo catalog: MariaDB database {name} on {server.display} (generated in "
+                          f"{meta['seconds']:.1f}s on {meta['generated_at']})")
+                    return server.url(name), {**meta, "cached": True}
+            print(f"[bench] demo catalog: generating {products:,} products x {store_views} store views (seed {seed}"
+                  f"{', each view on its own website' if own_websites else ''}) into MariaDB database {name} ...", flush=True)
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")  # half-generated, if there
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    finally:
+        con.close()
+    result = _run_worker("generate", {"db_url": server.url(name), "products": products, "store_views": store_views,
+                                      "seed": seed, "edition": edition, "own_websites": own_websites}, tmp, "generate")
+    con = server.connect(name)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES "
+                        "WHERE TABLE_SCHEMA = %s", (name,))
+            meta = {
+                "seconds": result["seconds"],
+                "process_wall_s": result["process_wall_s"],
+                "ru_maxrss_kb": result["ru_maxrss_kb"],
+                "summary": result["summary"],
+                "db_bytes": int(cur.fetchone()[0]),
+                "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "key": key,
+                "database": name,
+                "own_websites": own_websites,
+            }
+            cur.execute(f"CREATE TABLE `{MARIADB_META}` (`key` VARCHAR(255) PRIMARY KEY, meta LONGTEXT NOT NULL)")
+            cur.execute(f"INSERT INTO `{MARIADB_META}` (`key`, meta) VALUES (%s, %s)", (key, json.dumps(meta)))
+        con.commit()
+        with con.cursor() as cur:  # older generator code (the same layout only)
+            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
+                        (base.replace("_", "\\_") + "\\_%",))
+            stale_name = re.compile(re.escape(base) + r"_[0-9a-f]{12}")
+            for (stale,) in cur.fetchall():
+                if stale_name.fullmatch(stale) and stale != name:
+                    print(f"[bench] dropping MariaDB database {stale} (an older generator's)", flush=True)
+                    cur.execute(f"DROP DATABASE `{stale}`")
+    finally:
+        con.close()
+    print(f"[bench] demo catalog: generated in {meta['seconds']:.1f}s, {meta['db_bytes'] / 2**20:.0f} MiB (data + indexes)")
+    return server.url(name), {**meta, "cached": False}
+
+
+def _mariadb_version(server: MariaDB) -> str:
+    con = server.connect()
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            return cur.fetchone()[0]
+    finally:
+        con.close()
+
+
+def apply_change(db, share: float | None, edition: str = "open_source", count: int | None = None,
+                 offset: int = 0, tag: str | None = None) -> dict:
+    """Rename products (store 0) through SQL, so the triggers fill the changelogs: every Nth (`share`), or
     exactly `count` of them, spread over the catalog (every (products // count)th, from `offset`, so that the
     changes of a run differ). On Adobe Commerce's layout the value rows are keyed by row_id, which the generated
-    shop has equal to entity_id."""
+    shop has equal to entity_id.
+
+    `db`: a SQLite file (a fresh copy each run: " (bench edit)" is appended), or a MariaDB database ((MariaDB,
+    name)), which every run changes in place: there the name becomes the original one plus " (bench <tag>)", an
+    earlier run's tag replaced, so each run (a tag of its own) renames exactly as many products again and the
+    names do not grow."""
+    if isinstance(db, tuple):
+        return _apply_change_mariadb(*db, share, edition, count, offset, tag or secrets.token_hex(4))
     key = "row_id" if edition == "commerce" else "entity_id"
     con = sqlite3.connect(db)
     try:
@@ -674,6 +837,11 @@ def apply_change(db: Path, share: float | None, edition: str = "open_source", co
         after = {cl: con.execute(f'SELECT count(*) FROM "{cl}"').fetchone()[0] for cl in changelogs}
     finally:
         con.close()
+    return _change_facts(products, step, rest, count, changed, before, after, seconds)
+
+
+def _change_facts(products: int, step: int, rest: int, count: int | None, changed: int, before: dict, after: dict,
+                  seconds: float, **extra) -> dict:
     if count is not None and changed != count:
         raise BenchFailed(f"the change renamed {changed:,} products, not {count:,}")
     what = (f"every product with entity_id % {step} = 0" if count is None else
@@ -684,9 +852,63 @@ def apply_change(db: Path, share: float | None, edition: str = "open_source", co
         "requested_count": count,
         "products_changed": changed,
         "share_of_products": changed / products if products else 0,
-        "changelog_rows_added": {cl: after[cl] - before[cl] for cl in changelogs if after[cl] != before[cl]},
+        "changelog_rows_added": {cl: after[cl] - before[cl] for cl in before if after[cl] != before[cl]},
         "seconds": seconds,
+        **extra,
     }
+
+
+def _apply_change_mariadb(server: MariaDB, database: str, share: float | None, edition: str, count: int | None,
+                          offset: int, tag: str) -> dict:
+    """apply_change on MariaDB, in place (see there). PyMySQL's rowcount is the rows changed (no FOUND_ROWS flag):
+    the rows whose value the triggers see change."""
+    key = "row_id" if edition == "commerce" else "entity_id"
+    suffix = f" (bench {tag})"
+    # The name before any bench tag, plus this run's: earlier runs' tags never pile up (varchar(255), strict mode).
+    new_value = "CONCAT(SUBSTRING_INDEX(value, ' (bench ', 1), %s)"
+    con = server.connect(database)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*) FROM catalog_product_entity")
+            products = cur.fetchone()[0]
+            step = max(1, round(1 / share)) if count is None else max(1, products // count)
+            rest = offset % step
+            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                        "AND TABLE_NAME LIKE '%\\_cl' ORDER BY TABLE_NAME")  # no arguments: no % formatting
+            changelogs = [r[0] for r in cur.fetchall()]
+
+            def counts() -> dict[str, int]:
+                out = {}
+                for cl in changelogs:
+                    cur.execute(f"SELECT count(*) FROM `{cl}`")
+                    out[cl] = cur.fetchone()[0]
+                return out
+
+            before = counts()
+            con.commit()  # the counts' snapshot ends: the UPDATE runs in a transaction of its own
+            started = time.perf_counter()
+            if count is None:
+                changed = cur.execute(
+                    f"UPDATE catalog_product_entity_varchar SET value = {new_value} "
+                    f"WHERE attribute_id = %s AND store_id = 0 AND MOD({key}, %s) = 0",
+                    (suffix, NAME_ATTRIBUTE_ID, step))
+            else:  # MariaDB has no LIMIT in an IN subquery; it has in a derived table
+                changed = cur.execute(
+                    f"UPDATE catalog_product_entity_varchar SET value = {new_value} "
+                    f"WHERE attribute_id = %s AND store_id = 0 AND {key} IN (SELECT entity_id FROM ("
+                    "SELECT entity_id FROM catalog_product_entity WHERE MOD(entity_id, %s) = %s ORDER BY entity_id LIMIT %s"
+                    ") AS picked)",
+                    (suffix, NAME_ATTRIBUTE_ID, step, rest, count))
+            con.commit()
+            seconds = time.perf_counter() - started
+            after = counts()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        con.close()
+    return _change_facts(products, step, rest, count, changed, before, after, seconds, tag=tag,
+                         renamed_to=f"<name before any bench tag>{suffix}")
 
 
 LOGGED_STAGE = re.compile(r"catalog_sync\.pipeline: (extract|diff|export|report): .* in ([0-9.]+)s")
@@ -716,6 +938,7 @@ def run_cli_full(source_url: str, tmp: Path, chunk_size: int | None) -> dict:
         "process_wall_s": wall,
         "process_cpu_s": noise.child_cpu_s,
         "other_processes_cpu_s": noise.other_cpu_s,
+        "source_server_cpu_s": noise.server_delta_s,
         "in_process_s": rusage["in_process_s"],
         "summary": summary,
         "logged_stage_s": logged,
@@ -840,6 +1063,14 @@ def _describe_engine(e: dict) -> str:
     return f"the engine in `{e['path']}` (repository at git {e['repo_commit']})"
 
 
+def _describe_source(source: dict | None) -> str:
+    """The source of a run (results from before --source have none: theirs was SQLite)."""
+    if source and source.get("kind") == "mariadb":
+        return (f"**MariaDB source** ({source.get('server_version') or 'MariaDB'}, database `{source['database']}` on "
+                f"{source['server']}, changed in place by each run)")
+    return "**SQLite source**"
+
+
 def render_markdown(r: dict) -> str:
     p, m, g = r["parameters"], r["machine"], r["generation"]
     runs, cli, e = r["runs"], r.get("cli_full"), r["engine"]
@@ -862,7 +1093,7 @@ def render_markdown(r: dict) -> str:
         (f"Profile **{p['profile']}**: " if p.get("profile") else "")
         + f"**{p['products']:,} products x {p['store_views']} store views** "
         f"({g['summary']['feed_records']:,} feed records, {g['summary']['configurables']:,} configurables; {layout}), "
-        f"SQLite source, {target}, local state folder, chunk size {runs['full']['chunk_size']:,}"
+        f"{_describe_source(r.get('source'))}, {target}, local state folder, chunk size {runs['full']['chunk_size']:,}"
         f"{'' if p['chunk_size'] else ' (the engine default)'}.",
         "",
         "Settings from the environment: " + (", ".join(f"`{k}={v}`" for k, v in r["environment"].items()) or "none (engine defaults)") + ".",
@@ -904,6 +1135,8 @@ def render_markdown(r: dict) -> str:
         row("receiver CPU during the run", lambda x: _s(x.get("receiver_cpu_s")))
         row("receiver CPU per item sent", lambda x: _us(x.get("receiver_us_per_item_sent")))
         row("requests the receiver answered", lambda x: _int(x.get("receiver_requests")))
+    if any(x.get("source_server_cpu_s") is not None for x in runs.values()):
+        row("MariaDB server CPU during the run (every client's queries)", lambda x: _s(x.get("source_server_cpu_s")))
     row("CPU used by other processes meanwhile (noise)", lambda x: _s(x["other_processes_cpu_s"]))
     row("**peak RSS of the process**", lambda x: f"**{_mib(x['ru_maxrss_kb'])}**")
     row("peak RSS with its worker processes (sampled every 50 ms)", lambda x: _mib(x.get("tree_peak_rss_kb")))
@@ -977,7 +1210,9 @@ def render_markdown(r: dict) -> str:
         "",
         f"Demo catalog generation (not part of any sync): {_s(g['seconds'])}"
         f"{' (cached from ' + g['generated_at'] + ')' if g.get('cached') else ''}, "
-        f"SQLite file {g['db_bytes'] / 2**20:,.0f} MiB, peak RSS {_mib(g.get('ru_maxrss_kb'))}.",
+        + (f"MariaDB database `{g['database']}`, {g['db_bytes'] / 2**20:,.0f} MiB of data and indexes"
+           if (r.get("source") or {}).get("kind") == "mariadb" else f"SQLite file {g['db_bytes'] / 2**20:,.0f} MiB")
+        + f", peak RSS {_mib(g.get('ru_maxrss_kb'))}.",
         "",
     ]
     return "\n".join(out)
@@ -1013,6 +1248,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--own-websites", action="store_true",
                         help="each store view on a website and store group of its own, every product on every website "
                              "(the profiles' layout; default off without --profile)")
+    parser.add_argument("--source", choices=("sqlite", "mariadb"), default="sqlite",
+                        help="where the demo catalog lives: a SQLite file (default; cached in benchmarks/.cache, copied per "
+                             "run) or a MariaDB database bench_<key> on --mariadb-url (generated once, changed in place)")
+    parser.add_argument("--mariadb-url", default=DEFAULT_MARIADB_URL, metavar="URL",
+                        help=f"with --source mariadb: the server, no database (default {DEFAULT_MARIADB_URL})")
     parser.add_argument("--target", choices=("file", "receiver"), default=None,
                         help="where the syncs send: JSONL files (default without --profile) or the bundled reference "
                              "receiver in its own process, validation off (default with --profile)")
@@ -1055,7 +1295,7 @@ def _plan_of_run(args: argparse.Namespace) -> dict:
         raise SystemExit("bench: --products and --store-views must be >= 1, --change-share in (0, 1], --reps and --rpm >= 0")
     if changes and max(changes) > products:
         raise SystemExit(f"bench: --changes {','.join(map(str, changes))}: more products than the catalog's {products:,}")
-    return {"profile": args.profile, "products": products, "store_views": store_views,
+    return {"profile": args.profile, "source": args.source, "products": products, "store_views": store_views,
             "own_websites": bool(size) or args.own_websites, "target": args.target or ("receiver" if size else "file"),
             "rpm": args.rpm, "changes": list(changes) if changes else None,
             "change_share": None if changes else args.change_share}
@@ -1084,7 +1324,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plan = _plan_of_run(args)
     products, store_views = plan["products"], plan["store_views"]
-    global ENGINE_ROOT, GENERATOR_ROOT
+    global ENGINE_ROOT, GENERATOR_ROOT, SOURCE_SERVER_PID
     started_at = datetime.now(timezone.utc)
     tmp = Path(tempfile.mkdtemp(prefix="catalog-sync-bench-"))
     receiver: Receiver | None = None
@@ -1100,15 +1340,29 @@ def main(argv: list[str] | None = None) -> int:
         GENERATOR_ROOT = ENGINE_ROOT if args.catalog_generator == "engine" else DEFAULT_ENGINE_ROOT
         engine = engine_facts(args.rev, rev_commit)
         print(f"[bench] engine: {ENGINE_ROOT}" + (f" (git {rev_commit[:10]})" if rev_commit else ""), flush=True)
-        cached_db, generation = ensure_catalog(products, store_views, args.seed, tmp, args.edition, plan["own_websites"])
-        source = tmp / "source.sqlite"
-        copy_catalog(cached_db, source)  # the runs change the catalog; the cached copy stays pristine
+        if args.source == "mariadb":
+            server = MariaDB(args.mariadb_url)
+            source_url, generation = ensure_mariadb_catalog(server, products, store_views, args.seed, tmp, args.edition,
+                                                            plan["own_websites"])
+            source = (server, generation["database"])  # changed in place: each run's renames carry its own tag
+            SOURCE_SERVER_PID = server.server_pid()
+            source_facts = {"kind": "mariadb", "server": server.display, "database": generation["database"],
+                            "server_version": _mariadb_version(server), "server_pid": SOURCE_SERVER_PID}
+            print(f"[bench] source: MariaDB {source_facts['server_version']} database {generation['database']} on "
+                  f"{server.display}" + (f" (server pid {SOURCE_SERVER_PID}: its CPU is reported per run)"
+                                         if SOURCE_SERVER_PID else " (server CPU not measurable from here)"), flush=True)
+        else:
+            cached_db, generation = ensure_catalog(products, store_views, args.seed, tmp, args.edition, plan["own_websites"])
+            source = tmp / "source.sqlite"
+            copy_catalog(cached_db, source)  # the runs change the catalog; the cached copy stays pristine
+            source_url = f"sqlite:///{source}"
+            source_facts = {"kind": "sqlite", "catalog": str(cached_db.relative_to(REPO))}
         if plan["target"] == "receiver":
             receiver = Receiver(tmp)
             print(f"[bench] receiver: {receiver.url} (pid {receiver.proc.pid}, validation off, "
                   f"client-side limit {'lifted' if not args.rpm else f'{args.rpm} requests/minute'})", flush=True)
         load_at_start = os.getloadavg()
-        source_url = f"sqlite:///{source}"
+        tag = f"{started_at:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"  # this run's renames (MariaDB: see apply_change)
         state, target, kept = tmp / "state", tmp / "target", tmp / "kept"
         runs: dict[str, dict] = {}
         ratio: dict | None = None
@@ -1126,6 +1380,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {label}: {result['mode']}, {result['counts']['extract']['records']:,} records, "
                   f"{result['counts']['sent']:,} sent, total {result['total_s']:.2f}s ({stages}), "
                   f"CPU {result['process_cpu_s']:.2f}s" + (f", receiver CPU {result['receiver_cpu_s']:.2f}s" if receiver else "")
+                  + (f", MariaDB CPU {result['source_server_cpu_s']:.2f}s" if result.get("source_server_cpu_s") is not None else "")
                   + f", peak RSS {_mib(result['ru_maxrss_kb'])}", flush=True)
             runs[label] = result
             return result
@@ -1162,7 +1417,7 @@ def main(argv: list[str] | None = None) -> int:
         for offset, (label, count) in enumerate(steps):
             seen[label] = seen.get(label, 0) + 1
             label += f"_{seen[label]}" if seen[label] > 1 else ""
-            change = apply_change(source, plan["change_share"], args.edition, count=count, offset=offset)
+            change = apply_change(source, plan["change_share"], args.edition, count=count, offset=offset, tag=f"{tag}-{offset}")
             changes[label] = change
             print(f"[bench] changed {change['products_changed']:,} product names "
                   f"(changelog rows: {change['changelog_rows_added']})", flush=True)
@@ -1194,6 +1449,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": passed_env(),
             "machine": {**machine_facts(), "loadavg_1_5_15_at_start": load_at_start, "loadavg_1_5_15_at_end": os.getloadavg()},
             "engine": {**engine, "source_hash_at_end": engine_hash(), "changed_during_run": engine_changed},
+            "source": source_facts,
             "generation": generation,
             "runs": runs,
             "cli_full": cli,
