@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Engine
 
 from catalog_sync.magento import bundle_options, configurable_options, inventory, product_links, tier_prices
 from catalog_sync.magento import schema as m
-from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes
+from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, shared_values_query
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +200,9 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
         statements["bundle_options"] = bundle_options.options_query(f)
         statements["bundle_titles"] = bundle_options.titles_query(f)
         statements["bundle_selections"] = bundle_options.selections_query(f)
-    if url_keys is not None:
-        statements["url_key_rows"], statements["url_key_websites"] = clash_rows_query(url_keys.attribute_id, f)
+    peers = sorted(url_keys.peers_of(ids)) if url_keys is not None else []
+    if peers:
+        statements["url_key_rows"], statements["url_key_websites"] = clash_rows_query(url_keys.attribute_id, peers)
     if pool is None:
         tables = {name: queries.fetch(stmt) for name, stmt in statements.items()}
     else:
@@ -221,12 +222,17 @@ def read_chunk(queries: ArrowQueries, ids: Sequence[int], price_attribute_id: in
         tables[name] = _typed(tables[name], schema) if name in tables else schema.empty_table()
     if url_keys is not None:
         rows = [UrlKeyRow(int(r["entity_id"]), int(r["store_id"]), r["value"], r["sku"])
-                for r in tables.pop("url_key_rows").to_pylist()]
-        websites = [(r["product_id"], r["website_id"]) for r in tables.pop("url_key_websites").to_pylist()]
+                for r in tables.pop("url_key_rows").to_pylist()] if peers else []
+        websites = [(r["product_id"], r["website_id"]) for r in tables.pop("url_key_websites").to_pylist()] if peers else []
         found = clashes(rows, websites, url_keys.views, set(ids))
         tables["url_key_clashes"] = pa.table({"entity_id": [k[0] for k in found], "store_id": [k[1] for k in found],
                                               "reason": list(found.values())}, schema=CLASH_SCHEMA)
     return RawChunk(values=values, **tables)
+
+
+def with_shared_url_keys(queries: ArrowQueries, check: UrlKeyCheck | None) -> UrlKeyCheck | None:
+    """The check with the catalog's shared url_key values read (one scan), for read_chunk."""
+    return None if check is None else check.with_shared(queries.fetch(shared_values_query(check.attribute_id)))
 
 
 def _typed(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -18,13 +18,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalog_sync.magento import bundle_options, configurable_options, inventory, layout, product_links, tier_prices
 from catalog_sync.magento import schema as m
 from catalog_sync.magento.id_lists import slices
-from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, peers_query
+from catalog_sync.magento.url_keys import UrlKeyCheck, UrlKeyRow, clash_rows_query, clashes, shared_values_query
 
 log = logging.getLogger(__name__)
 
@@ -683,11 +684,16 @@ class MagentoCatalogReader:
 
     def url_key_peers(self, ids: set[int], url_keys: UrlKeyCheck) -> set[int]:
         """Products sharing a url_key value with any of `ids` (a clash quarantines both sides)."""
-        found: set[int] = set()
+        return self.with_shared_url_keys(url_keys).peers_of(ids) - ids
+
+    def with_shared_url_keys(self, url_keys: UrlKeyCheck) -> UrlKeyCheck:
+        """`url_keys` with the catalog's shared url_key values read (one scan), unless they were."""
+        if url_keys.shared is not None:
+            return url_keys
         with self.engine.connect() as conn:
-            for part in slices(sorted(ids)):
-                found.update(int(i) for i in conn.execute(peers_query(url_keys.attribute_id, lambda c: c.in_(part))).scalars())
-        return found - ids
+            rows = conn.execute(shared_values_query(url_keys.attribute_id)).fetchall()
+        return url_keys.with_shared(pa.table({"entity_id": pa.array([int(r[0]) for r in rows], pa.int64()),
+                                              "value": pa.array([r[1] for r in rows], pa.string())}))
 
     def ids_for_skus(self, skus: Sequence[str]) -> list[int]:
         e = m.catalog_product_entity.c
@@ -777,7 +783,8 @@ class MagentoCatalogReader:
                 chunk.bundle_titles = [tuple(r) for r in conn.execute(bundle_options.titles_query(id_filter))]
                 chunk.bundle_selections = [tuple(r) for r in conn.execute(bundle_options.selections_query(id_filter))]
             if url_keys is not None:
-                rows_stmt, websites_stmt = clash_rows_query(url_keys.attribute_id, id_filter)
+                peers = sorted(self.with_shared_url_keys(url_keys).peers_of(ids))
+                rows_stmt, websites_stmt = clash_rows_query(url_keys.attribute_id, peers)
                 rows = [UrlKeyRow(int(r.entity_id), int(r.store_id), r.value, r.sku) for r in conn.execute(rows_stmt)]
                 websites = [(int(r.product_id), int(r.website_id)) for r in conn.execute(websites_stmt)]
                 chunk.url_key_clashes = clashes(rows, websites, url_keys.views, set(ids))

@@ -3,17 +3,22 @@
 Magento refuses such a save in the admin, but imports and direct SQL let it through, and the
 target would then route one URL to two products. Both products' records in that store view are
 quarantined with the reason, so neither is sent until the clash is fixed; what the target holds
-stays. A chunk's clashes need the rest of the catalog: the query finds every product holding one
-of the chunk's url_key values (at any scope), and resolves each product's url_key per store view
-the way the feed does (a store view's row, even empty, wins over the default one).
+stays. A chunk's clashes need the rest of the catalog: only products that share a url_key value
+(at any scope) with another product can clash, so the run reads every product's values once
+(SharedUrlKeys: one scan; Magento has no index on `value`, and MariaDB ran the per-chunk
+"holders of these values" subquery for minutes at 300,000 products), then reads the url_key rows
+of a chunk's sharing products by id and resolves each product's url_key per store view the way
+the feed does (a store view's row, even empty, wins over the default one).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from catalog_sync.magento import schema as m
@@ -36,12 +41,42 @@ class View:
     code: str
 
 
+VALUES_SCHEMA = pa.schema([("entity_id", pa.int64()), ("value", pa.string())])
+
+
+@dataclass(frozen=True)
+class SharedUrlKeys:
+    """The url_key values two or more products hold (at any scope), and which products hold them."""
+
+    holders: dict[str, frozenset[int]]
+    values_of: dict[int, frozenset[str]]
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> "SharedUrlKeys":
+        """From (entity_id, value) rows (shared_values_query); the grouping runs in Arrow, so only the shared
+        values, usually few, become Python objects."""
+        table = table.select(["entity_id", "value"]).cast(VALUES_SCHEMA)  # an empty result carries no types
+        counts = table.group_by("value").aggregate([("entity_id", "count_distinct")])
+        shared = counts.filter(pc.greater(counts["entity_id_count_distinct"], 1))["value"]
+        holders: dict[str, set[int]] = defaultdict(set)
+        values_of: dict[int, set[str]] = defaultdict(set)
+        for row in table.filter(pc.is_in(table["value"], value_set=shared)).to_pylist():
+            holders[row["value"]].add(int(row["entity_id"]))
+            values_of[int(row["entity_id"])].add(row["value"])
+        return cls({v: frozenset(e) for v, e in holders.items()}, {e: frozenset(v) for e, v in values_of.items()})
+
+    def peers_of(self, ids: Iterable[int]) -> set[int]:
+        """The products sharing a url_key value with one of `ids`, those of `ids` included."""
+        return {peer for i in ids for value in self.values_of.get(i, ()) for peer in self.holders[value]}
+
+
 @dataclass(frozen=True)
 class UrlKeyCheck:
     """What a chunk's clash check needs from the run's catalog context."""
 
     attribute_id: int
     views: tuple[View, ...]
+    shared: SharedUrlKeys | None = None  # read once per run (with_shared); None: not read yet
 
     @classmethod
     def from_context(cls, ctx) -> "UrlKeyCheck | None":
@@ -50,28 +85,30 @@ class UrlKeyCheck:
             return None
         return cls(url_key.attribute_id, tuple(View(v.store_id, v.website_id, v.code) for v in ctx.store_views))
 
+    def with_shared(self, values: pa.Table) -> "UrlKeyCheck":
+        return replace(self, shared=SharedUrlKeys.from_table(values))
 
-def peers_query(url_key_id: int, in_chunk: Callable[[sa.ColumnElement], sa.ColumnElement[bool]]) -> sa.Select:
-    """The ids of every product holding, at some scope, a url_key value one of the chunk's products holds."""
-    table = m.PRODUCT_VALUE_TABLES["varchar"]
-    mine, peer = table.alias("mine"), table.alias("peer")
-    chunk_values = sa.select(mine.c.value).where(mine.c.attribute_id == url_key_id, in_chunk(mine.c.entity_id),
-                                                 mine.c.value != "")
-    return sa.select(peer.c.entity_id).where(peer.c.attribute_id == url_key_id, peer.c.value.in_(chunk_values))
+    def peers_of(self, ids: Iterable[int]) -> set[int]:
+        if self.shared is None:
+            raise RuntimeError("url_key check: the shared values were not read (with_shared)")
+        return self.shared.peers_of(ids)
 
 
-def clash_rows_query(url_key_id: int, in_chunk: Callable[[sa.ColumnElement], sa.ColumnElement[bool]]
-                     ) -> tuple[sa.Select, sa.Select]:
-    """(url_key rows of every product sharing a url_key value with the chunk, their websites).
-    `in_chunk(column)` says whether an entity_id column is one of the chunk's products."""
+def shared_values_query(url_key_id: int) -> sa.Select:
+    """Every product's non-empty url_key values, at any scope: one scan, whatever the catalog's size."""
+    t = m.PRODUCT_VALUE_TABLES["varchar"].c
+    return sa.select(t.entity_id, t.value).where(t.attribute_id == url_key_id, t.value != "")
+
+
+def clash_rows_query(url_key_id: int, peers: Sequence[int]) -> tuple[sa.Select, sa.Select]:
+    """(url_key rows, websites) of `peers`: the products sharing a url_key value with a chunk's (peers_of)."""
     v = m.PRODUCT_VALUE_TABLES["varchar"].alias("v")
-    peers = peers_query(url_key_id, in_chunk)
     e = m.catalog_product_entity.c
     rows = (sa.select(v.c.entity_id, v.c.store_id, v.c.value, e.sku)
             .join_from(v, m.catalog_product_entity, e.entity_id == v.c.entity_id)
-            .where(v.c.attribute_id == url_key_id, v.c.entity_id.in_(peers)))
+            .where(v.c.attribute_id == url_key_id, v.c.entity_id.in_(list(peers))))
     w = m.catalog_product_website.c
-    websites = sa.select(w.product_id, w.website_id).where(w.product_id.in_(peers))
+    websites = sa.select(w.product_id, w.website_id).where(w.product_id.in_(list(peers)))
     return rows, websites
 
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from catalog_sync import clock
 from catalog_sync.feed.feed_builder import FeedBuilder
 from catalog_sync.feed.feed_record import EXTRACT_SCHEMA
-from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk
+from catalog_sync.magento.arrow_reader import ArrowQueries, read_chunk, with_shared_url_keys
 from catalog_sync.magento.not_carried import NotCarried
 from catalog_sync.magento.url_keys import UrlKeyCheck
 from catalog_sync.settings import SyncSettings
@@ -43,18 +43,18 @@ def extract(settings: SyncSettings, run: RunPlan, bucket: int = 0) -> dict[str, 
             raise RuntimeError("the Magento database has no active store view (table `store`, store_id > 0, is_active = 1)")
         builder = FeedBuilder(ctx, run.at)
         try:
-            id_chunks, scope_ids = run_scope.id_chunks(ws, run, reader, ctx, settings.chunk_size, bucket)
+            queries = ArrowQueries(ws.source)
+            url_keys = with_shared_url_keys(queries, UrlKeyCheck.from_context(ctx))
+            id_chunks, scope_ids = run_scope.id_chunks(ws, run, reader, ctx, settings.chunk_size, bucket, url_keys)
             if scope_ids is not None:
                 pq.write_table(pa.table({"product_id": pa.array(sorted(scope_ids), pa.int64())}),
                                staging.path(staging.scope(bucket)), filesystem=staging.fs)
-            queries = ArrowQueries(ws.source)
             price = ctx.attributes_by_code.get("price")
             records = products = 0
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-read") as pool, \
                     ThreadPoolExecutor(max_workers=READ_CONCURRENCY, thread_name_prefix="catalog-query") as query_pool, \
                     pq.ParquetWriter(staging.path(staging.extract(bucket)), EXTRACT_SCHEMA, compression="zstd",
                                      compression_level=1, use_dictionary=_DICTIONARY_COLUMNS, filesystem=staging.fs) as writer:
-                url_keys = UrlKeyCheck.from_context(ctx)
                 reads = (
                     pool.submit(read_chunk, queries, ids, price.attribute_id if price else None, ctx.stock_layout,
                                 builder.attribute_ids, query_pool, url_keys)

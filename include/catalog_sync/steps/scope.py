@@ -31,9 +31,10 @@ log = logging.getLogger("catalog_sync.steps")
 
 
 def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: CatalogContext, size: int,
-              bucket: int = 0) -> tuple[Iterator[list[int]], set[int] | None]:
+              bucket: int = 0, url_keys: UrlKeyCheck | None = None) -> tuple[Iterator[list[int]], set[int] | None]:
     """The product ids to extract, in chunks: all of them (full), or those in an incremental run's
-    scope; with buckets, only those whose sku falls in `bucket`. Also returns the scope (None: full)."""
+    scope; with buckets, only those whose sku falls in `bucket`. Also returns the scope (None: full).
+    `url_keys`: the run's check with its shared values read, if the caller has it."""
     n = run.buckets
     if run.mode == FULL:
         keep = (lambda sku: bucket_of(sku, n) == bucket) if n > 1 else None
@@ -62,7 +63,7 @@ def id_chunks(ws: Workspace, run: RunPlan, reader: MagentoCatalogReader, ctx: Ca
         rechecks = snapshot.due_for_recheck(today)
         dropped_views = snapshot.product_ids("store_view_code NOT IN (SELECT unnest(?))", [sorted(today)])
         scope = changed | linked | gone | retries | rechecks | dropped_views
-        url_keys = UrlKeyCheck.from_context(ctx)
+        url_keys = url_keys or UrlKeyCheck.from_context(ctx)
         # A product that takes another's url_key quarantines both: the other is judged again too.
         peers = reader.url_key_peers(scope, url_keys) if url_keys and scope else set()
         scope |= peers
