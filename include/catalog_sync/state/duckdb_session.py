@@ -61,7 +61,9 @@ def _open_database() -> duckdb.DuckDBPyConnection:
 
 def connect() -> duckdb.DuckDBPyConnection:
     """A connection of its own to the process's database; close it when done."""
-    return _open_database().cursor()
+    con = _open_database().cursor()
+    con.execute("SET enable_progress_bar = false")  # a connection setting; it would print into logs and the API server
+    return con
 
 
 def fetch_all(sql: str, params: list | None = None) -> list[tuple]:
