@@ -8,6 +8,7 @@
 #   make bench-extract the extraction benchmark on MariaDB (benchmarks/bench_extract.py)
 #   make bench-export  the export benchmark against the reference receiver (benchmarks/bench_export.py)
 #   make bench-ui      the plugin page's queries on 1,000,000 synced items (benchmarks/bench_ui_queries.py)
+#   make bench-table-format  our snapshot layout against Delta Lake (benchmarks/bench_table_format.py)
 #   make venv          create/refresh .venv only
 #   make constraints   re-resolve constraints.txt in a fresh, throw-away venv
 #   make clean         remove .demo/, caches and the .venv stamp (forces a re-install)
@@ -17,7 +18,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test bench bench-extract bench-export bench-ui venv constraints clean distclean
+.PHONY: run test bench bench-extract bench-export bench-ui bench-table-format venv constraints clean distclean
 
 run:
 	scripts/run_demo.sh $(ARGS)
@@ -38,6 +39,11 @@ bench-export: venv
 
 bench-ui: venv
 	.venv/bin/python benchmarks/bench_ui_queries.py $(ARGS)
+
+# Installs deltalake (benchmarks/requirements.txt) into .venv: the sync never imports it.
+bench-table-format: venv
+	.venv/bin/pip install -q -r benchmarks/requirements.txt
+	.venv/bin/python benchmarks/bench_table_format.py $(ARGS)
 
 venv:
 	scripts/bootstrap_venv.sh
