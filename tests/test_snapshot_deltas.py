@@ -3,13 +3,14 @@ compacts mid-way and still ends exactly where the shop is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog_sync.state import duckdb_session
-from catalog_sync.state.snapshot import DELTA_SCHEMA, SNAPSHOT_SCHEMA, feed_relation
+from catalog_sync.state.snapshot import DELTA_SCHEMA, SNAPSHOT_SCHEMA, DeltaFile, FeedFiles, feed_relation
 from catalog_sync.state.snapshot_reader import feed_items, find_exported
 from catalog_sync.targets.files.replay import replay
 from catalog_sync.targets.registry import config_from_env, open_target
@@ -46,6 +47,13 @@ def test_the_merged_view_is_each_key_s_newest_row_without_tombstones(tmp_path):
         f"SELECT key, part, part_row FROM {feed_relation(base, [first, second], positions=True)} ORDER BY key")
     assert located == [("b", 1, 0), ("c", 2, 0), ("d", 2, 2)]
     assert feed_relation(None, []) is None
+
+
+def test_a_feed_s_files_survive_the_json_a_run_plan_travels_in_between_tasks():
+    files = FeedFiles("snapshot/products/v00000001.parquet", "snapshot/products/v00000003.pending.parquet", 10, 1,
+                      123, 45, (DeltaFile("snapshot/products/v00000002.delta.parquet", 4, 67),
+                                DeltaFile("snapshot/products/v00000003.delta.parquet", 2, 89)), base_items=9)
+    assert FeedFiles.from_dict(json.loads(json.dumps(dataclasses.asdict(files)))) == files
 
 
 # ---- a sequence of runs ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -48,7 +49,7 @@ def plan(settings: SyncSettings, request: SyncRequest) -> RunPlan:
                 skus=list(request.skus),
                 staging=f"staging/{key}",
                 base_version=manifest.version,
-                base_feeds={name: files.__dict__ for name, files in manifest.feeds.items()},
+                base_feeds={name: dataclasses.asdict(files) for name, files in manifest.feeds.items()},  # JSON, as tasks pass it
                 since_marks=manifest.change_marks,
                 until_marks=until.to_dict(),
                 started_at=started.isoformat(timespec="seconds"),

@@ -82,7 +82,7 @@ class RunPlan:
         return run_clock.parse_instant(self.instant)
 
     def base(self, feed: str) -> FeedFiles:
-        return FeedFiles(**self.base_feeds[feed]) if feed in self.base_feeds else FeedFiles()
+        return FeedFiles.from_dict(self.base_feeds[feed]) if feed in self.base_feeds else FeedFiles()
 
     def batch_label(self, bucket: int) -> str:
         return f" [bucket {bucket + 1}/{self.buckets}]" if self.buckets > 1 else ""
