@@ -47,7 +47,7 @@ def remove(store: SnapshotStore, status: StatusStore) -> None:
 
 def _commit_leftovers(store: SnapshotStore, manifest: Manifest) -> list[Found]:
     location, fs = store.location, store.location.fs
-    named = {location.path(f) for files in manifest.feeds.values() for f in store.named_files(files)}
+    named = {location.path(f) for files in manifest.feeds.values() for f in files.named}
     found: list[Found] = []
     for folder in (MANIFESTS, "snapshot"):
         if fs.exists(location.path(folder)):

@@ -132,6 +132,11 @@ class FeedFiles:
     def delta_rows(self) -> int:
         return sum(d.rows for d in self.deltas)
 
+    @property
+    def named(self) -> list[str]:
+        """Every file this version of the feed names, relative to the state URL."""
+        return [f for f in (self.file, self.pending, *(d.file for d in self.deltas)) if f]
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FeedFiles":
         return cls(**{**data, "deltas": tuple(DeltaFile(**d) for d in data.get("deltas") or ())})
@@ -212,10 +217,6 @@ class SnapshotStore:
         file's; `positions` adds `part` (0: the base, i: the i-th delta) and `part_row`, the row in that file."""
         return feed_relation(self.file_url(files.file), [self.file_url(d.file) for d in files.deltas], positions)
 
-    def named_files(self, files: FeedFiles) -> list[str]:
-        """Every file a feed's version names, relative to the state URL."""
-        return [f for f in (files.file, files.pending, *(d.file for d in files.deltas)) if f]
-
     def swap_manifest(self, previous: Manifest, feeds: dict[str, FeedFiles], marks: ChangeMarks | None,
                       run_id: str, format: int = MANIFEST_FORMAT, fingerprints: dict | None = None) -> Manifest:
         """Make the new version current. Only call after every file it names is fully written."""
@@ -288,7 +289,7 @@ class SnapshotStore:
                 continue
             try:
                 data = self.location.read_json(f"{MANIFESTS}/{path.rsplit('/', 1)[-1]}")
-                named = [f for files in (data.get("feeds") or {}).values() for f in self.named_files(FeedFiles.from_dict(files))]
+                named = [f for files in (data.get("feeds") or {}).values() for f in FeedFiles.from_dict(files).named]
             except Exception:  # a damaged copy names nothing (recovery reports it)
                 continue
             kept.update(self.location.path(f) for f in named)
@@ -315,9 +316,9 @@ def feed_relation(base: str | None, deltas: list[str], positions: bool = False) 
         return (f"SELECT * EXCLUDE (file_row_number), {part} AS part, file_row_number AS part_row "
                 f"FROM read_parquet({q(url)}, file_row_number = true)")
 
-    keep = "" if positions else " EXCLUDE (part)"
     if not deltas:
-        return f"(SELECT *{keep} FROM ({scan(base, 0)}))"
+        return f"({scan(base, 0)})" if positions else f"(SELECT * FROM read_parquet({q(base)}))"
+    keep = "" if positions else " EXCLUDE (part)"
     changed = f"SELECT key FROM read_parquet([{', '.join(q(d) for d in deltas)}])"
     newest = " UNION ALL BY NAME ".join(scan(url, part) for part, url in enumerate(deltas, start=1))
     return (f"(SELECT *{keep} FROM ({scan(base, 0)}) ANTI JOIN ({changed}) USING (key) "
