@@ -27,6 +27,17 @@ PINS = {STATE_FORMAT_1: {"CATALOG_SYNC_TODAY": PINNED_NOW[:10]}, STATE_FORMAT_2:
         STATE_FORMAT_3: {"CATALOG_SYNC_NOW": PINNED_NOW}}
 
 
+def _rename_one_and_delete_another(env) -> tuple[str, str]:
+    """Between the releases, the shop moves on: two simple products, one renamed, one deleted."""
+    renamed, gone = env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
+                               "WHERE type_id = 'simple' ORDER BY entity_id LIMIT 2 OFFSET 10)").split(",")
+    env.execute("UPDATE catalog_product_entity_varchar SET value = 'Renamed between releases' WHERE attribute_id = 73 "
+                "AND store_id = 0 AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :s)",
+                params={"s": renamed})
+    env.execute("DELETE FROM catalog_product_entity WHERE sku = :s", params={"s": gone})
+    return renamed, gone
+
+
 @pytest.mark.parametrize(("commit", "old_format"), [(STATE_FORMAT_1, 1), (STATE_FORMAT_2, 2)], ids=["format-1", "format-2"])
 def test_the_first_run_upgrades_the_state_and_sends_only_what_it_must(commit, old_format, sync_env, tmp_path, capsys,
                                                                       monkeypatch):
@@ -37,13 +48,7 @@ def test_the_first_run_upgrades_the_state_and_sends_only_what_it_must(commit, ol
         first = old.sync(*args, env={"CATALOG_SYNC_TARGET_TOKEN": TOKEN, **PINS[commit]})
         assert first["mode"] == "full" and first["failed"] == 0
         assert json.loads((sync_env.state_dir / "manifest.json").read_text())["format"] == old_format
-        # Between the releases, the shop moves on: a rename and a deleted product.
-        renamed, gone = sync_env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
-                                        "WHERE type_id = 'simple' ORDER BY entity_id LIMIT 2 OFFSET 10)").split(",")
-        sync_env.execute("UPDATE catalog_product_entity_varchar SET value = 'Renamed between releases' WHERE attribute_id = 73 "
-                         "AND store_id = 0 AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :s)",
-                         params={"s": renamed})
-        sync_env.execute("DELETE FROM catalog_product_entity WHERE sku = :s", params={"s": gone})
+        renamed, gone = _rename_one_and_delete_another(sync_env)
         before = accepted(receiver.root)
         held = receiver_state(receiver.root)["products"]
         monkeypatch.setenv("CATALOG_SYNC_TARGET_TOKEN", TOKEN)
@@ -76,12 +81,7 @@ def test_a_format_3_state_is_kept_as_the_base_and_the_next_run_stays_incremental
     old.sync(*sync_env.cli_args()[1:], env=PINS[STATE_FORMAT_3])
     before = json.loads((sync_env.state_dir / "manifest.json").read_text())
     assert before["format"] == 3
-    renamed, gone = sync_env.scalar("SELECT group_concat(sku) FROM (SELECT sku FROM catalog_product_entity "
-                                    "WHERE type_id = 'simple' ORDER BY entity_id LIMIT 2 OFFSET 10)").split(",")
-    sync_env.execute("UPDATE catalog_product_entity_varchar SET value = 'Renamed between releases' WHERE attribute_id = 73 "
-                     "AND store_id = 0 AND entity_id = (SELECT entity_id FROM catalog_product_entity WHERE sku = :s)",
-                     params={"s": renamed})
-    sync_env.execute("DELETE FROM catalog_product_entity WHERE sku = :s", params={"s": gone})
+    renamed, gone = _rename_one_and_delete_another(sync_env)
 
     summary = sync_env.sync(capsys)
 
